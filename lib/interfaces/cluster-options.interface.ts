@@ -1,0 +1,68 @@
+import type { ClusterStrategy, ClusterStrategyClass } from '../strategies/strategy.interface.js';
+import type {
+  DnsStrategyOptions,
+  Ec2StrategyOptions,
+  GossipStrategyOptions,
+  StaticStrategyOptions,
+} from './strategy-options.interface.js';
+
+/** Names of the built-in strategies. */
+export type BuiltinStrategyName = 'gossip' | 'ec2' | 'static' | 'dns' | 'none';
+
+/** One configured strategy instance (libcluster's topology). */
+export type TopologyOptions =
+  | { strategy: 'gossip'; config?: GossipStrategyOptions }
+  | { strategy: 'ec2'; config: Ec2StrategyOptions }
+  | { strategy: 'static'; config: StaticStrategyOptions }
+  | { strategy: 'dns'; config: DnsStrategyOptions }
+  | { strategy: 'none'; config?: undefined }
+  | { strategy: ClusterStrategyClass<any>; config?: unknown }
+  | { strategy: ClusterStrategy; config?: undefined };
+
+/**
+ * Options of `ClusterModule.forRoot()`. Every field is optional; `clusterOptionsFromEnv()`
+ * builds them from the environment variables of the README.
+ */
+export interface ClusterModuleOptions {
+  /**
+   * Shared secret of the cluster (`NODE_COOKIE`). Links authenticate with it and gossip
+   * packets are keyed from it. @default unset: the node runs single-node and says so once
+   */
+  cookie?: string;
+  /** Full node name (`NODE_NAME`). @default `<appName>@<host>` */
+  nodeName?: string;
+  /** Node-name prefix (`APP_NAME`). @default 'app' */
+  appName?: string;
+  /** Host part of the default node name. @default `HOSTNAME`, else `os.hostname()` */
+  host?: string;
+  /** TCP port for links; 0 picks any free port (`CLUSTER_PORT`). @default 45893 */
+  port?: number;
+  /** Address the link listener binds (`CLUSTER_BIND_ADDRESS`). @default '0.0.0.0' */
+  bindAddress?: string;
+  /** Address peers dial (`CLUSTER_ADVERTISE_ADDRESS`). @default the node's host */
+  advertiseAddress?: string;
+  /** Heartbeat interval on every link, ms. @default 1000 */
+  heartbeatIntervalMs?: number;
+  /** Silence after which a peer is down, ms. @default 5000 */
+  failureTimeoutMs?: number;
+  /** Handshake deadline, ms. @default 5000 */
+  handshakeTimeoutMs?: number;
+  /** Inbound connections allowed to be in handshake at once. @default 64 */
+  maxPendingHandshakes?: number;
+  /** Largest frame accepted or sent, bytes. @default 16 MiB */
+  maxFrameBytes?: number;
+  /** Bytes queued on one link before sends to it fail. @default 8 MiB */
+  maxWriteBufferBytes?: number;
+  /** Debug logging of discovery (`LIBCLUSTER_DEBUG`). @default false */
+  debug?: boolean;
+  /**
+   * Discovery topologies by name (libcluster's `topologies`). Shorthand: `strategy` +
+   * `strategyConfig` for one topology named `default`.
+   * @default { default: { strategy: 'gossip' } }
+   */
+  topologies?: Record<string, TopologyOptions>;
+  /** Shorthand for a single topology. */
+  strategy?: TopologyOptions['strategy'];
+  /** Config of the shorthand `strategy`. */
+  strategyConfig?: unknown;
+}
