@@ -1,0 +1,636 @@
+// Side-by-side measurements of nestjs-cluster and its peers (Moleculer TCP transporter with
+// UDP discovery, node-discover, Redis pub/sub). Run inside the bench's private network
+// namespace: `npm run bench`, or `bash scripts/in-netns.sh node bench/run.mjs [flags]`.
+//
+//   --quick                 1 repetition, smaller sizes, 10 s idle window (about 6 minutes)
+//   --only a,b              scenarios: cold-start, late-join, failure, idle, messaging,
+//                           scale, scale-many
+//   --systems a,b           nestjs-cluster, moleculer, node-discover, redis
+//   --profiles a,b          defaults, matched
+//   --reps N                repetitions (default 3)
+//   --scale 50,100,200      node counts of the scale scenarios
+//   --idle-seconds S        idle measurement window (default 30)
+//   --out DIR               where results go (default bench/results)
+//
+// Every worker runs one node and reports observations as JSON lines with Date.now()
+// timestamps (see workers/common.mjs); this file only starts, signals and times them.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { Worker, killAll, sleep, cpuSeconds, rssBytes, loBytes } from './lib/procs.mjs';
+import { aggregate, machineInfo, packageVersions, markdown, median } from './lib/report.mjs';
+
+const ROOT = new URL('../', import.meta.url);
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    systems: { type: 'string' },
+    profiles: { type: 'string' },
+    reps: { type: 'string' },
+    scale: { type: 'string' },
+    'idle-seconds': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+
+const quick = flags.quick || process.env.BENCH_QUICK === '1';
+const list = (s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : null);
+const ALL_SCENARIOS = ['cold-start', 'late-join', 'failure', 'idle', 'messaging', 'scale', 'scale-many'];
+const opts = {
+  quick,
+  scenarios: list(flags.only ?? process.env.BENCH_ONLY) ?? ALL_SCENARIOS,
+  systems: list(flags.systems ?? process.env.BENCH_SYSTEMS),
+  profiles: list(flags.profiles ?? process.env.BENCH_PROFILES) ?? ['defaults', 'matched'],
+  reps: Number(flags.reps ?? process.env.BENCH_REPS ?? (quick ? 1 : 3)),
+  coldSizes: quick ? [5, 10] : [5, 10, 20],
+  idleSizes: quick ? [10] : [10, 20],
+  idleSeconds: Number(flags['idle-seconds'] ?? (quick ? 10 : 30)),
+  scaleSizes: (list(flags.scale ?? process.env.BENCH_SCALE) ?? (quick ? ['50'] : ['50', '100', '200'])).map(Number),
+  scaleIdleSeconds: quick ? 6 : 10,
+  msgCount: quick ? 30000 : 100000,
+  latencySeconds: quick ? 2 : 3,
+  latencyRate: 10000,
+  convergeTimeoutMs: 30000,
+  detectTimeoutMs: 15000,
+  stallMs: 2000,
+};
+
+// ---------------------------------------------------------------------------------------
+// Systems under test. `profiles`: the settings each one runs at; `same` maps a profile to
+// one already measured when the settings are identical (nestjs-cluster's defaults ARE
+// heartbeat 1 s / failure timeout 5 s).
+
+const ourBuild = new URL('dist/index.js', ROOT);
+const SYSTEMS = {
+  'nestjs-cluster': {
+    script: 'nestjs-cluster.mjs',
+    profiles: ['defaults'],
+    same: { matched: 'defaults' },
+    membership: true,
+    messaging: true,
+    failureTimeoutMs: { defaults: 5000 },
+  },
+  moleculer: {
+    script: 'moleculer.mjs',
+    profiles: ['defaults', 'matched'],
+    membership: true,
+    messaging: true,
+    failureTimeoutMs: { defaults: null, matched: 5000 },
+  },
+  'node-discover': {
+    script: 'node-discover.mjs',
+    profiles: ['defaults', 'matched'],
+    membership: true,
+    messaging: false,
+    failureTimeoutMs: { defaults: 2000, matched: 5000 },
+  },
+  redis: { script: 'redis.mjs', profiles: ['defaults'], membership: false, messaging: true },
+};
+
+const samples = [];
+const notes = [];
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const record = (scenario, system, profile, param, rep, metric, value) =>
+  samples.push({ scenario, system, profile, param, rep, metric, value });
+const note = (scenario, text) => {
+  if (!notes.some((n) => n.scenario === scenario && n.text === text)) notes.push({ scenario, text });
+};
+
+function systemsWith(feature) {
+  return Object.entries(SYSTEMS)
+    .filter(([name, s]) => s[feature] && (!opts.systems || opts.systems.includes(name)))
+    .filter(([name]) => name !== 'nestjs-cluster' || ourAvailable());
+}
+
+function profilesOf(sys) {
+  return sys.profiles.filter(
+    (p) => opts.profiles.includes(p) || Object.entries(sys.same ?? {}).some(([a, b]) => b === p && opts.profiles.includes(a)),
+  );
+}
+
+/** Label for a measured profile, including the profiles it stands for. */
+function profileLabel(sys, p) {
+  const alias = Object.entries(sys.same ?? {})
+    .filter(([, b]) => b === p)
+    .map(([a]) => a);
+  return alias.length ? [p, ...alias].join(' = ') : p;
+}
+
+let ourChecked = null;
+function ourAvailable() {
+  if (ourChecked === null) {
+    ourChecked = existsSync(ourBuild);
+    if (!ourChecked) note(null, 'nestjs-cluster: dist/index.js missing (build failed?) — not measured.');
+  }
+  return ourChecked;
+}
+
+// ---------------------------------------------------------------------------------------
+// Clusters
+
+let clusterSeq = 0;
+
+/** Starts `n` nodes of one system together; resolves once all are spawned. */
+function startCluster(sysName, profile, n, { first = 1 } = {}) {
+  const sys = SYSTEMS[sysName];
+  clusterSeq++;
+  const base = {
+    BENCH_PROFILE: profile,
+    BENCH_CLUSTER: `c${clusterSeq}p${process.pid}`,
+    BENCH_UDP_PORT: String(20000 + (clusterSeq % 20000)),
+  };
+  const cluster = { sysName, sys, profile, base, workers: [], t0: Date.now() };
+  cluster.add = (i) => {
+    const w = new Worker(sys.script, { ...base, BENCH_NAME: `n${i}@127.0.0.1` });
+    cluster.workers.push(w);
+    return w;
+  };
+  for (let i = first; i < first + n; i++) cluster.add(i);
+  return cluster;
+}
+
+async function stopCluster(c) {
+  await killAll(c.workers);
+}
+
+/** Time (max over `workers`) at which each saw at least `n` members; null on timeout. */
+async function converged(workers, n, timeoutMs, since = 0) {
+  const evs = await Promise.all(
+    workers.map((w) => w.waitFor((e) => e.ev === 'members' && e.n >= n, timeoutMs, { since })),
+  );
+  if (evs.some((e) => !e)) return null;
+  return Math.max(...evs.map((e) => e.t));
+}
+
+async function readyAll(workers, timeoutMs) {
+  const evs = await Promise.all(workers.map((w) => w.waitFor((e) => e.ev === 'ready', timeoutMs)));
+  if (evs.some((e) => !e)) {
+    const bad = workers.find((w, i) => !evs[i]);
+    log(`worker ${bad.name} not ready: ${bad.stderr.slice(0, 600)}`);
+    return null;
+  }
+  return Math.max(...evs.map((e) => e.t));
+}
+
+function minMembers(workers) {
+  return Math.min(
+    ...workers.map((w) => w.events.filter((e) => e.ev === 'members').reduce((m, e) => e.n, 1)),
+  );
+}
+
+/** Forms a cluster of `n`; returns it converged, or null (stopped) on timeout. */
+async function formed(sysName, profile, n, timeoutMs = opts.convergeTimeoutMs) {
+  const c = startCluster(sysName, profile, n);
+  const t = await converged(c.workers, n, timeoutMs);
+  if (t === null) {
+    log(`${sysName}/${profile}: ${n} nodes did not converge in ${timeoutMs} ms (min members ${minMembers(c.workers)})`);
+    await stopCluster(c);
+    return null;
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+async function coldStart() {
+  for (const n of opts.coldSizes) {
+    for (const [name, sys] of systemsWith('membership')) {
+      for (const p of profilesOf(sys)) {
+        const label = profileLabel(sys, p);
+        for (let rep = 0; rep < opts.reps; rep++) {
+          const c = startCluster(name, p, n);
+          const ready = await readyAll(c.workers, opts.convergeTimeoutMs);
+          const t = ready && (await converged(c.workers, n, opts.convergeTimeoutMs));
+          record('cold-start', name, label, n, rep, 'convergeFromSpawnMs', t ? t - c.t0 : null);
+          record('cold-start', name, label, n, rep, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
+          log(`cold-start ${name}/${p} N=${n} rep ${rep}: ${t ? `${t - c.t0} ms from spawn, ${t - ready} ms after last ready` : 'did not converge'}`);
+          await stopCluster(c);
+        }
+      }
+    }
+  }
+}
+
+async function lateJoin() {
+  const n = 10;
+  for (const [name, sys] of systemsWith('membership')) {
+    for (const p of profilesOf(sys)) {
+      const label = profileLabel(sys, p);
+      for (let rep = 0; rep < opts.reps; rep++) {
+        const c = await formed(name, p, n);
+        if (!c) {
+          record('late-join', name, label, n, rep, 'joinFromSpawnMs', null);
+          continue;
+        }
+        await sleep(500);
+        const tj = Date.now();
+        const w = c.add(n + 1);
+        const ready = await w.waitFor((e) => e.ev === 'ready', opts.convergeTimeoutMs);
+        const t = ready && (await converged(c.workers, n + 1, opts.convergeTimeoutMs, tj));
+        record('late-join', name, label, n, rep, 'joinFromSpawnMs', t ? t - tj : null);
+        record('late-join', name, label, n, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
+        log(`late-join ${name}/${p} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
+        await stopCluster(c);
+      }
+    }
+  }
+}
+
+/** Time until every survivor reported `victim` removed, or null; also how many did. */
+async function detection(c, victim, t0, timeoutMs) {
+  const survivors = c.workers.filter((w) => w !== victim);
+  const evs = await Promise.all(
+    survivors.map((w) => w.waitFor((e) => e.ev === 'removed' && e.node === victim.name, timeoutMs, { since: t0 })),
+  );
+  const seen = evs.filter(Boolean);
+  return {
+    allMs: seen.length === survivors.length ? Math.max(...seen.map((e) => e.t)) - t0 : null,
+    firstMs: seen.length ? Math.min(...seen.map((e) => e.t)) - t0 : null,
+    detected: seen.length,
+    survivors: survivors.length,
+    reasons: [...new Set(seen.map((e) => e.reason))],
+  };
+}
+
+async function failure() {
+  const n = 10;
+  const kinds = [
+    ['crash', 'SIGKILL'],
+    ['freeze', 'SIGSTOP'],
+    ['leave', 'SIGTERM'],
+    ['stall', null],
+  ];
+  for (const [name, sys] of systemsWith('membership')) {
+    for (const p of profilesOf(sys)) {
+      const label = profileLabel(sys, p);
+      const skip = new Set();
+      for (let rep = 0; rep < opts.reps; rep++) {
+        for (const [kind, sig] of kinds) {
+          if (skip.has(kind)) {
+            record('failure', name, label, kind, rep, 'allSurvivorsMs', null);
+            continue;
+          }
+          const c = await formed(name, p, n);
+          if (!c) continue;
+          await sleep(1000);
+          const victim = c.workers[n - 1];
+          if (kind === 'stall') {
+            const t0 = Date.now();
+            victim.send({ cmd: 'stall', ms: opts.stallMs });
+            await victim.waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000);
+            // Watch as long as the longest failure timeout plus slack after the stall.
+            await sleep(7000);
+            const falseDowns = c.workers.reduce(
+              (k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length,
+              0,
+            );
+            record('failure', name, label, kind, rep, 'falseDowns', falseDowns);
+            log(`stall ${name}/${p} rep ${rep}: ${falseDowns} false downs`);
+          } else {
+            const t0 = Date.now();
+            victim.signal(sig);
+            const d = await detection(c, victim, t0, opts.detectTimeoutMs);
+            record('failure', name, label, kind, rep, 'allSurvivorsMs', d.allMs);
+            record('failure', name, label, kind, rep, 'firstSurvivorMs', d.firstMs);
+            if (d.reasons.length) note('failure', `${name} (${label}) ${kind}: reported as ${d.reasons.join(', ')}`);
+            if (d.allMs === null) {
+              note('failure', `${name} (${label}) ${kind}: ${d.detected}/${d.survivors} survivors reported it within ${opts.detectTimeoutMs} ms`);
+              if (d.detected === 0) skip.add(kind);
+            }
+            log(`${kind} ${name}/${p} rep ${rep}: all ${d.allMs} ms, first ${d.firstMs} ms (${d.detected}/${d.survivors})`);
+          }
+          await stopCluster(c);
+        }
+      }
+    }
+  }
+}
+
+/** CPU, RSS and loopback bytes of `pids` over `windows` consecutive windows of `seconds`. */
+async function measureIdle(pids, nodes, seconds, windows) {
+  const out = [];
+  for (let i = 0; i < windows; i++) {
+    const cpu0 = pids.map(cpuSeconds);
+    const lo0 = loBytes();
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const dt = (performance.now() - t0) / 1000;
+    const cpu1 = pids.map(cpuSeconds);
+    const lo1 = loBytes();
+    const cpuTotal = cpu1.reduce((s, c, j) => s + (c - cpu0[j]), 0);
+    const rss = pids.map(rssBytes);
+    out.push({
+      cpuPctPerNode: (cpuTotal / dt / nodes) * 100,
+      rssMBPerNode: rss.reduce((s, r) => s + r, 0) / nodes / 2 ** 20,
+      bytesPerSecPerNode: (lo1.rxBytes - lo0.rxBytes) / dt / nodes,
+      packetsPerSecPerNode: (lo1.rxPackets - lo0.rxPackets) / dt / nodes,
+    });
+  }
+  return out;
+}
+
+async function baselineRss(script) {
+  const w = new Worker(script, { BENCH_NAME: 'baseline' });
+  await w.waitFor((e) => e.ev === 'ready', 20000);
+  await sleep(3000);
+  const rss = rssBytes(w.pid);
+  await w.kill();
+  return rss / 2 ** 20;
+}
+
+async function idle() {
+  const windows = 3;
+  const base = {};
+  for (let rep = 0; rep < Math.min(opts.reps, 3); rep++) {
+    base.node ??= [];
+    base.nest ??= [];
+    base.node.push(await baselineRss('bare-node.mjs'));
+    base.nest.push(await baselineRss('bare-nest.mjs'));
+  }
+  record('idle', 'bare node process', '—', 1, 0, 'rssMBPerNode', median(base.node));
+  record('idle', 'bare Nest app context', '—', 1, 0, 'rssMBPerNode', median(base.nest));
+  for (const n of opts.idleSizes) {
+    for (const [name, sys] of systemsWith('membership')) {
+      for (const p of profilesOf(sys)) {
+        const label = profileLabel(sys, p);
+        const c = await formed(name, p, n);
+        if (!c) continue;
+        await sleep(3000);
+        const res = await measureIdle(c.workers.map((w) => w.pid), n, opts.idleSeconds / windows, windows);
+        const removed = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0);
+        if (removed) note('idle', `${name} (${label}) N=${n}: ${removed} removals while idle`);
+        res.forEach((r, i) => {
+          for (const [m, v] of Object.entries(r)) record('idle', name, label, n, i, m, v);
+          const baseline = name === 'nestjs-cluster' ? median(base.nest) : median(base.node);
+          record('idle', name, label, n, i, 'rssOverBaselineMB', r.rssMBPerNode - baseline);
+        });
+        log(`idle ${name}/${p} N=${n}: ${JSON.stringify(res.map((r) => r.cpuPctPerNode.toFixed(3)))} % cpu/node`);
+        await stopCluster(c);
+      }
+    }
+  }
+  note('idle', `Windows of ${opts.idleSeconds / windows} s each, ${windows} consecutive windows per cluster (the repetitions of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`);
+  note('idle', 'rssOverBaselineMB: RSS per node minus a bare Nest application context (nestjs-cluster) or a bare node process (peers).');
+}
+
+async function startRedis() {
+  const port = 16379;
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const probe = new Worker('redis.mjs', { BENCH_NAME: 'probe', BENCH_REDIS_PORT: String(port) });
+    const ok = await probe.waitFor((e) => e.ev === 'ready', 3000);
+    await probe.kill();
+    if (ok) return { proc, port };
+  }
+  proc.kill('SIGKILL');
+  return null;
+}
+
+async function messaging() {
+  let redis = null;
+  for (const [name, sys] of systemsWith('messaging')) {
+    if (name === 'redis') {
+      redis = await startRedis();
+      if (!redis) {
+        note('messaging', 'redis-server did not start — Redis not measured.');
+        continue;
+      }
+    }
+    const p = sys.profiles[0];
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const c = startCluster(name, p, 0);
+      if (redis) c.base.BENCH_REDIS_PORT = String(redis.port);
+      const a = c.add(1);
+      const b = c.add(2);
+      const ok = (await readyAll(c.workers, 30000)) && (!sys.membership || (await converged(c.workers, 2, 30000)));
+      if (!ok) {
+        log(`messaging ${name}: pair did not form`);
+        await stopCluster(c);
+        continue;
+      }
+      await sleep(500);
+      // Throughput: as fast as the sender can push.
+      const t1 = Date.now();
+      b.send({ cmd: 'sink', count: opts.msgCount, idleMs: 3000 });
+      await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t1 });
+      a.send({ cmd: 'send', count: opts.msgCount, size: 100, rate: 0, to: b.name });
+      const sent = await a.waitFor((e) => e.ev === 'send-done', 90000, { since: t1 });
+      const got = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t1 });
+      const tput = sent && got && got.got > 0 ? got.got / ((got.lastT - sent.startT) / 1000) : null;
+      record('messaging', name, 'defaults', '100 B', rep, 'throughputMsgPerSec', tput);
+      record('messaging', name, 'defaults', '100 B', rep, 'deliveredPct', got ? (got.got / opts.msgCount) * 100 : null);
+      // Latency at a fixed rate.
+      await sleep(500);
+      const t2 = Date.now();
+      const count = opts.latencyRate * opts.latencySeconds;
+      b.send({ cmd: 'sink', count, idleMs: 3000 });
+      await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t2 });
+      a.send({ cmd: 'send', count, size: 100, rate: opts.latencyRate, to: b.name });
+      const lat = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t2 });
+      record('messaging', name, 'defaults', '100 B', rep, 'p50LatencyUs', lat?.p50us ?? null);
+      record('messaging', name, 'defaults', '100 B', rep, 'p99LatencyUs', lat?.p99us ?? null);
+      log(`messaging ${name} rep ${rep}: ${tput?.toFixed(0)} msg/s (${got?.got}/${opts.msgCount}), p50 ${lat?.p50us} us, p99 ${lat?.p99us} us`);
+      await stopCluster(c);
+    }
+  }
+  if (redis) redis.proc.kill('SIGKILL');
+  note('messaging', `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive.`);
+  note('messaging', 'Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node\'s event group over the TCP transporter. nestjs-cluster: ClusterService.publish/subscribe over links.');
+}
+
+async function scale() {
+  for (const n of opts.scaleSizes) {
+    for (const [name, sys] of systemsWith('membership')) {
+      const p = sys.profiles.includes('matched') && opts.profiles.includes('matched') ? 'matched' : sys.profiles[0];
+      const label = profileLabel(sys, p);
+      const timeout = Math.max(60000, n * 600);
+      const c = startCluster(name, p, n);
+      const ready = await readyAll(c.workers, timeout);
+      const t = ready && (await converged(c.workers, n, timeout));
+      record('scale', name, label, n, 0, 'convergeFromSpawnMs', t ? t - c.t0 : null);
+      record('scale', name, label, n, 0, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
+      record('scale', name, label, n, 0, 'spawnToAllReadyMs', ready ? ready - c.t0 : null);
+      if (!t) {
+        const mm = minMembers(c.workers);
+        note('scale', `${name} (${label}) N=${n}: not converged within ${timeout} ms; smallest membership seen ${mm}/${n}`);
+        record('scale', name, label, n, 0, 'minMembersSeen', mm);
+      }
+      log(`scale ${name}/${p} N=${n}: ${t ? `${t - c.t0} ms` : 'no convergence'}`);
+      if (t || ready) {
+        await sleep(2000);
+        const [r] = await measureIdle(c.workers.map((w) => w.pid), n, opts.scaleIdleSeconds, 1);
+        for (const [m, v] of Object.entries(r)) record('scale', name, label, n, 0, m, v);
+      }
+      await stopCluster(c);
+      await sleep(1000);
+    }
+  }
+  note('scale', `One process per node, one repetition per size; idle measured over ${opts.scaleIdleSeconds} s once converged. This machine has ${machineInfo().cores} cores, so start-up of many Node.js processes is CPU-bound (see spawnToAllReadyMs).`);
+}
+
+async function scaleMany() {
+  if (!(opts.systems ?? ['nestjs-cluster']).includes('nestjs-cluster') || !ourAvailable()) return;
+  const strategy = process.env.BENCH_MANY_STRATEGY ?? 'gossip';
+  for (const k of opts.scaleSizes) {
+    const timeout = Math.max(60000, k * 600);
+    const t0 = Date.now();
+    const w = new Worker('nestjs-cluster-many.mjs', {
+      BENCH_NAME: 'many',
+      BENCH_K: String(k),
+      BENCH_CLUSTER: `many${k}p${process.pid}`,
+      BENCH_UDP_PORT: String(41000 + k),
+      BENCH_MANY_STRATEGY: strategy,
+      BENCH_MANY_TIMEOUT_MS: String(timeout),
+    });
+    const ready = await w.waitFor((e) => e.ev === 'ready' || e.ev === 'error', timeout);
+    const conv = ready?.ev === 'ready' ? await w.waitFor((e) => e.ev === 'many-converged' || e.ev === 'many-timeout', timeout) : null;
+    const label = `${strategy}, ${k} contexts in one process`;
+    const ok = conv?.ev === 'many-converged';
+    record('scale-many', 'nestjs-cluster', label, k, 0, 'convergeFromSpawnMs', ok ? conv.t - t0 : null);
+    record('scale-many', 'nestjs-cluster', label, k, 0, 'convergeFromLastReadyMs', ok ? Math.max(0, conv.t - ready.t) : null);
+    record('scale-many', 'nestjs-cluster', label, k, 0, 'spawnToAllReadyMs', ready?.ev === 'ready' ? ready.t - t0 : null);
+    if (!ok) {
+      const last = [...w.events].reverse().find((e) => e.ev === 'many-progress' || e.ev === 'many-timeout');
+      note('scale-many', `K=${k}: not converged within ${timeout} ms${last ? `; smallest membership seen ${last.minMembers}/${k}` : ''}${ready?.ev === 'error' ? `; error: ${ready.message.slice(0, 200)}` : ''}`);
+    }
+    log(`scale-many K=${k}: ${ok ? `${conv.t - t0} ms` : 'no convergence'}`);
+    if (ready?.ev === 'ready') {
+      await sleep(2000);
+      const [r] = await measureIdle([w.pid], k, opts.scaleIdleSeconds, 1);
+      for (const [m, v] of Object.entries(r)) record('scale-many', 'nestjs-cluster', label, k, 0, m, v);
+      const lag = await (w.send({ cmd: 'loop-lag' }), w.waitFor((e) => e.ev === 'loop-lag', 5000, { since: Date.now() - 1 }));
+      if (lag) record('scale-many', 'nestjs-cluster', label, k, 0, 'eventLoopP99Ms', lag.p99ms);
+      const downs = w.events.filter((e) => e.ev === 'many-removed').reduce((s, e) => s + e.count, 0);
+      record('scale-many', 'nestjs-cluster', label, k, 0, 'removalsAfterConverge', downs);
+    }
+    await w.kill();
+    await sleep(1000);
+  }
+  note('scale-many', `Each context binds its own 127.0.0.<i+1> (node name n<i>@127.0.0.<i+1>), strategy ${strategy}; every node links to every other (full mesh): K·(K−1)/2 links and K·(K−1) heartbeats per interval in one event loop.`);
+}
+
+// ---------------------------------------------------------------------------------------
+
+const METRIC_INFO = {
+  scenarios: {
+    'cold-start': '1. Cold start — N processes started together, until every one has seen all others',
+    'late-join': '2. Late join into a formed cluster of 10',
+    failure: '3–4. Crash (SIGKILL), freeze (SIGSTOP), graceful leave (SIGTERM) of one node of 10; event-loop stall of 2 s',
+    idle: '5. Idle cost',
+    messaging: '6. Messaging, node 1 → node 2',
+    scale: '7a. Scale — one process per node',
+    'scale-many': '7b. Scale — many nodes in one process',
+  },
+  metrics: {
+    convergeFromSpawnMs: { label: 'converged, from spawn', unit: ' ms' },
+    convergeFromLastReadyMs: { label: 'converged, after last node ready', unit: ' ms' },
+    spawnToAllReadyMs: { label: 'spawn → all ready', unit: ' ms' },
+    joinFromSpawnMs: { label: 'all see newcomer, from its spawn', unit: ' ms' },
+    joinFromReadyMs: { label: 'all see newcomer, after it is ready', unit: ' ms' },
+    allSurvivorsMs: { label: 'every survivor reported it', unit: ' ms' },
+    firstSurvivorMs: { label: 'first survivor reported it', unit: ' ms' },
+    falseDowns: { label: 'false downs (stall)', unit: '' },
+    cpuPctPerNode: { label: 'CPU % of a core / node', unit: ' %' },
+    rssMBPerNode: { label: 'RSS / node', unit: ' MiB' },
+    rssOverBaselineMB: { label: 'RSS over baseline', unit: ' MiB' },
+    bytesPerSecPerNode: { label: 'wire B/s / node', unit: '' },
+    packetsPerSecPerNode: { label: 'packets/s / node', unit: '' },
+    throughputMsgPerSec: { label: 'throughput msg/s', unit: '' },
+    deliveredPct: { label: 'delivered %', unit: ' %' },
+    p50LatencyUs: { label: 'p50 latency @10k/s', unit: ' µs' },
+    p99LatencyUs: { label: 'p99 latency @10k/s', unit: ' µs' },
+    minMembersSeen: { label: 'smallest membership seen', unit: '' },
+    eventLoopP99Ms: { label: 'event-loop delay p99', unit: ' ms' },
+    removalsAfterConverge: { label: 'removals after converge', unit: '' },
+  },
+};
+
+const SCENARIOS = {
+  'cold-start': coldStart,
+  'late-join': lateJoin,
+  failure,
+  idle,
+  messaging,
+  scale,
+  'scale-many': scaleMany,
+};
+
+function targets(groups) {
+  const get = (sc, sys, param, metric, profile) =>
+    groups.find(
+      (g) => g.scenario === sc && g.system === sys && String(g.param) === String(param) && g.metric === metric && (!profile || g.profile.split(' = ').includes(profile)),
+    );
+  const ours = 'nestjs-cluster';
+  const lines = [];
+  const c10 = get('cold-start', ours, 10, 'convergeFromLastReadyMs');
+  if (c10) {
+    lines.push(`convergence of 10 nodes < 300 ms (after last node ready): ${c10.median} ms — ${c10.median !== null && c10.median < 300 ? 'met' : 'NOT met'}`);
+    for (const peer of ['moleculer', 'node-discover']) {
+      const pg = get('cold-start', peer, 10, 'convergeFromLastReadyMs', 'defaults');
+      if (pg?.median != null && c10.median != null)
+        lines.push(`≥10× faster than ${peer} at its defaults: ${(pg.median / Math.max(c10.median, 1)).toFixed(1)}× — ${pg.median >= 10 * c10.median ? 'met' : 'NOT met'}`);
+    }
+  }
+  const crash = get('failure', ours, 'crash', 'allSurvivorsMs');
+  if (crash) lines.push(`crash detection < 1 s: ${crash.median} ms (max ${crash.max}) — ${crash.max !== null && crash.max < 1000 && !crash.missing ? 'met' : 'NOT met'}`);
+  const freeze = get('failure', ours, 'freeze', 'allSurvivorsMs');
+  if (freeze) lines.push(`freeze detection ≤ failure timeout + 1 s (6000 ms): ${freeze.median} ms (max ${freeze.max}) — ${freeze.max !== null && freeze.max <= 6000 && !freeze.missing ? 'met' : 'NOT met'}`);
+  const stall = get('failure', ours, 'stall', 'falseDowns');
+  if (stall) lines.push(`zero false downs in a 2 s stall: max ${stall.max} — ${stall.max === 0 ? 'met' : 'NOT met'}`);
+  const idle20 = get('idle', ours, 20, 'cpuPctPerNode');
+  if (idle20) lines.push(`idle CPU < 0.5 % of a core per node at 20 nodes: ${idle20.median?.toFixed(3)} % — ${idle20.max !== null && idle20.max < 0.5 ? 'met' : 'NOT met'}`);
+  return lines;
+}
+
+async function main() {
+  const startedAt = new Date().toISOString();
+  if (process.env.CLUSTER_TEST_NETNS !== '1') {
+    log('not inside the private network namespace; run through scripts/in-netns.sh (npm run bench)');
+    if (process.env.BENCH_ALLOW_HOST !== '1') process.exit(2);
+  }
+  const machine = machineInfo();
+  const versions = packageVersions(ROOT);
+  log(`options ${JSON.stringify(opts)}`);
+  const deadline = Date.now() + Number(process.env.BENCH_MAX_MINUTES ?? 40) * 60000;
+  for (const sc of opts.scenarios) {
+    if (!SCENARIOS[sc]) {
+      log(`unknown scenario ${sc}`);
+      continue;
+    }
+    if (Date.now() > deadline) {
+      note(null, `Scenario ${sc} skipped: the run passed its time budget.`);
+      continue;
+    }
+    log(`--- ${sc}`);
+    const t = Date.now();
+    try {
+      await SCENARIOS[sc]();
+    } catch (err) {
+      log(`scenario ${sc} failed: ${err?.stack ?? err}`);
+      note(sc, `scenario aborted: ${String(err?.message ?? err)}`);
+    }
+    await killAll();
+    log(`--- ${sc} done in ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  }
+  const finishedAt = new Date().toISOString();
+  const groups = aggregate(samples);
+  for (const line of targets(groups)) note('targets', line);
+  METRIC_INFO.scenarios.targets = 'Targets';
+  const outDir = new URL(`${flags.out ?? 'bench/results'}/`, ROOT);
+  mkdirSync(outDir, { recursive: true });
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const result = { startedAt, finishedAt, machine, versions, options: opts, groups, samples, notes };
+  writeFileSync(new URL(`${stamp}.json`, outDir), JSON.stringify(result, null, 2));
+  const md = markdown({ startedAt, finishedAt, machine, versions, options: opts, groups, notes: notes.map((n) => (n.scenario === 'targets' ? { ...n, scenario: null, text: `target: ${n.text}` } : n)), metricInfo: METRIC_INFO });
+  writeFileSync(new URL('bench/RESULTS.md', ROOT), md);
+  log(`wrote ${new URL(`${stamp}.json`, outDir).pathname} and bench/RESULTS.md`);
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,112 @@
+// One nestjs-cluster node: a Nest application context importing ClusterModule (built
+// output, dist/index.js) with the gossip strategy on loopback. Profiles:
+//   defaults  the module's defaults (heartbeat 1 s, failure timeout 5 s)
+//   matched   the same values set explicitly
+import 'reflect-metadata';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { env, runWorker } from './common.mjs';
+
+const { ClusterModule, ClusterService } = await import(
+  new URL('../../dist/index.js', import.meta.url).href
+);
+
+let app;
+let cluster;
+const topic = 'bench.msg';
+
+/** Membership changes of one ClusterService, reported through the worker context. */
+export function observe(service, { added, removed }) {
+  const subs = [];
+  subs.push(
+    service.events$.subscribe((e) => {
+      if (e.type === 'join') added(e.member.name);
+      else removed(e.member.name, e.type === 'leave' ? `leave:${e.reason}` : `down:${e.reason}`);
+    }),
+  );
+  // members$ also covers joins that happened before this subscription.
+  subs.push(
+    service.members$.subscribe((list) => {
+      const names = new Set(Array.from(list, (m) => m.name));
+      for (const n of names) added(n);
+      // A removal is reported by events$ with its reason; this is the fallback.
+      setImmediate(() => removed(null, 'members$', names));
+    }),
+  );
+  return () => subs.forEach((s) => s.unsubscribe());
+}
+
+export function clusterModule(options) {
+  class BenchAppModule {}
+  Module({ imports: [ClusterModule.forRoot(options)] })(BenchAppModule);
+  return BenchAppModule;
+}
+
+export { ClusterService };
+
+const isMain = import.meta.url === new URL(process.argv[1], 'file://').href;
+
+if (isMain) {
+  await runWorker({
+    async start(ctx) {
+      const host = env('BENCH_HOST', '127.0.0.1');
+      const options = {
+        cookie: `bench-${ctx.cluster}`,
+        nodeName: ctx.name.includes('@') ? ctx.name : `${ctx.name}@${host}`,
+        port: 0,
+        bindAddress: host,
+        advertiseAddress: host,
+        strategy: 'gossip',
+        strategyConfig: {
+          multicastIf: '127.0.0.1',
+          port: Number(env('BENCH_UDP_PORT', '45892')),
+        },
+        ...(ctx.profile === 'matched' ? { heartbeatIntervalMs: 1000, failureTimeoutMs: 5000 } : {}),
+      };
+      ctx.name = options.nodeName;
+      app = await NestFactory.createApplicationContext(clusterModule(options), {
+        logger: ['error', 'warn'],
+      });
+      cluster = app.get(ClusterService);
+      const known = new Set();
+      observe(cluster, {
+        added: (n) => {
+          if (n === options.nodeName) return;
+          known.add(n);
+          ctx.added(n);
+        },
+        removed: (n, reason, current) => {
+          if (current) {
+            for (const k of [...known]) if (!current.has(k)) (known.delete(k), ctx.removed(k, reason));
+            return;
+          }
+          known.delete(n);
+          ctx.removed(n, reason);
+        },
+      });
+      const sub = cluster.subscribe(topic);
+      const onMsg = (m) => ctx.message(typeof m === 'string' ? m : (m?.payload ?? m));
+      if (typeof sub?.subscribe === 'function') sub.subscribe(onMsg);
+      else if (sub && typeof sub[Symbol.asyncIterator] === 'function')
+        (async () => {
+          for await (const m of sub) onMsg(m);
+        })();
+    },
+    publish(text, to) {
+      if (!to) {
+        cluster.publish(topic, text);
+        return true;
+      }
+      try {
+        cluster.send(to, topic, text);
+        return true;
+      } catch (err) {
+        if (err?.name === 'BackpressureError' || /backpressure/i.test(err?.constructor?.name ?? '')) return false;
+        throw err;
+      }
+    },
+    async stop() {
+      await app?.close();
+    },
+  });
+}

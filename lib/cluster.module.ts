@@ -1,0 +1,97 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ClusterExplorer } from './cluster.explorer.js';
+import { CLUSTER_RESOLVED_OPTIONS, CLUSTER_TOPOLOGIES } from './cluster.constants.js';
+import {
+  CLUSTER_ASYNC_OPTIONS_TYPE,
+  CLUSTER_MODULE_OPTIONS,
+  CLUSTER_OPTIONS_TYPE,
+  ConfigurableClusterModule,
+  type ClusterModuleExtras,
+} from './cluster.module-definition.js';
+import { ClusterService } from './cluster.service.js';
+import { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
+import { copyOptionSources } from './config/option-sources.js';
+import { readInstanceMetadata, type InstanceMetadata } from './config/instance-metadata.js';
+import { resolveClusterOptions, usesEc2, type ResolvedClusterOptions } from './config/resolve-options.js';
+import type { ClusterModuleOptions } from './interfaces/cluster-options.interface.js';
+import { createTopologies } from './strategies/strategy.factory.js';
+
+const INSTANCE_METADATA = 'CLUSTER:INSTANCE_METADATA';
+
+/**
+ * Resolution shared by `forRoot` and `forRootAsync`: metadata (EC2 only) → validated options
+ * → one strategy per topology. Validation fails startup with one `ClusterConfigError`.
+ */
+const providers: Provider[] = [
+  {
+    provide: INSTANCE_METADATA,
+    inject: [CLUSTER_MODULE_OPTIONS],
+    useFactory: async (options: ClusterModuleOptions): Promise<InstanceMetadata | null | undefined> =>
+      usesEc2(options) ? readInstanceMetadata() : undefined,
+  },
+  {
+    provide: CLUSTER_RESOLVED_OPTIONS,
+    inject: [CLUSTER_MODULE_OPTIONS, INSTANCE_METADATA],
+    useFactory: (options: ClusterModuleOptions, metadata: InstanceMetadata | null | undefined) =>
+      resolveClusterOptions(options, { instanceMetadata: metadata }),
+  },
+  {
+    provide: CLUSTER_TOPOLOGIES,
+    inject: [CLUSTER_RESOLVED_OPTIONS, INSTANCE_METADATA],
+    useFactory: (options: ResolvedClusterOptions, metadata: InstanceMetadata | null | undefined) =>
+      createTopologies(options, metadata),
+  },
+  ClusterService,
+  ClusterExplorer,
+];
+
+/**
+ * Forms a cluster of the app's instances: discovery strategies chosen by config, links
+ * authenticated by a shared cookie, live membership and messaging through `ClusterService`.
+ *
+ * ```ts
+ * @Module({
+ *   imports: [ConfigModule.forRoot(), ClusterModule.forRootFromEnv()],
+ * })
+ * export class AppModule {}
+ * ```
+ */
+@Module({
+  imports: [DiscoveryModule],
+  providers,
+  exports: [ClusterService],
+})
+export class ClusterModule extends ConfigurableClusterModule {
+  /** Options given in code. */
+  static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE): DynamicModule {
+    const module = super.forRoot(options);
+    // The builder copies the options by their string keys; keep the environment-variable
+    // names `clusterOptionsFromEnv` recorded, so validation errors name the variables.
+    for (const provider of module.providers ?? []) {
+      if (typeof provider === 'object' && 'useValue' in provider && provider.provide === CLUSTER_MODULE_OPTIONS) {
+        copyOptionSources(options, provider.useValue as object);
+      }
+    }
+    return module;
+  }
+
+  /** Options from a factory, class or existing provider (e.g. `ConfigService`). */
+  static override forRootAsync(options: typeof CLUSTER_ASYNC_OPTIONS_TYPE): DynamicModule {
+    return super.forRootAsync(options);
+  }
+
+  /**
+   * Options from the environment variables of the README, read through `@nestjs/config`'s
+   * `ConfigService` (so `.env` files loaded by `ConfigModule.forRoot()` count).
+   */
+  static forRootFromEnv(extras: ClusterModuleExtras = {}): DynamicModule {
+    return super.forRootAsync({
+      ...extras,
+      imports: [ConfigModule],
+      inject: [ConfigService],
+      useFactory: (config: ConfigService) => clusterOptionsFromEnv(config),
+    });
+  }
+}

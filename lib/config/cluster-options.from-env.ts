@@ -1,0 +1,137 @@
+import type { ClusterModuleOptions } from '../interfaces/cluster-options.interface.js';
+import { recordOptionSource } from './option-sources.js';
+import { normalizeStrategyName } from './strategy-names.js';
+
+/** Anything that reads environment variables: `process.env` or `@nestjs/config`'s ConfigService. */
+export type EnvSource =
+  | Readonly<Record<string, string | undefined>>
+  | { get(key: string): unknown };
+
+function reader(source: EnvSource): (key: string) => string | undefined {
+  if (typeof (source as { get?: unknown }).get === 'function') {
+    const config = source as { get(key: string): unknown };
+    return (key) => {
+      const value = config.get(key);
+      return value === undefined || value === null ? undefined : String(value);
+    };
+  }
+  const env = source as Readonly<Record<string, string | undefined>>;
+  return (key) => env[key];
+}
+
+const INTEGER = /^\s*-?\d+\s*$/;
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+/**
+ * Builds `ClusterModuleOptions` from the environment variables of the README (the same names
+ * libcluster and Torus use). Values that do not parse are passed on as their raw strings, so
+ * that validation reports every problem at once, naming the variable.
+ *
+ * ```ts
+ * ClusterModule.forRootAsync({
+ *   imports: [ConfigModule],
+ *   inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => clusterOptionsFromEnv(config),
+ * })
+ * ```
+ */
+export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterModuleOptions {
+  const read = reader(source);
+  const options: ClusterModuleOptions & Record<string, unknown> = {};
+  const strategyConfig: Record<string, unknown> = {};
+  recordOptionSource(options, '$env', 'environment', '');
+
+  const set = (
+    target: Record<string, unknown>,
+    path: string,
+    key: string,
+    names: string[],
+    kind: 'string' | 'integer' | 'boolean' | 'list' = 'string',
+  ): void => {
+    for (const name of names) {
+      const raw = read(name);
+      if (raw === undefined || raw.trim() === '') continue;
+      target[key] = parse(raw, kind);
+      recordOptionSource(options, path, name, raw);
+      return;
+    }
+  };
+  const top = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean') =>
+    set(options, key, key, names, kind);
+  const strat = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
+    set(strategyConfig, `strategyConfig.${key}`, key, names, kind);
+
+  top('cookie', ['NODE_COOKIE']);
+  top('nodeName', ['NODE_NAME', 'RELEASE_NODE']);
+  top('appName', ['APP_NAME', 'RELEASE_NAME']);
+  top('port', ['CLUSTER_PORT'], 'integer');
+  top('bindAddress', ['CLUSTER_BIND_ADDRESS']);
+  top('advertiseAddress', ['CLUSTER_ADVERTISE_ADDRESS']);
+  top('heartbeatIntervalMs', ['CLUSTER_HEARTBEAT_INTERVAL_MS'], 'integer');
+  top('failureTimeoutMs', ['CLUSTER_FAILURE_TIMEOUT_MS'], 'integer');
+  top('debug', ['LIBCLUSTER_DEBUG'], 'boolean');
+
+  const rawStrategy = read('LIBCLUSTER_STRATEGY');
+  const strategy =
+    rawStrategy === undefined || rawStrategy.trim() === ''
+      ? 'gossip'
+      : (normalizeStrategyName(rawStrategy) ?? rawStrategy);
+  if (rawStrategy !== undefined && rawStrategy.trim() !== '') {
+    recordOptionSource(options, 'strategy', 'LIBCLUSTER_STRATEGY', rawStrategy);
+  }
+  (options as Record<string, unknown>).strategy = strategy;
+
+  switch (strategy) {
+    case 'gossip':
+      strat('port', ['LIBCLUSTER_GOSSIP_PORT'], 'integer');
+      strat('ifAddr', ['LIBCLUSTER_GOSSIP_IF_ADDR']);
+      strat('multicastAddr', ['LIBCLUSTER_GOSSIP_MULTICAST_ADDR']);
+      strat('multicastIf', ['LIBCLUSTER_GOSSIP_MULTICAST_IF']);
+      strat('multicastTtl', ['LIBCLUSTER_GOSSIP_MULTICAST_TTL'], 'integer');
+      strat('broadcastOnly', ['LIBCLUSTER_GOSSIP_BROADCAST_ONLY'], 'boolean');
+      strat('secret', ['LIBCLUSTER_GOSSIP_SECRET']);
+      break;
+    case 'ec2':
+      strat('tagName', ['LIBCLUSTER_EC2_STRATEGY_TAG_NAME']);
+      strat('tagValue', ['LIBCLUSTER_EC2_STRATEGY_TAG_VALUE']);
+      strat('appPrefix', ['LIBCLUSTER_EC2_STRATEGY_APP_PREFIX']);
+      strat('ipType', ['LIBCLUSTER_EC2_STRATEGY_IP_TYPE']);
+      strat('pollingIntervalMs', ['LIBCLUSTER_POLLING_INTERVAL'], 'integer');
+      strat('region', ['AWS_REGION', 'AWS_DEFAULT_REGION']);
+      break;
+    case 'static':
+      strat('hosts', ['LIBCLUSTER_HOSTS'], 'list');
+      strat('pollingIntervalMs', ['LIBCLUSTER_POLLING_INTERVAL'], 'integer');
+      break;
+    case 'dns':
+      strat('query', ['LIBCLUSTER_DNS_QUERY']);
+      strat('nodeBasename', ['LIBCLUSTER_DNS_NODE_BASENAME']);
+      strat('pollingIntervalMs', ['LIBCLUSTER_POLLING_INTERVAL'], 'integer');
+      break;
+    default:
+      break;
+  }
+  if (Object.keys(strategyConfig).length > 0 || strategy === 'static' || strategy === 'ec2' || strategy === 'dns') {
+    options.strategyConfig = strategyConfig;
+  }
+  return options;
+}
+
+function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): unknown {
+  switch (kind) {
+    case 'integer':
+      return INTEGER.test(raw) ? Number(raw.trim()) : raw;
+    case 'boolean': {
+      const v = raw.trim().toLowerCase();
+      return TRUE.has(v) ? true : FALSE.has(v) ? false : raw;
+    }
+    case 'list':
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+    default:
+      return raw;
+  }
+}

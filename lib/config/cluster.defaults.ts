@@ -1,0 +1,31 @@
+/**
+ * Every default of the module, in one place. Each line says why.
+ */
+export const CLUSTER_DEFAULTS = Object.freeze({
+  /** Node-name prefix when neither NODE_NAME nor APP_NAME is set (Erlang release style). */
+  appName: 'app',
+  /** Link port: one above libcluster's gossip port, so one security-group range covers both. */
+  port: 45893,
+  /** Listen on every interface; peers dial the advertised address. */
+  bindAddress: '0.0.0.0',
+  /** A heartbeat a second keeps failure detection near 1 s of resolution at negligible cost. */
+  heartbeatIntervalMs: 1000,
+  /** Five missed heartbeats before a silent peer is down: tolerates GC pauses and jitter. */
+  failureTimeoutMs: 5000,
+  /** A peer that cannot finish three round trips in 5 s is too slow or hostile. */
+  handshakeTimeoutMs: 5000,
+  /** Bounds the memory unauthenticated connections can hold. */
+  maxPendingHandshakes: 64,
+  /** Largest frame: big enough for real payloads, small enough to bound a bad peer's cost. */
+  maxFrameBytes: 16 * 1024 * 1024,
+  /** Bytes queued to one peer before sends to it fail, so a stuck peer cannot eat the heap. */
+  maxWriteBufferBytes: 8 * 1024 * 1024,
+  /** libcluster's polling interval for EC2, DNS and the static list. */
+  pollingIntervalMs: 5000,
+  /** First redial delay; doubles per failure. */
+  reconnectBaseMs: 200,
+  /** Redial delay cap: an endpoint that comes back is linked within this. */
+  reconnectMaxMs: 5000,
+  /** libcluster's default strategy. */
+  strategy: 'gossip',
+});

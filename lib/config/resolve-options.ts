@@ -1,0 +1,337 @@
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import type {
+  BuiltinStrategyName,
+  ClusterModuleOptions,
+  TopologyOptions,
+} from '../interfaces/cluster-options.interface.js';
+import type {
+  DnsStrategyOptions,
+  Ec2StrategyOptions,
+  GossipStrategyOptions,
+  StaticStrategyOptions,
+} from '../interfaces/strategy-options.interface.js';
+import type { ClusterStrategy, ClusterStrategyClass } from '../strategies/strategy.interface.js';
+import { ClusterConfigError, type ConfigProblem } from '../errors/cluster-config.error.js';
+import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
+import { parseHostList } from '../strategies/static.strategy.js';
+import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
+import { optionSource } from './option-sources.js';
+import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
+
+/** A topology after validation: its name, the strategy's name and how to build it. */
+export interface ResolvedTopology {
+  readonly name: string;
+  /** `gossip`, `ec2`, `static`, `dns`, `none`, or the custom strategy's class name. */
+  readonly strategy: string;
+  /** Validated strategy config (built-in strategies), or the custom config. */
+  readonly config: unknown;
+  /** Custom strategy class or instance, when not built in. */
+  readonly custom?: ClusterStrategyClass<unknown> | ClusterStrategy;
+}
+
+/** Options after defaults and validation: what the runtime uses. */
+export interface ResolvedClusterOptions {
+  readonly mode: 'cluster' | 'single-node';
+  /** Why the node runs single-node (shown once as a warning). */
+  readonly singleNodeReason?: string;
+  readonly cookie?: string;
+  readonly nodeName: string;
+  readonly incarnation: string;
+  readonly startedAt: number;
+  readonly appName: string;
+  readonly port: number;
+  readonly bindAddress: string;
+  /** Host peers dial; the port is added once the listener is bound. */
+  readonly advertiseAddress: string;
+  readonly heartbeatIntervalMs: number;
+  readonly failureTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxPendingHandshakes: number;
+  readonly maxFrameBytes: number;
+  readonly maxWriteBufferBytes: number;
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+  readonly debug: boolean;
+  readonly topologies: readonly ResolvedTopology[];
+}
+
+/** Facts about the machine the resolver needs; seams for tests. */
+export interface ResolveEnvironment {
+  /** `HOSTNAME` and friends. @default process.env */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** EC2 instance metadata (read only when an EC2 topology exists). */
+  readonly instanceMetadata?: { localIpv4?: string } | null;
+}
+
+const BUILTIN: ReadonlySet<string> = new Set(['gossip', 'ec2', 'static', 'dns', 'none']);
+const NODE_NAME = /^[^@\s]+@[^@\s]+$/;
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+
+/** Returns true when the options configure at least one EC2 topology. */
+export function usesEc2(options: ClusterModuleOptions): boolean {
+  return normalizeTopologies(options).some(([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2');
+}
+
+function normalizeTopologies(options: ClusterModuleOptions): [string, TopologyOptions, string][] {
+  if (options.topologies && Object.keys(options.topologies).length > 0) {
+    return Object.entries(options.topologies).map(([name, t]) => [name, t, `topologies.${name}`]);
+  }
+  const strategy = options.strategy ?? CLUSTER_DEFAULTS.strategy;
+  return [
+    ['default', { strategy, config: options.strategyConfig } as TopologyOptions, ''],
+  ];
+}
+
+/**
+ * Applies defaults, derives the node identity and validates everything at once. Throws one
+ * `ClusterConfigError` listing every problem (`NAME: message`), naming the environment
+ * variable when the value came from the environment.
+ */
+export function resolveClusterOptions(
+  options: ClusterModuleOptions,
+  environment: ResolveEnvironment = {},
+): ResolvedClusterOptions {
+  const env = environment.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  const label = (path: string) => optionSource(options, path)?.env ?? path;
+  const show = (path: string, value: unknown) => {
+    const src = optionSource(options, path);
+    return src ? JSON.stringify(src.raw) : JSON.stringify(value);
+  };
+  const problem = (path: string, message: string) => problems.push({ name: label(path), message });
+  const fromEnv = optionSource(options, '$env') !== undefined;
+  /** A required value that is missing: name the variable when configured from the environment. */
+  const missing = (path: string, env: string, message: string) =>
+    problems.push({ name: fromEnv && !path.startsWith('topologies.') ? env : path, message });
+
+  const int = (path: string, value: unknown, def: number, min: number, max: number, what: string): number => {
+    if (value === undefined) return def;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      problem(path, `${show(path, value)} is not ${what} (accepted: an integer from ${min} to ${max})`);
+      return def;
+    }
+    return value;
+  };
+  const str = (path: string, value: unknown): string | undefined => {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.trim() === '') {
+      problem(path, `${show(path, value)} is not a non-empty string`);
+      return undefined;
+    }
+    return value.trim();
+  };
+  const bool = (path: string, value: unknown, def: boolean): boolean => {
+    if (value === undefined) return def;
+    if (typeof value !== 'boolean') {
+      problem(path, `${show(path, value)} is not a boolean (accepted: true, false, 1, 0, yes, no)`);
+      return def;
+    }
+    return value;
+  };
+  const address = (path: string, value: unknown): string | undefined => {
+    const s = str(path, value);
+    if (s === undefined) return undefined;
+    if (!isIP(s) && !HOST.test(s)) {
+      problem(path, `${show(path, value)} is not an IP address or host name`);
+      return undefined;
+    }
+    return s;
+  };
+
+  const cookie = str('cookie', options.cookie);
+  const appName = str('appName', options.appName) ?? CLUSTER_DEFAULTS.appName;
+  if (/[@\s]/.test(appName)) problem('appName', `${show('appName', appName)} must not contain '@' or spaces`);
+
+  const port = int('port', options.port, CLUSTER_DEFAULTS.port, 0, 65535, 'a TCP port');
+  const bindAddress = address('bindAddress', options.bindAddress) ?? CLUSTER_DEFAULTS.bindAddress;
+  const heartbeatIntervalMs = int('heartbeatIntervalMs', options.heartbeatIntervalMs, CLUSTER_DEFAULTS.heartbeatIntervalMs, 10, 600_000, 'a heartbeat interval in ms');
+  const failureTimeoutMs = int('failureTimeoutMs', options.failureTimeoutMs, CLUSTER_DEFAULTS.failureTimeoutMs, 20, 3_600_000, 'a failure timeout in ms');
+  if (failureTimeoutMs < 2 * heartbeatIntervalMs) {
+    problem('failureTimeoutMs', `${show('failureTimeoutMs', failureTimeoutMs)} must be at least twice the heartbeat interval (${heartbeatIntervalMs} ms), or every delayed heartbeat is a false down`);
+  }
+  const handshakeTimeoutMs = int('handshakeTimeoutMs', options.handshakeTimeoutMs, CLUSTER_DEFAULTS.handshakeTimeoutMs, 10, 600_000, 'a handshake timeout in ms');
+  const maxPendingHandshakes = int('maxPendingHandshakes', options.maxPendingHandshakes, CLUSTER_DEFAULTS.maxPendingHandshakes, 1, 100_000, 'a connection count');
+  const maxFrameBytes = int('maxFrameBytes', options.maxFrameBytes, CLUSTER_DEFAULTS.maxFrameBytes, 1024, 1024 * 1024 * 1024, 'a frame size in bytes');
+  const maxWriteBufferBytes = int('maxWriteBufferBytes', options.maxWriteBufferBytes, CLUSTER_DEFAULTS.maxWriteBufferBytes, 1024, 4 * 1024 * 1024 * 1024, 'a buffer size in bytes');
+  const debug = bool('debug', options.debug, false);
+
+  // Topologies.
+  const topologies: ResolvedTopology[] = [];
+  const entries = normalizeTopologies(options);
+  const ec2Used = entries.some(([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2');
+  for (const [name, topology, prefix] of entries) {
+    const strategyPath = prefix ? `${prefix}.strategy` : 'strategy';
+    const configPath = prefix ? `${prefix}.config` : 'strategyConfig';
+    const raw = topology.strategy;
+    if (typeof raw === 'function') {
+      topologies.push({ name, strategy: raw.name || 'custom', config: topology.config, custom: raw });
+      continue;
+    }
+    if (raw && typeof raw === 'object' && typeof (raw as ClusterStrategy).start === 'function') {
+      topologies.push({ name, strategy: raw.constructor?.name ?? 'custom', config: undefined, custom: raw as ClusterStrategy });
+      continue;
+    }
+    const strategy = typeof raw === 'string' ? normalizeStrategyName(raw) : undefined;
+    if (!strategy || !BUILTIN.has(strategy)) {
+      problem(strategyPath, `${show(strategyPath, raw)} is not a strategy (accepted: ${ACCEPTED_STRATEGY_NAMES}, or a strategy class)`);
+      continue;
+    }
+    const cfg = (topology.config ?? {}) as Record<string, unknown>;
+    if (topology.config !== undefined && (typeof topology.config !== 'object' || topology.config === null)) {
+      problem(configPath, 'must be an object');
+      continue;
+    }
+    const c = (key: string) => `${configPath}.${key}`;
+    const polling = (def = CLUSTER_DEFAULTS.pollingIntervalMs) =>
+      int(c('pollingIntervalMs'), cfg.pollingIntervalMs, def, 100, 3_600_000, 'a polling interval in ms');
+    let config: unknown;
+    switch (strategy as BuiltinStrategyName) {
+      case 'gossip': {
+        const g = cfg as GossipStrategyOptions;
+        const broadcastOnly = bool(c('broadcastOnly'), g.broadcastOnly, false);
+        const multicastAddr = str(c('multicastAddr'), g.multicastAddr);
+        if (multicastAddr !== undefined) {
+          if (isIP(multicastAddr) !== 4) {
+            problem(c('multicastAddr'), `${show(c('multicastAddr'), multicastAddr)} is not an IPv4 address`);
+          } else if (!broadcastOnly && !isMulticast(multicastAddr)) {
+            problem(c('multicastAddr'), `${show(c('multicastAddr'), multicastAddr)} is not a multicast address (accepted: 224.0.0.0 to 239.255.255.255; or set broadcast-only mode with a broadcast address)`);
+          }
+        }
+        for (const key of ['ifAddr', 'multicastIf'] as const) {
+          const v = str(c(key), g[key]);
+          if (v !== undefined && isIP(v) !== 4) problem(c(key), `${show(c(key), v)} is not an IPv4 address`);
+        }
+        config = {
+          ...g,
+          port: int(c('port'), g.port, 45892, 1, 65535, 'a UDP port'),
+          multicastTtl: int(c('multicastTtl'), g.multicastTtl, 1, 0, 255, 'a multicast TTL'),
+          broadcastOnly,
+          secret: str(c('secret'), g.secret),
+          heartbeatMaxMs: int(c('heartbeatMaxMs'), g.heartbeatMaxMs, 5000, 100, 600_000, 'a heartbeat interval in ms'),
+        } satisfies GossipStrategyOptions;
+        break;
+      }
+      case 'ec2': {
+        const e = cfg as Partial<Ec2StrategyOptions>;
+        const tagName = str(c('tagName'), e.tagName);
+        if (tagName === undefined) {
+          missing(c('tagName'), 'LIBCLUSTER_EC2_STRATEGY_TAG_NAME', 'is required by the EC2 strategy (the EC2 tag key whose instances form the cluster)');
+        }
+        const ipType = e.ipType === undefined ? 'private' : e.ipType;
+        if (ipType !== 'private' && ipType !== 'public') {
+          problem(c('ipType'), `${show(c('ipType'), ipType)} is not an IP type (accepted: private, public)`);
+        }
+        config = {
+          ...e,
+          tagName: tagName ?? '',
+          tagValue: str(c('tagValue'), e.tagValue),
+          appPrefix: str(c('appPrefix'), e.appPrefix) ?? appName,
+          ipType: ipType === 'public' ? 'public' : 'private',
+          pollingIntervalMs: polling(),
+          region: str(c('region'), e.region),
+        } satisfies Ec2StrategyOptions;
+        break;
+      }
+      case 'static': {
+        const s = cfg as Partial<StaticStrategyOptions>;
+        const hosts = s.hosts;
+        if (hosts === undefined || (Array.isArray(hosts) && hosts.length === 0)) {
+          missing(c('hosts'), 'LIBCLUSTER_HOSTS', 'is required by the static strategy (comma-separated host:port or name@host:port)');
+        } else if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== 'string')) {
+          problem(c('hosts'), 'must be a list of host:port strings');
+        } else {
+          try {
+            parseHostList(hosts, port);
+          } catch (error) {
+            if (!(error instanceof InvalidHostListError)) throw error;
+            for (const bad of error.entries) {
+              problem(c('hosts'), `${JSON.stringify(bad.entry)} ${bad.reason} (accepted: host, host:port, name@host:port, [ipv6]:port)`);
+            }
+          }
+        }
+        config = { ...s, hosts: Array.isArray(hosts) ? hosts : [], pollingIntervalMs: polling() } satisfies StaticStrategyOptions;
+        break;
+      }
+      case 'dns': {
+        const d = cfg as Partial<DnsStrategyOptions>;
+        const query = str(c('query'), d.query);
+        if (query === undefined) {
+          missing(c('query'), 'LIBCLUSTER_DNS_QUERY', 'is required by the DNS strategy (the name whose A/AAAA records are the nodes)');
+        }
+        config = {
+          ...d,
+          query: query ?? '',
+          nodeBasename: str(c('nodeBasename'), d.nodeBasename) ?? appName,
+          pollingIntervalMs: polling(),
+        } satisfies DnsStrategyOptions;
+        break;
+      }
+      case 'none':
+        config = undefined;
+        break;
+    }
+    topologies.push({ name, strategy, config });
+  }
+
+  if (port === 0) {
+    for (const t of topologies) {
+      if (t.strategy === 'ec2' || t.strategy === 'dns') {
+        problem('port', `0 (any free port) cannot be used with the ${t.strategy} strategy: it dials the same fixed link port on every discovered host (accepted: 1 to 65535)`);
+      }
+    }
+  }
+
+  // Identity.
+  const hostFallback = env.HOSTNAME?.trim() || osHostname();
+  const metadataIp = ec2Used ? environment.instanceMetadata?.localIpv4 : undefined;
+  const host = metadataIp ?? hostFallback;
+  let nodeName = str('nodeName', options.nodeName);
+  if (nodeName !== undefined && !NODE_NAME.test(nodeName)) {
+    problem('nodeName', `${show('nodeName', nodeName)} is not a node name (accepted: name@host, e.g. app@10.0.1.5)`);
+    nodeName = undefined;
+  }
+  nodeName ??= `${appName}@${host}`;
+  const nameHost = nodeName.slice(nodeName.indexOf('@') + 1);
+  const advertiseAddress =
+    address('advertiseAddress', options.advertiseAddress) ??
+    (bindAddress !== '0.0.0.0' && bindAddress !== '::' ? bindAddress : nameHost);
+
+  if (problems.length > 0) throw new ClusterConfigError(problems);
+
+  const allNone = topologies.every((t) => t.strategy === 'none');
+  const singleNodeReason = allNone
+    ? 'LIBCLUSTER_STRATEGY is none'
+    : cookie === undefined
+      ? 'NODE_COOKIE is not set'
+      : undefined;
+
+  return Object.freeze({
+    mode: singleNodeReason ? 'single-node' : 'cluster',
+    singleNodeReason,
+    cookie,
+    nodeName,
+    incarnation: randomBytes(8).toString('hex'),
+    startedAt: Date.now(),
+    appName,
+    port,
+    bindAddress,
+    advertiseAddress,
+    heartbeatIntervalMs,
+    failureTimeoutMs,
+    handshakeTimeoutMs,
+    maxPendingHandshakes,
+    maxFrameBytes,
+    maxWriteBufferBytes,
+    reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
+    reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(failureTimeoutMs, 1000)),
+    debug,
+    topologies,
+  });
+}
+
+function isMulticast(ip: string): boolean {
+  const first = Number(ip.split('.')[0]);
+  return first >= 224 && first <= 239;
+}

@@ -1,0 +1,65 @@
+export { ClusterModule } from './cluster.module.js';
+export { CLUSTER_MODULE_OPTIONS } from './cluster.module-definition.js';
+export type { ClusterModuleExtras } from './cluster.module-definition.js';
+export { ClusterService } from './cluster.service.js';
+export { ClusterExplorer } from './cluster.explorer.js';
+export { CLUSTER_RESOLVED_OPTIONS } from './cluster.constants.js';
+
+export { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
+export type { EnvSource } from './config/cluster-options.from-env.js';
+export { resolveClusterOptions } from './config/resolve-options.js';
+export type { ResolvedClusterOptions, ResolvedTopology } from './config/resolve-options.js';
+export { CLUSTER_DEFAULTS } from './config/cluster.defaults.js';
+export { readInstanceMetadata } from './config/instance-metadata.js';
+export type { InstanceMetadata } from './config/instance-metadata.js';
+
+export type {
+  BuiltinStrategyName,
+  ClusterModuleOptions,
+  TopologyOptions,
+} from './interfaces/cluster-options.interface.js';
+export type {
+  ClusterEvent,
+  ClusterEventType,
+  DownReason,
+  LeaveReason,
+  Member,
+  NodeIdentity,
+} from './interfaces/member.interface.js';
+export type {
+  DnsStrategyOptions,
+  Ec2StrategyOptions,
+  GossipStrategyOptions,
+  StaticStrategyOptions,
+} from './interfaces/strategy-options.interface.js';
+export type { TopologyStatus } from './membership/cluster-node.js';
+
+export type {
+  ClusterStrategy,
+  ClusterStrategyClass,
+  DiscoveredEndpoint,
+  StrategyContext,
+} from './strategies/strategy.interface.js';
+export { GossipStrategy } from './strategies/gossip.strategy.js';
+export { Ec2Strategy } from './strategies/ec2.strategy.js';
+export { StaticStrategy, parseHostList } from './strategies/static.strategy.js';
+export { DnsStrategy } from './strategies/dns.strategy.js';
+export { NoneStrategy } from './strategies/none.strategy.js';
+
+export type {
+  ClusterMessage,
+  PublishResult,
+  RequestHandler,
+  RequestOptions,
+} from './messaging/cluster-message.interface.js';
+
+export { ClusterSubscribe } from './decorators/cluster-subscribe.decorator.js';
+export { ClusterHandle } from './decorators/cluster-handle.decorator.js';
+export { LeaderOnly } from './decorators/leader-only.decorator.js';
+export { OnClusterEvent } from './decorators/on-cluster-event.decorator.js';
+
+export { ClusterError } from './errors/cluster.error.js';
+export { ClusterConfigError } from './errors/cluster-config.error.js';
+export type { ConfigProblem } from './errors/cluster-config.error.js';
+export { NotAMemberError } from './errors/not-a-member.error.js';
+export { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';

@@ -1,0 +1,39 @@
+/**
+ * Every default of the gossip strategy, in one place. Each line says why.
+ * The first six are libcluster's `Cluster.Strategy.Gossip` defaults, so a node of this
+ * module configured like a Torus release behaves the same on the network.
+ */
+export const GOSSIP_DEFAULTS = Object.freeze({
+  /** libcluster's gossip port; the link port (45893) is the next one. */
+  port: 45892,
+  /** Bind every interface: on Linux only a wildcard (or group) bind receives multicast. */
+  ifAddr: '0.0.0.0',
+  /** libcluster's group, from 233.252.0.0/24 (MCAST-TEST-NET), unused by real services. */
+  multicastAddr: '233.252.1.32',
+  /** Limited broadcast, used when `broadcastOnly` is set and no address is given. */
+  broadcastAddr: '255.255.255.255',
+  /** TTL 1: packets never cross a router, discovery stays on the local subnet. */
+  multicastTtl: 1,
+  /** Multicast unless asked otherwise; broadcast is for networks that drop IGMP. */
+  broadcastOnly: false,
+  /** libcluster sends every `:rand.uniform(5_000)` ms; this is the upper bound. */
+  heartbeatMaxMs: 5000,
+  /** Lower bound of the jittered interval as a share of `heartbeatMaxMs` (1 s by default). */
+  heartbeatFloorRatio: 0.2,
+  /** A peer not heard for three maximal intervals is forgotten (unless it is a member). */
+  expireAfterHeartbeats: 3,
+  /** At most one immediate unicast answer per peer per second, so a chatty peer costs little. */
+  replyMinIntervalMs: 1000,
+  /** Packets stamped further than ±30 s from our clock are replays (or a broken clock). */
+  replayWindowMs: 30_000,
+  /** Nonces remembered for the replay window; about 8k heartbeats per 30 s is a big cluster. */
+  replayCacheEntries: 8192,
+  /** First reopen delay after the socket failed; doubles per failure. */
+  openRetryBaseMs: 1000,
+  /** Reopen delay cap: a fixed port or interface is picked up within 30 s. */
+  openRetryMaxMs: 30_000,
+  /** One debug line per drop reason per 10 s: a flood cannot flood the log. */
+  dropLogIntervalMs: 10_000,
+  /** A persisting socket failure is logged again at most every 5 minutes. */
+  repeatFailureLogMs: 300_000,
+});

@@ -1,0 +1,68 @@
+import type { ResolvedClusterOptions, ResolvedTopology } from '../config/resolve-options.js';
+import type { InstanceMetadata } from '../config/instance-metadata.js';
+import type {
+  DnsStrategyOptions,
+  Ec2StrategyOptions,
+  GossipStrategyOptions,
+  StaticStrategyOptions,
+} from '../interfaces/strategy-options.interface.js';
+import { DnsStrategy } from './dns.strategy.js';
+import { Ec2Strategy } from './ec2.strategy.js';
+import { GossipStrategy } from './gossip.strategy.js';
+import { NoneStrategy } from './none.strategy.js';
+import { StaticStrategy } from './static.strategy.js';
+import type { ClusterStrategy, ClusterStrategyClass } from './strategy.interface.js';
+
+/** A topology with its strategy instance. */
+export interface Topology {
+  readonly name: string;
+  readonly strategyName: string;
+  readonly strategy: ClusterStrategy;
+}
+
+/**
+ * Builds one strategy instance per configured topology: the built-in strategy chosen by
+ * config, or the app's own class (constructed with the topology's `config`) or instance.
+ */
+export function createTopologies(
+  options: ResolvedClusterOptions,
+  instanceMetadata: InstanceMetadata | null | undefined,
+): Topology[] {
+  return options.topologies.map((topology) => ({
+    name: topology.name,
+    strategyName: topology.strategy,
+    strategy: createStrategy(topology, options, instanceMetadata),
+  }));
+}
+
+function createStrategy(
+  topology: ResolvedTopology,
+  options: ResolvedClusterOptions,
+  instanceMetadata: InstanceMetadata | null | undefined,
+): ClusterStrategy {
+  if (topology.custom) {
+    return typeof topology.custom === 'function'
+      ? new (topology.custom as ClusterStrategyClass<unknown>)(topology.config)
+      : topology.custom;
+  }
+  const clusterPort = options.port;
+  switch (topology.strategy) {
+    case 'gossip':
+      return new GossipStrategy({
+        ...(topology.config as GossipStrategyOptions),
+        cookie: options.cookie,
+      });
+    case 'ec2':
+      return new Ec2Strategy({
+        ...(topology.config as Ec2StrategyOptions),
+        clusterPort,
+        ...(instanceMetadata !== undefined ? { instanceMetadata } : {}),
+      });
+    case 'static':
+      return new StaticStrategy({ ...(topology.config as StaticStrategyOptions), clusterPort });
+    case 'dns':
+      return new DnsStrategy({ ...(topology.config as DnsStrategyOptions), clusterPort });
+    default:
+      return new NoneStrategy();
+  }
+}

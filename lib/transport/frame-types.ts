@@ -1,0 +1,54 @@
+/**
+ * Frame types of the link protocol. One byte on the wire.
+ *
+ * | range   | owner                                   |
+ * |---------|-----------------------------------------|
+ * | 0–15    | transport (handshake, heartbeat, leave) |
+ * | 16–31   | membership                              |
+ * | 32–47   | messaging                               |
+ * | 48–255  | reserved                                |
+ */
+export const FrameType = {
+  /** Handshake: identity and nonce (dialer), plus proof (listener). JSON payload. */
+  HELLO: 1,
+  /** Handshake: the dialer's proof. JSON payload. */
+  AUTH: 2,
+  /** Handshake: the listener accepted the dialer; the link is up. Empty payload. */
+  WELCOME: 3,
+  /** Liveness signal, sent when a link has been idle for a heartbeat interval. Empty payload. */
+  HEARTBEAT: 4,
+  /** Graceful leave: the sender is shutting down and closes the link next. Empty payload. */
+  LEAVE: 5,
+  /** Handshake refused (cookie, version, busy, malformed). JSON payload `{ reason }`. */
+  REFUSE: 6,
+  /** Membership: the members the sender knows (peer exchange). */
+  PEERS: 16,
+} as const;
+
+/** First and last frame type of the membership range. */
+export const MEMBERSHIP_FRAME_TYPES = { first: 16, last: 31 } as const;
+/** First and last frame type of the messaging range. */
+export const MESSAGING_FRAME_TYPES = { first: 32, last: 47 } as const;
+/** Highest frame type reserved for the transport itself. */
+export const LAST_TRANSPORT_FRAME_TYPE = 15;
+
+/** Frame types allowed before a connection is authenticated. */
+export const HANDSHAKE_FRAME_TYPES: ReadonlySet<number> = new Set([
+  FrameType.HELLO,
+  FrameType.AUTH,
+  FrameType.WELCOME,
+  FrameType.REFUSE,
+]);
+
+/** True for types 0–15, which the transport handles itself and never emits. */
+export function isTransportFrameType(type: number): boolean {
+  return type >= 0 && type <= LAST_TRANSPORT_FRAME_TYPE;
+}
+
+/** Readable name of a frame type, for logs. */
+export function frameTypeName(type: number): string {
+  for (const [name, value] of Object.entries(FrameType)) {
+    if (value === type) return name;
+  }
+  return `type ${type}`;
+}

@@ -1,0 +1,412 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { CookieMismatchError } from '../errors/cookie-mismatch.error.js';
+import { HandshakeFailedError } from '../errors/handshake-failed.error.js';
+import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
+import { MalformedFrameError } from '../errors/malformed-frame.error.js';
+import { ProtocolVersionError } from '../errors/protocol-version.error.js';
+import type { NodeIdentity } from '../interfaces/member.interface.js';
+import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
+import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
+
+/** Largest frame body accepted before a connection is authenticated, bytes. */
+export const PRE_AUTH_MAX_FRAME_BYTES = 4096;
+/** Bytes of each handshake nonce. */
+export const NONCE_BYTES = 32;
+/** Bytes of an HMAC-SHA256 proof. */
+export const PROOF_BYTES = 32;
+/** Limits of the identity fields exchanged in HELLO (UTF-8 bytes). */
+export const IDENTITY_LIMITS = { name: 255, incarnation: 128, endpoint: 300 } as const;
+
+/** Why a handshake was refused, as carried in a REFUSE frame. */
+export type RefuseReason = 'cookie-mismatch' | 'protocol-version' | 'busy' | 'malformed';
+const REFUSE_REASONS: ReadonlySet<string> = new Set<RefuseReason>([
+  'cookie-mismatch',
+  'protocol-version',
+  'busy',
+  'malformed',
+]);
+
+/** Which side of the handshake a proof comes from. */
+export type HandshakeRole = 'dialer' | 'listener';
+
+/** A HELLO message: identity and nonce; the listener's also carries its proof. */
+export interface HelloMessage {
+  readonly nonce: Buffer;
+  readonly identity: NodeIdentity;
+  readonly proof?: Buffer;
+}
+
+const MAC_LABEL = 'nestjs-cluster link proof';
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** One length-prefixed MAC field: `u32be length | bytes`. */
+function field(value: Buffer | string): Buffer {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(bytes.length, 0);
+  return Buffer.concat([head, bytes]);
+}
+
+function identityFields(identity: NodeIdentity): Buffer[] {
+  return [
+    field(identity.name),
+    field(identity.incarnation),
+    field(String(identity.startedAt)),
+    field(identity.endpoint),
+  ];
+}
+
+/**
+ * Proof that the sender knows the cookie: HMAC-SHA256 keyed with the UTF-8 cookie over the
+ * length-prefixed fields `label, role, version, nonceD, nonceL, dialer identity, listener
+ * identity` (each identity as `name, incarnation, startedAt (decimal), endpoint`).
+ */
+export function computeProof(
+  cookie: string,
+  role: HandshakeRole,
+  version: number,
+  dialerNonce: Buffer,
+  listenerNonce: Buffer,
+  dialer: NodeIdentity,
+  listener: NodeIdentity,
+): Buffer {
+  const mac = createHmac('sha256', Buffer.from(cookie, 'utf8'));
+  for (const part of [
+    field(MAC_LABEL),
+    field(role),
+    field(Buffer.from([version])),
+    field(dialerNonce),
+    field(listenerNonce),
+    ...identityFields(dialer),
+    ...identityFields(listener),
+  ]) {
+    mac.update(part);
+  }
+  return mac.digest();
+}
+
+/** Compares a received proof with the expected one in constant time. */
+export function proofMatches(expected: Buffer, received: Buffer): boolean {
+  return received.length === expected.length && timingSafeEqual(expected, received);
+}
+
+/** A fresh random nonce. */
+export function createNonce(): Buffer {
+  return randomBytes(NONCE_BYTES);
+}
+
+/** Encodes a HELLO payload (JSON, binary fields in base64). */
+export function encodeHello(message: HelloMessage): Buffer {
+  const { identity } = message;
+  return Buffer.from(
+    JSON.stringify({
+      nonce: message.nonce.toString('base64'),
+      name: identity.name,
+      incarnation: identity.incarnation,
+      startedAt: identity.startedAt,
+      endpoint: identity.endpoint,
+      ...(message.proof ? { proof: message.proof.toString('base64') } : {}),
+    }),
+    'utf8',
+  );
+}
+
+function parseJsonObject(payload: Buffer, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new MalformedFrameError(`${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new MalformedFrameError(`${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function boundedString(value: unknown, key: string, min: number, max: number): string {
+  if (typeof value !== 'string') throw new MalformedFrameError(`${key} is not a string`);
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes < min || bytes > max) throw new MalformedFrameError(`${key} must be ${min}–${max} bytes`);
+  if (CONTROL_CHARS.test(value)) throw new MalformedFrameError(`${key} contains control characters`);
+  return value;
+}
+
+function fixedBytes(value: unknown, key: string, length: number): Buffer {
+  if (typeof value !== 'string' || value.length > 2 * length) {
+    throw new MalformedFrameError(`${key} is not base64`);
+  }
+  const bytes = Buffer.from(value, 'base64');
+  if (bytes.length !== length || bytes.toString('base64') !== value) {
+    throw new MalformedFrameError(`${key} must be ${length} bytes of base64`);
+  }
+  return bytes;
+}
+
+/**
+ * Decodes and validates a HELLO payload. Throws `MalformedFrameError` on anything outside the
+ * limits. Unknown fields are ignored (later versions may add some).
+ */
+export function decodeHello(payload: Buffer, withProof: boolean): HelloMessage {
+  const o = parseJsonObject(payload, 'HELLO');
+  const startedAt = o['startedAt'];
+  if (typeof startedAt !== 'number' || !Number.isSafeInteger(startedAt) || startedAt < 0) {
+    throw new MalformedFrameError('startedAt is not a non-negative integer');
+  }
+  const identity: NodeIdentity = {
+    name: boundedString(o['name'], 'name', 1, IDENTITY_LIMITS.name),
+    incarnation: boundedString(o['incarnation'], 'incarnation', 1, IDENTITY_LIMITS.incarnation),
+    startedAt,
+    endpoint: boundedString(o['endpoint'], 'endpoint', 0, IDENTITY_LIMITS.endpoint),
+  };
+  const nonce = fixedBytes(o['nonce'], 'nonce', NONCE_BYTES);
+  if (!withProof) return { nonce, identity };
+  return { nonce, identity, proof: fixedBytes(o['proof'], 'proof', PROOF_BYTES) };
+}
+
+/** Encodes an AUTH payload: `{"proof": base64}`. */
+export function encodeAuth(proof: Buffer): Buffer {
+  return Buffer.from(JSON.stringify({ proof: proof.toString('base64') }), 'utf8');
+}
+
+/** Decodes an AUTH payload. */
+export function decodeAuth(payload: Buffer): Buffer {
+  return fixedBytes(parseJsonObject(payload, 'AUTH')['proof'], 'proof', PROOF_BYTES);
+}
+
+/** Encodes a REFUSE payload: `{"reason": ...}`. */
+export function encodeRefuse(reason: RefuseReason): Buffer {
+  return Buffer.from(JSON.stringify({ reason }), 'utf8');
+}
+
+/** Decodes a REFUSE payload; an unknown reason decodes as 'malformed'. */
+export function decodeRefuse(payload: Buffer): RefuseReason {
+  try {
+    const reason = parseJsonObject(payload, 'REFUSE')['reason'];
+    return typeof reason === 'string' && REFUSE_REASONS.has(reason) ? (reason as RefuseReason) : 'malformed';
+  } catch {
+    return 'malformed';
+  }
+}
+
+/** What a successful handshake hands to the link. */
+export interface HandshakeResult {
+  /** The authenticated identity of the peer. */
+  readonly peer: NodeIdentity;
+  /** The connection's decoder; it may already hold bytes of the first link frames. */
+  readonly decoder: FrameDecoder;
+}
+
+/** Inputs of one side of the handshake. */
+export interface HandshakeOptions {
+  readonly cookie: string;
+  /** The local identity at the time of the handshake. */
+  readonly identity: NodeIdentity;
+  /** Deadline of the whole handshake, ms. */
+  readonly timeoutMs: number;
+  /** `host:port` of the peer, for errors. */
+  readonly peerAddress: string;
+  /** Protocol version spoken. @default PROTOCOL_VERSION (other values only in tests) */
+  readonly version?: number;
+}
+
+/**
+ * Reads handshake frames from a socket one at a time, with the pre-auth frame limit and a
+ * deadline. Only handshake frame types are allowed.
+ */
+class HandshakeReader {
+  readonly decoder: FrameDecoder;
+  private waiter: { resolve: (frame: Frame) => void; reject: (error: Error) => void } | undefined;
+  private failure: Error | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: HandshakeOptions,
+  ) {
+    this.decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES, options.version ?? PROTOCOL_VERSION);
+    this.timer = setTimeout(
+      () => this.fail(new HandshakeTimeoutError(options.peerAddress, options.timeoutMs)),
+      options.timeoutMs,
+    );
+    this.timer.unref();
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+  }
+
+  /** Resolves with the next handshake frame; rejects on violation, close or deadline. */
+  next(): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      if (this.failure) {
+        reject(this.failure);
+        return;
+      }
+      this.waiter = { resolve, reject };
+      this.pump();
+    });
+  }
+
+  /** Stops reading (the socket is paused) and clears the deadline. */
+  detach(): void {
+    clearTimeout(this.timer);
+    this.socket.pause();
+    this.socket.off('data', this.onData);
+    this.socket.off('error', this.onError);
+    this.socket.off('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.decoder.write(chunk);
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
+    this.pump();
+    // Bytes nobody asked for yet may not pile up beyond one pre-auth frame.
+    if (this.waiter === undefined && this.decoder.bufferedBytes > PRE_AUTH_MAX_FRAME_BYTES + HEADER_BYTES) {
+      this.fail(new MalformedFrameError('unexpected data during the handshake'));
+    }
+  };
+
+  private readonly onError = (error: Error): void => {
+    this.fail(new HandshakeFailedError(this.options.peerAddress, `connection error (${errorCode(error)})`, { cause: error }));
+  };
+
+  private readonly onClose = (): void => {
+    this.fail(new HandshakeFailedError(this.options.peerAddress, 'the connection closed during the handshake'));
+  };
+
+  private pump(): void {
+    const waiter = this.waiter;
+    if (waiter === undefined || this.failure) return;
+    let frame: Frame | undefined;
+    try {
+      frame = this.decoder.read();
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
+    if (frame === undefined) return;
+    if (!HANDSHAKE_FRAME_TYPES.has(frame.type)) {
+      this.fail(new MalformedFrameError(`${frameTypeName(frame.type)} frame before the handshake completed`));
+      return;
+    }
+    this.waiter = undefined;
+    waiter.resolve(frame);
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = error instanceof ProtocolVersionError
+      ? new ProtocolVersionError(error.peerVersion, error.localVersion, this.options.peerAddress)
+      : error;
+    clearTimeout(this.timer);
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(this.failure);
+  }
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+}
+
+function send(socket: Socket, type: number, payload: Buffer, version: number): void {
+  if (!socket.destroyed && socket.writable) socket.write(encodeFrame(type, payload, version));
+}
+
+/** Sends a REFUSE frame (best effort) before the caller closes the connection. */
+export function sendRefuse(socket: Socket, reason: RefuseReason, version: number = PROTOCOL_VERSION): void {
+  send(socket, FrameType.REFUSE, encodeRefuse(reason), version);
+}
+
+function refusalError(reason: RefuseReason, peerAddress: string): Error {
+  switch (reason) {
+    case 'cookie-mismatch':
+      return new CookieMismatchError(peerAddress);
+    case 'busy':
+      return new HandshakeFailedError(peerAddress, 'the peer is busy with other handshakes');
+    default:
+      return new HandshakeFailedError(peerAddress, `the peer refused the handshake (${reason})`);
+  }
+}
+
+function unexpected(frame: Frame, expected: string): MalformedFrameError {
+  return new MalformedFrameError(`expected ${expected}, got ${frameTypeName(frame.type)}`);
+}
+
+/**
+ * Runs the dialer's side of the handshake on a connected socket.
+ *
+ * Rejects with `CookieMismatchError`, `ProtocolVersionError`, `HandshakeTimeoutError`,
+ * `MalformedFrameError` or `HandshakeFailedError`; the caller closes the socket then.
+ */
+export async function dialerHandshake(socket: Socket, options: HandshakeOptions): Promise<HandshakeResult> {
+  const version = options.version ?? PROTOCOL_VERSION;
+  const reader = new HandshakeReader(socket, options);
+  try {
+    const nonceD = createNonce();
+    const self = options.identity;
+    send(socket, FrameType.HELLO, encodeHello({ nonce: nonceD, identity: self }), version);
+
+    const first = await reader.next();
+    if (first.type === FrameType.REFUSE) throw refusalError(decodeRefuse(first.payload), options.peerAddress);
+    if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
+    const hello = decodeHello(first.payload, true);
+    const expected = computeProof(options.cookie, 'listener', version, nonceD, hello.nonce, self, hello.identity);
+    if (!proofMatches(expected, hello.proof as Buffer)) {
+      sendRefuse(socket, 'cookie-mismatch', version);
+      throw new CookieMismatchError(options.peerAddress);
+    }
+    const proof = computeProof(options.cookie, 'dialer', version, nonceD, hello.nonce, self, hello.identity);
+    send(socket, FrameType.AUTH, encodeAuth(proof), version);
+
+    const last = await reader.next();
+    if (last.type === FrameType.REFUSE) throw refusalError(decodeRefuse(last.payload), options.peerAddress);
+    if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
+    return { peer: hello.identity, decoder: reader.decoder };
+  } finally {
+    reader.detach();
+  }
+}
+
+/**
+ * Runs the listener's side of the handshake on an accepted socket.
+ *
+ * Rejects like `dialerHandshake`; on a version mismatch, a cookie mismatch or malformed
+ * data it has already sent a REFUSE frame, and the caller closes the socket.
+ */
+export async function listenerHandshake(socket: Socket, options: HandshakeOptions): Promise<HandshakeResult> {
+  const version = options.version ?? PROTOCOL_VERSION;
+  const reader = new HandshakeReader(socket, options);
+  try {
+    const first = await reader.next();
+    if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
+    const hello = decodeHello(first.payload, false);
+    const self = options.identity;
+    const nonceL = createNonce();
+    const proofL = computeProof(options.cookie, 'listener', version, hello.nonce, nonceL, hello.identity, self);
+    send(socket, FrameType.HELLO, encodeHello({ nonce: nonceL, identity: self, proof: proofL }), version);
+
+    const second = await reader.next();
+    if (second.type === FrameType.REFUSE) throw refusalError(decodeRefuse(second.payload), options.peerAddress);
+    if (second.type !== FrameType.AUTH) throw unexpected(second, 'AUTH');
+    const expected = computeProof(options.cookie, 'dialer', version, hello.nonce, nonceL, hello.identity, self);
+    if (!proofMatches(expected, decodeAuth(second.payload))) {
+      sendRefuse(socket, 'cookie-mismatch', version);
+      throw new CookieMismatchError(options.peerAddress);
+    }
+    send(socket, FrameType.WELCOME, Buffer.alloc(0), version);
+    return { peer: hello.identity, decoder: reader.decoder };
+  } catch (error) {
+    if (error instanceof ProtocolVersionError) sendRefuse(socket, 'protocol-version', version);
+    else if (error instanceof MalformedFrameError) sendRefuse(socket, 'malformed', version);
+    throw error;
+  } finally {
+    reader.detach();
+  }
+}

@@ -1,0 +1,252 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Logger } from '@nestjs/common';
+import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
+import type { NodeIdentity } from '../interfaces/member.interface.js';
+import { endSocket, remoteAddressOf } from './address.js';
+import { encodeFrame, frameBodyBytes, type Frame, type FrameDecoder } from './frame.js';
+import { FrameType, frameTypeName, isTransportFrameType } from './frame-types.js';
+import type { MonitoredLink } from './heartbeat-monitor.js';
+import type { RateLimitedLogger } from './rate-limited-logger.js';
+
+/**
+ * Why a link closed:
+ * - `leave`: the peer said LEAVE (graceful shutdown);
+ * - `closed`: the socket closed or failed without a LEAVE;
+ * - `heartbeat-timeout`: nothing was received for `failureTimeoutMs`;
+ * - `protocol-error`: the peer sent a malformed, oversized or unknown frame;
+ * - `local`: this node closed it (`close()`, `leave()`, or the transport closing).
+ */
+export type LinkCloseReason = 'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
+
+/** Events of a link. */
+export interface LinkEvents {
+  /** A frame of one of the transport's accepted types arrived. */
+  frame: [type: number, payload: Buffer];
+  /** The link closed; emitted exactly once. */
+  close: [reason: LinkCloseReason];
+}
+
+/** Everything a link is built from; created by the transport after a successful handshake. */
+export interface LinkInit {
+  readonly socket: Socket;
+  /** The connection's decoder, possibly already holding bytes of the first frames. */
+  readonly decoder: FrameDecoder;
+  readonly peer: NodeIdentity;
+  readonly direction: 'inbound' | 'outbound';
+  readonly maxFrameBytes: number;
+  readonly maxWriteBufferBytes: number;
+  readonly acceptedTypes: ReadonlySet<number>;
+  /** Bound on how long `leave()` waits for the socket to close, ms. */
+  readonly leaveTimeoutMs: number;
+  /** Rate limiter for protocol-error lines. */
+  readonly rateLimited: RateLimitedLogger;
+  /** Called once when the link closes (the transport stops watching it). */
+  readonly onClosed: (link: Link) => void;
+}
+
+/**
+ * An authenticated connection to one peer. Created by `Transport` (returned by `dial()`,
+ * or emitted as `'link'` for inbound connections); never constructed by applications.
+ *
+ * Frames already received are delivered from the next turn of the event loop, so attach the
+ * `'frame'` and `'close'` listeners synchronously when you receive the link.
+ */
+export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
+  private readonly logger = new Logger(Link.name);
+  /** The authenticated identity of the peer. */
+  readonly peer: NodeIdentity;
+  /** Who opened the connection: the peer (`inbound`) or this node (`outbound`). */
+  readonly direction: 'inbound' | 'outbound';
+  /** `host:port` of the remote end of the socket. */
+  readonly remoteAddress: string;
+  /** @internal monotonic time bytes were last received */
+  lastReceivedAt: number;
+  /** @internal monotonic time a frame was last written */
+  lastSentAt: number;
+  private readonly socket: Socket;
+  private readonly init: LinkInit;
+  private closeReason: LinkCloseReason | undefined;
+  private leaving: Promise<void> | undefined;
+
+  /** @internal */
+  constructor(init: LinkInit) {
+    super();
+    this.init = init;
+    this.socket = init.socket;
+    this.peer = init.peer;
+    this.direction = init.direction;
+    this.remoteAddress = remoteAddressOf(init.socket);
+    this.lastReceivedAt = performance.now();
+    this.lastSentAt = this.lastReceivedAt;
+    init.decoder.maxFrameBytes = init.maxFrameBytes;
+    this.socket.setNoDelay(true);
+    this.socket.on('error', this.onError);
+    this.socket.on('close', this.onSocketClose);
+    setImmediate(() => this.start());
+  }
+
+  /** True once the link closed (or started leaving); `send` returns false then. */
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  /** Bytes queued in the socket, not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  /**
+   * Queues one frame. Returns false — and queues nothing — when the link is closed or more than
+   * `maxWriteBufferBytes` are already queued (the peer does not keep up).
+   * @throws FrameTooLargeError when the frame would exceed `maxFrameBytes`
+   */
+  send(type: number, payload: Buffer): boolean {
+    const size = frameBodyBytes(payload.length);
+    if (size > this.init.maxFrameBytes) throw new FrameTooLargeError(size, this.init.maxFrameBytes);
+    if (this.closed || this.socket.destroyed) return false;
+    if (this.socket.writableLength > this.init.maxWriteBufferBytes) return false;
+    this.write(type, payload);
+    return true;
+  }
+
+  /**
+   * Leaves gracefully: sends LEAVE, flushes and ends the socket. The peer sees `'close'` with
+   * reason `'leave'`; this link emits `'close'` with `'local'` at once. Resolves when the socket
+   * closed, or after `leaveTimeoutMs` at most.
+   */
+  leave(): Promise<void> {
+    if (this.leaving) return this.leaving;
+    if (this.closed) return Promise.resolve();
+    this.write(FrameType.LEAVE, Buffer.alloc(0));
+    this.leaving = endSocket(this.socket, this.init.leaveTimeoutMs);
+    this.finish('local');
+    return this.leaving;
+  }
+
+  /** Closes the link at once (no LEAVE); emits `'close'` with `'local'`. */
+  close(reason = 'closed by this node'): void {
+    if (this.closed) return;
+    this.logger.debug(`closing link to ${this.describe()}: ${reason}`);
+    this.finish('local');
+    this.socket.destroy();
+  }
+
+  /** @internal the peer gets a fresh failure window (after a local event-loop stall) */
+  grace(now: number): void {
+    this.lastReceivedAt = now;
+  }
+
+  /** @internal */
+  sendHeartbeat(now: number): void {
+    if (this.closed || this.socket.destroyed) return;
+    if (this.socket.writableLength > this.init.maxWriteBufferBytes) return;
+    this.write(FrameType.HEARTBEAT, Buffer.alloc(0));
+    this.lastSentAt = now;
+  }
+
+  /** @internal */
+  expire(silentMs: number): void {
+    if (this.closed) return;
+    this.logger.warn(
+      `no frame from ${this.describe()} for ${Math.round(silentMs)} ms (failure timeout): closing the link`,
+    );
+    this.finish('heartbeat-timeout');
+    this.socket.destroy();
+  }
+
+  private describe(): string {
+    return `${this.peer.name} (${this.remoteAddress})`;
+  }
+
+  private write(type: number, payload: Buffer): void {
+    this.socket.write(encodeFrame(type, payload));
+    this.lastSentAt = performance.now();
+  }
+
+  private start(): void {
+    if (this.closed) return;
+    this.drain();
+    if (this.closed) return;
+    this.socket.on('data', this.onData);
+    this.socket.resume();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    this.lastReceivedAt = performance.now();
+    try {
+      this.init.decoder.write(chunk);
+    } catch (error) {
+      this.protocolError((error as Error).message);
+      return;
+    }
+    this.drain();
+  };
+
+  /** Reads and handles every complete frame held by the decoder. */
+  private drain(): void {
+    while (!this.closed) {
+      let frame: Frame | undefined;
+      try {
+        frame = this.init.decoder.read();
+      } catch (error) {
+        this.protocolError((error as Error).message);
+        return;
+      }
+      if (frame === undefined) return;
+      this.handle(frame);
+    }
+  }
+
+  private handle(frame: Frame): void {
+    if (frame.type === FrameType.HEARTBEAT) return;
+    if (frame.type === FrameType.LEAVE) {
+      this.logger.debug(`${this.describe()} left`);
+      this.finish('leave');
+      void endSocket(this.socket, this.init.leaveTimeoutMs);
+      return;
+    }
+    if (isTransportFrameType(frame.type) || !this.init.acceptedTypes.has(frame.type)) {
+      this.protocolError(`unexpected ${frameTypeName(frame.type)} frame`);
+      return;
+    }
+    try {
+      this.emit('frame', frame.type, frame.payload);
+    } catch (error) {
+      this.logger.error(
+        `a 'frame' listener threw on ${frameTypeName(frame.type)} from ${this.peer.name}`,
+        error instanceof Error ? error.stack : String(error),
+      );
+    }
+  }
+
+  private protocolError(detail: string): void {
+    if (this.closed) return;
+    this.init.rateLimited.warn(
+      `protocol:${this.socket.remoteAddress ?? 'unknown'}`,
+      `closing link to ${this.describe()}: protocol error: ${detail}`,
+    );
+    this.finish('protocol-error');
+    this.socket.destroy();
+  }
+
+  private readonly onError = (error: Error): void => {
+    const code = (error as NodeJS.ErrnoException).code ?? error.message;
+    this.logger.debug(`link to ${this.describe()} failed: ${code}`);
+    this.finish('closed');
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.finish('closed');
+  };
+
+  private finish(reason: LinkCloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.socket.off('data', this.onData);
+    this.init.onClosed(this);
+    this.emit('close', reason);
+  }
+}

@@ -1,0 +1,68 @@
+import { Controller, Get, type MessageEvent, Sse } from '@nestjs/common';
+import {
+  debounceTime,
+  endWith,
+  ignoreElements,
+  interval,
+  map,
+  merge,
+  type Observable,
+  takeUntil,
+} from 'rxjs';
+import { ClusterService } from '../../lib/index.js';
+import { type ClusterView, toEventView, toMemberView } from './cluster-view.js';
+
+/** Keeps idle SSE connections open through proxies that drop silent ones. */
+const KEEP_ALIVE_MS = 15_000;
+/** One change moves both members and leader: send one snapshot for it, not two. */
+const SNAPSHOT_COALESCE_MS = 20;
+
+@Controller('cluster')
+export class ClusterController {
+  constructor(private readonly cluster: ClusterService) {}
+
+  /** This node, every member (self included), the leader and the discovery strategy. */
+  @Get()
+  view(): ClusterView {
+    const leader = this.cluster.leader()?.name ?? null;
+    const topologies = this.cluster.discovery().map((d) => ({
+      name: d.topology,
+      strategy: String(d.strategy),
+      ok: d.ok,
+      ...(d.error === undefined ? {} : { error: String(d.error) }),
+    }));
+    return {
+      self: toMemberView(this.cluster.self, leader),
+      members: this.cluster
+        .members()
+        .map((member) => toMemberView(member, leader))
+        .sort((a, b) => a.name.localeCompare(b.name)),
+      leader,
+      strategy: topologies.length ? topologies.map((t) => t.strategy).join(',') : 'none',
+      mode: this.cluster.mode,
+      topologies,
+    };
+  }
+
+  /**
+   * Server-Sent Events: `join`, `leave` and `down` as they happen, and a `members`
+   * snapshot (the body of `GET /cluster`) on connect and after every change.
+   */
+  @Sse('events')
+  events(): Observable<MessageEvent> {
+    const snapshots = merge(this.cluster.members$, this.cluster.leader$).pipe(
+      debounceTime(SNAPSHOT_COALESCE_MS),
+      map((): MessageEvent => ({ type: 'members', data: this.view() })),
+    );
+    const changes = this.cluster.events$.pipe(
+      map((event): MessageEvent => ({ type: event.type, data: toEventView(event) })),
+    );
+    // The stream ends when the cluster service shuts down (events$ completes).
+    const shutdown = this.cluster.events$.pipe(ignoreElements(), endWith(true));
+    const keepAlive = interval(KEEP_ALIVE_MS).pipe(
+      takeUntil(shutdown),
+      map((): MessageEvent => ({ comment: 'keep-alive' })),
+    );
+    return merge(changes, snapshots, keepAlive);
+  }
+}

@@ -1,0 +1,195 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { NodeIdentity } from '../../lib/interfaces/member.interface.js';
+import { encodeFrame, type Frame, type FrameDecoder } from '../../lib/transport/frame.js';
+import { dialerHandshake, listenerHandshake } from '../../lib/transport/handshake.js';
+
+/** A test identity. */
+export function testIdentity(name: string, overrides: Partial<NodeIdentity> = {}): NodeIdentity {
+  return { name, incarnation: `${name}-inc`, startedAt: 1_700_000_000_000, endpoint: '', ...overrides };
+}
+
+/**
+ * One end of an authenticated connection driven by hand: it performs the handshake with the
+ * library's own handshake functions and then does nothing by itself — no heartbeats, no reading
+ * unless asked — so tests can make it misbehave.
+ */
+export class RawPeer {
+  readonly frames: Frame[] = [];
+  private waiters: Array<() => void> = [];
+  private reading = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly peer: NodeIdentity,
+    private readonly decoder: FrameDecoder,
+  ) {
+    socket.on('error', () => undefined);
+  }
+
+  /** Dials `host:port` and completes the dialer handshake. */
+  static async dial(host: string, port: number, cookie: string, identity: NodeIdentity): Promise<RawPeer> {
+    const socket = connect({ host, port });
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    const result = await dialerHandshake(socket, {
+      cookie,
+      identity,
+      timeoutMs: 5000,
+      peerAddress: `${host}:${port}`,
+    });
+    return new RawPeer(socket, result.peer, result.decoder);
+  }
+
+  /** Sends a frame (optionally in another protocol version). */
+  send(type: number, payload: Buffer = Buffer.alloc(0), version?: number): boolean {
+    return this.socket.write(encodeFrame(type, payload, version));
+  }
+
+  /** Starts reading and collecting frames (the socket stays paused until then). */
+  read(): void {
+    if (this.reading) return;
+    this.reading = true;
+    for (const frame of this.decoder.push(Buffer.alloc(0))) this.frames.push(frame);
+    this.socket.on('data', (chunk: Buffer) => {
+      for (const frame of this.decoder.push(chunk)) this.frames.push(frame);
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const wake of waiters) wake();
+    });
+    this.socket.resume();
+  }
+
+  /** Resolves when a frame of `type` has been collected. */
+  async waitForFrame(type: number, timeoutMs: number): Promise<Frame> {
+    this.read();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const frame = this.frames.find((f) => f.type === type);
+      if (frame) return frame;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no frame of type ${type} within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * A listener that completes the listener handshake with every connection and then leaves it
+ * paused: it never reads again (a peer that does not keep up).
+ */
+export async function rawListen(
+  cookie: string,
+  identity: NodeIdentity,
+  onPeer: (peer: RawPeer) => void,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    listenerHandshake(socket, { cookie, identity, timeoutMs: 5000, peerAddress: 'raw' }).then(
+      (result) => onPeer(new RawPeer(socket, result.peer, result.decoder)),
+      () => socket.destroy(),
+    );
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/**
+ * Source of a peer that runs in a worker thread, so that it keeps heartbeating while the test's
+ * own event loop is blocked. It is an independent implementation of the wire protocol in plain
+ * JavaScript (dialer side), written from lib/transport/PROTOCOL.md.
+ */
+const HEARTBEATING_PEER_SOURCE = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const net = require('node:net');
+const crypto = require('node:crypto');
+const { host, port, cookie, identity, heartbeatMs } = workerData;
+const V = 1;
+const frame = (type, payload = Buffer.alloc(0)) => {
+  const head = Buffer.alloc(6);
+  head.writeUInt32BE(2 + payload.length, 0);
+  head[4] = V;
+  head[5] = type;
+  return Buffer.concat([head, payload]);
+};
+const field = (v) => {
+  const b = Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8');
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(b.length, 0);
+  return Buffer.concat([h, b]);
+};
+const ident = (i) => [field(i.name), field(i.incarnation), field(String(i.startedAt)), field(i.endpoint)];
+const proof = (role, nD, nL, d, l) => {
+  const mac = crypto.createHmac('sha256', Buffer.from(cookie, 'utf8'));
+  for (const p of [field('nestjs-cluster link proof'), field(role), field(Buffer.from([V])), field(nD), field(nL), ...ident(d), ...ident(l)]) mac.update(p);
+  return mac.digest();
+};
+const socket = net.connect({ host, port });
+let buf = Buffer.alloc(0);
+let state = 'hello';
+let timer;
+const nD = crypto.randomBytes(32);
+socket.on('connect', () => {
+  socket.setNoDelay(true);
+  socket.write(frame(1, Buffer.from(JSON.stringify({ nonce: nD.toString('base64'), ...identity }))));
+});
+socket.on('data', (chunk) => {
+  buf = Buffer.concat([buf, chunk]);
+  while (buf.length >= 6 && buf.length >= 4 + buf.readUInt32BE(0)) {
+    const len = buf.readUInt32BE(0);
+    const type = buf[5];
+    const payload = buf.subarray(6, 4 + len);
+    buf = buf.subarray(4 + len);
+    if (state === 'hello' && type === 1) {
+      const h = JSON.parse(payload.toString('utf8'));
+      const nL = Buffer.from(h.nonce, 'base64');
+      const listener = { name: h.name, incarnation: h.incarnation, startedAt: h.startedAt, endpoint: h.endpoint };
+      if (!crypto.timingSafeEqual(proof('listener', nD, nL, identity, listener), Buffer.from(h.proof, 'base64'))) {
+        parentPort.postMessage('cookie-mismatch');
+        socket.destroy();
+        return;
+      }
+      socket.write(frame(2, Buffer.from(JSON.stringify({ proof: proof('dialer', nD, nL, identity, listener).toString('base64') }))));
+      state = 'auth';
+    } else if (state === 'auth' && type === 3) {
+      state = 'linked';
+      timer = setInterval(() => socket.write(frame(4)), heartbeatMs);
+      parentPort.postMessage('linked');
+    }
+  }
+});
+socket.on('close', () => {
+  clearInterval(timer);
+  parentPort.postMessage('closed');
+  parentPort.close();
+});
+socket.on('error', () => undefined);
+parentPort.on('message', (m) => {
+  if (m === 'silence') clearInterval(timer);
+  if (m === 'leave') { socket.write(frame(5)); socket.end(); }
+  if (m === 'close') socket.destroy();
+});
+`;
+
+/** Starts the worker-thread peer; it dials, handshakes, then heartbeats every `heartbeatMs`. */
+export function startHeartbeatingPeer(options: {
+  host: string;
+  port: number;
+  cookie: string;
+  identity: NodeIdentity;
+  heartbeatMs: number;
+}): Worker {
+  return new Worker(HEARTBEATING_PEER_SOURCE, { eval: true, workerData: options });
+}

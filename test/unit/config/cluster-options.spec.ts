@@ -1,0 +1,279 @@
+import { describe, expect, it } from 'vitest';
+import { clusterOptionsFromEnv } from '../../../lib/config/cluster-options.from-env.js';
+import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
+import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
+
+const resolveEnv = (env: Record<string, string>, host = 'box1') =>
+  resolveClusterOptions(clusterOptionsFromEnv(env), { env: { HOSTNAME: host } });
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ClusterConfigError);
+    return (error as ClusterConfigError).problems.map((p) => `${p.name}: ${p.message}`);
+  }
+  throw new Error('expected a ClusterConfigError');
+}
+
+describe('clusterOptionsFromEnv', () => {
+  it('maps every top-level variable', () => {
+    const o = resolveEnv({
+      NODE_COOKIE: 'secret',
+      NODE_NAME: 'oli@10.0.1.5',
+      APP_NAME: 'oli',
+      CLUSTER_PORT: '4000',
+      CLUSTER_BIND_ADDRESS: '10.0.1.5',
+      CLUSTER_ADVERTISE_ADDRESS: '10.0.1.6',
+      CLUSTER_HEARTBEAT_INTERVAL_MS: '500',
+      CLUSTER_FAILURE_TIMEOUT_MS: '3000',
+      LIBCLUSTER_DEBUG: 'true',
+    });
+    expect(o).toMatchObject({
+      mode: 'cluster',
+      cookie: 'secret',
+      nodeName: 'oli@10.0.1.5',
+      appName: 'oli',
+      port: 4000,
+      bindAddress: '10.0.1.5',
+      advertiseAddress: '10.0.1.6',
+      heartbeatIntervalMs: 500,
+      failureTimeoutMs: 3000,
+      debug: true,
+    });
+  });
+
+  it('accepts the release aliases RELEASE_NODE and RELEASE_NAME', () => {
+    expect(resolveEnv({ RELEASE_NODE: 'torus@host-a' }).nodeName).toBe('torus@host-a');
+    expect(resolveEnv({ RELEASE_NAME: 'torus' }).nodeName).toBe('torus@box1');
+    expect(resolveEnv({ NODE_NAME: 'a@x', RELEASE_NODE: 'b@y' }).nodeName).toBe('a@x');
+  });
+
+  it('defaults to gossip with libcluster settings, app@HOSTNAME and single-node without a cookie', () => {
+    const o = resolveEnv({});
+    expect(o.nodeName).toBe('app@box1');
+    expect(o.mode).toBe('single-node');
+    expect(o.singleNodeReason).toBe('NODE_COOKIE is not set');
+    expect(o.port).toBe(45893);
+    expect(o.bindAddress).toBe('0.0.0.0');
+    expect(o.advertiseAddress).toBe('box1');
+    expect(o.heartbeatIntervalMs).toBe(1000);
+    expect(o.failureTimeoutMs).toBe(5000);
+    expect(o.topologies).toHaveLength(1);
+    expect(o.topologies[0]).toMatchObject({
+      name: 'default',
+      strategy: 'gossip',
+      config: { port: 45892, multicastTtl: 1, broadcastOnly: false },
+    });
+  });
+
+  it('maps the gossip variables', () => {
+    const o = resolveEnv({
+      NODE_COOKIE: 'c',
+      LIBCLUSTER_STRATEGY: 'Cluster.Strategy.Gossip',
+      LIBCLUSTER_GOSSIP_PORT: '45999',
+      LIBCLUSTER_GOSSIP_IF_ADDR: '127.0.0.1',
+      LIBCLUSTER_GOSSIP_MULTICAST_ADDR: '239.1.2.3',
+      LIBCLUSTER_GOSSIP_MULTICAST_IF: '127.0.0.1',
+      LIBCLUSTER_GOSSIP_MULTICAST_TTL: '0',
+      LIBCLUSTER_GOSSIP_BROADCAST_ONLY: 'no',
+      LIBCLUSTER_GOSSIP_SECRET: 'g',
+    });
+    expect(o.topologies[0]!.config).toMatchObject({
+      port: 45999,
+      ifAddr: '127.0.0.1',
+      multicastAddr: '239.1.2.3',
+      multicastIf: '127.0.0.1',
+      multicastTtl: 0,
+      broadcastOnly: false,
+      secret: 'g',
+    });
+  });
+
+  it('maps the EC2 variables and libcluster_ec2 strategy name', () => {
+    const o = resolveEnv({
+      NODE_COOKIE: 'c',
+      APP_NAME: 'oli',
+      LIBCLUSTER_STRATEGY: 'ClusterEC2.Strategy.Tags',
+      LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 'app',
+      LIBCLUSTER_EC2_STRATEGY_TAG_VALUE: 'torus-prod',
+      LIBCLUSTER_EC2_STRATEGY_IP_TYPE: 'public',
+      LIBCLUSTER_POLLING_INTERVAL: '2000',
+      AWS_REGION: 'us-east-2',
+    });
+    expect(o.topologies[0]).toMatchObject({
+      strategy: 'ec2',
+      config: {
+        tagName: 'app',
+        tagValue: 'torus-prod',
+        appPrefix: 'oli',
+        ipType: 'public',
+        pollingIntervalMs: 2000,
+        region: 'us-east-2',
+      },
+    });
+    const prefixed = resolveEnv({
+      LIBCLUSTER_STRATEGY: 'ec2',
+      LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 'app',
+      LIBCLUSTER_EC2_STRATEGY_APP_PREFIX: 'web',
+    });
+    expect(prefixed.topologies[0]!.config).toMatchObject({ appPrefix: 'web', ipType: 'private', pollingIntervalMs: 5000 });
+  });
+
+  it('names the node after the instance metadata local-ipv4 with the EC2 strategy', () => {
+    const options = clusterOptionsFromEnv({
+      APP_NAME: 'oli',
+      LIBCLUSTER_STRATEGY: 'ec2',
+      LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 'app',
+    });
+    const o = resolveClusterOptions(options, { env: { HOSTNAME: 'ip-10-0-1-5' }, instanceMetadata: { localIpv4: '10.0.1.5' } });
+    expect(o.nodeName).toBe('oli@10.0.1.5');
+    expect(o.advertiseAddress).toBe('10.0.1.5');
+    const down = resolveClusterOptions(options, { env: { HOSTNAME: 'ip-10-0-1-5' }, instanceMetadata: null });
+    expect(down.nodeName).toBe('oli@ip-10-0-1-5');
+  });
+
+  it('maps the static and DNS variables and their libcluster names', () => {
+    const s = resolveEnv({ LIBCLUSTER_STRATEGY: 'Cluster.Strategy.Epmd', LIBCLUSTER_HOSTS: 'a:1, app@b:2 ,c' });
+    expect(s.topologies[0]).toMatchObject({ strategy: 'static', config: { hosts: ['a:1', 'app@b:2', 'c'] } });
+    const d = resolveEnv({
+      LIBCLUSTER_STRATEGY: 'Elixir.Cluster.Strategy.DNSPoll',
+      LIBCLUSTER_DNS_QUERY: 'app.internal',
+      LIBCLUSTER_DNS_NODE_BASENAME: 'oli',
+      LIBCLUSTER_POLLING_INTERVAL: '1000',
+    });
+    expect(d.topologies[0]).toMatchObject({
+      strategy: 'dns',
+      config: { query: 'app.internal', nodeBasename: 'oli', pollingIntervalMs: 1000 },
+    });
+  });
+
+  it('runs single-node with LIBCLUSTER_STRATEGY=none even with a cookie', () => {
+    const o = resolveEnv({ NODE_COOKIE: 'c', LIBCLUSTER_STRATEGY: 'none' });
+    expect(o.mode).toBe('single-node');
+    expect(o.singleNodeReason).toBe('LIBCLUSTER_STRATEGY is none');
+  });
+
+  it('reads through a ConfigService-like get()', () => {
+    const values: Record<string, unknown> = { NODE_COOKIE: 'x', CLUSTER_PORT: 4100 };
+    const o = resolveClusterOptions(clusterOptionsFromEnv({ get: (k: string) => values[k] }), { env: {} });
+    expect(o.port).toBe(4100);
+    expect(o.cookie).toBe('x');
+  });
+
+  it('picks a new random incarnation at every start', () => {
+    const a = resolveEnv({});
+    const b = resolveEnv({});
+    expect(a.incarnation).toMatch(/^[0-9a-f]{16}$/);
+    expect(a.incarnation).not.toBe(b.incarnation);
+  });
+});
+
+describe('validation', () => {
+  it('reports every problem at once, naming the variable, the value and what is accepted', () => {
+    const problems = problemsOf(() =>
+      resolveEnv({
+        LIBCLUSTER_STRATEGY: 'gossip',
+        CLUSTER_PORT: '70000',
+        LIBCLUSTER_GOSSIP_MULTICAST_ADDR: '10.0.0.1',
+        LIBCLUSTER_GOSSIP_PORT: 'abc',
+        LIBCLUSTER_GOSSIP_MULTICAST_TTL: '300',
+        LIBCLUSTER_DEBUG: 'maybe',
+        NODE_NAME: 'no-at-sign',
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^CLUSTER_PORT: "70000" is not a TCP port \(accepted: an integer from 0 to 65535\)/),
+        expect.stringMatching(/^LIBCLUSTER_GOSSIP_MULTICAST_ADDR: "10.0.0.1" is not a multicast address \(accepted: 224.0.0.0 to 239.255.255.255/),
+        expect.stringMatching(/^LIBCLUSTER_GOSSIP_PORT: "abc" is not a UDP port/),
+        expect.stringMatching(/^LIBCLUSTER_GOSSIP_MULTICAST_TTL: "300" is not a multicast TTL/),
+        expect.stringMatching(/^LIBCLUSTER_DEBUG: "maybe" is not a boolean/),
+        expect.stringMatching(/^NODE_NAME: "no-at-sign" is not a node name \(accepted: name@host/),
+      ]),
+    );
+    expect(problems).toHaveLength(6);
+  });
+
+  it('rejects an unknown strategy, listing the accepted names', () => {
+    const [p] = problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'foo' }));
+    expect(p).toMatch(/^LIBCLUSTER_STRATEGY: "foo" is not a strategy \(accepted: gossip, ec2, static, dns, none, Cluster\.Strategy\.Gossip, ClusterEC2\.Strategy\.Tags/);
+  });
+
+  it('requires the EC2 tag name, the static hosts and the DNS query', () => {
+    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'ClusterEC2.Strategy.Tags' }))).toEqual([
+      expect.stringMatching(/^LIBCLUSTER_EC2_STRATEGY_TAG_NAME: is required by the EC2 strategy/),
+    ]);
+    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'static' }))).toEqual([
+      expect.stringMatching(/^LIBCLUSTER_HOSTS: is required/),
+    ]);
+    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'dns' }))).toEqual([
+      expect.stringMatching(/^LIBCLUSTER_DNS_QUERY: is required/),
+    ]);
+  });
+
+  it('rejects bad static host entries and bad EC2 ip types', () => {
+    const problems = problemsOf(() =>
+      resolveEnv({ LIBCLUSTER_STRATEGY: 'static', LIBCLUSTER_HOSTS: 'good:1,bad:99999,@x:1' }),
+    );
+    expect(problems.length).toBeGreaterThanOrEqual(2);
+    for (const p of problems) expect(p).toMatch(/^strategyConfig\.hosts|^LIBCLUSTER_HOSTS/);
+    expect(problems.join('\n')).toContain('bad:99999');
+    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'ec2', LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't', LIBCLUSTER_EC2_STRATEGY_IP_TYPE: 'ipv6' }))).toEqual([
+      expect.stringMatching(/^LIBCLUSTER_EC2_STRATEGY_IP_TYPE: "ipv6" is not an IP type \(accepted: private, public\)/),
+    ]);
+  });
+
+  it('rejects a failure timeout shorter than two heartbeats, and port 0 with EC2', () => {
+    expect(problemsOf(() => resolveEnv({ CLUSTER_HEARTBEAT_INTERVAL_MS: '1000', CLUSTER_FAILURE_TIMEOUT_MS: '1500' }))).toEqual([
+      expect.stringMatching(/^CLUSTER_FAILURE_TIMEOUT_MS: "1500" must be at least twice the heartbeat interval/),
+    ]);
+    expect(problemsOf(() => resolveEnv({ CLUSTER_PORT: '0', LIBCLUSTER_STRATEGY: 'ec2', LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't' }))).toEqual([
+      expect.stringMatching(/^CLUSTER_PORT: 0 \(any free port\) cannot be used with the ec2 strategy/),
+    ]);
+  });
+
+  it('names option paths when options come from code', () => {
+    const problems = problemsOf(() =>
+      resolveClusterOptions({
+        port: -1,
+        topologies: {
+          lan: { strategy: 'gossip', config: { multicastAddr: '1.2.3.4' } },
+          aws: { strategy: 'ec2', config: {} as never },
+        },
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^port: -1 is not a TCP port/),
+        expect.stringMatching(/^topologies\.lan\.config\.multicastAddr: "1\.2\.3\.4" is not a multicast address/),
+        expect.stringMatching(/^topologies\.aws\.config\.tagName: is required/),
+      ]),
+    );
+  });
+
+  it('accepts several topologies and custom strategy classes', () => {
+    class MyStrategy {
+      start() {}
+      stop() {}
+    }
+    const o = resolveClusterOptions({
+      cookie: 'c',
+      topologies: { lan: { strategy: 'gossip' }, mine: { strategy: MyStrategy, config: { a: 1 } } },
+    });
+    expect(o.topologies.map((t) => [t.name, t.strategy])).toEqual([
+      ['lan', 'gossip'],
+      ['mine', 'MyStrategy'],
+    ]);
+    expect(o.topologies[1]!.custom).toBe(MyStrategy);
+  });
+
+  it('ClusterConfigError lists one NAME: message line per problem', () => {
+    try {
+      resolveEnv({ CLUSTER_PORT: 'x', LIBCLUSTER_STRATEGY: 'nope' });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as Error).message).toMatch(/^Invalid cluster configuration \(2 problems\):\n {2}- CLUSTER_PORT: .*\n {2}- LIBCLUSTER_STRATEGY: /);
+    }
+  });
+});

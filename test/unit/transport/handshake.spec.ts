@@ -1,0 +1,255 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CookieMismatchError } from '../../../lib/errors/cookie-mismatch.error.js';
+import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error.js';
+import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
+import { ListenError } from '../../../lib/errors/listen.error.js';
+import { MalformedFrameError } from '../../../lib/errors/malformed-frame.error.js';
+import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
+import { FrameType } from '../../../lib/transport/frame-types.js';
+import {
+  computeProof,
+  decodeHello,
+  decodeRefuse,
+  encodeHello,
+  NONCE_BYTES,
+} from '../../../lib/transport/handshake.js';
+import { Transport } from '../../../lib/transport/transport.js';
+import { RawPeer, testIdentity } from '../../support/raw-peer.js';
+import { ACCEPTED, captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within } from './helpers.js';
+
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function started(name: string, options: Parameters<typeof startTransport>[1] = {}) {
+  const node = await startTransport(name, options);
+  cleanup.push(() => node.transport.close());
+  return node;
+}
+
+/** Reads frames from a raw socket until one arrives (or the socket closes). */
+function firstFrame(socket: Socket, version = 1): Promise<{ type: number; payload: Buffer } | 'closed'> {
+  const decoder = new FrameDecoder(4096, version);
+  return new Promise((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      const frame = decoder.push(chunk)[0];
+      if (frame) resolve(frame);
+    });
+    socket.on('close', () => resolve('closed'));
+  });
+}
+
+describe('handshake', () => {
+  it('authenticates both directions and exchanges identities', async () => {
+    const a = await started('a@127.0.0.1');
+    const b = await started('b@127.0.0.1');
+    const inbound = nextLink(b.transport);
+    const outbound = await a.transport.dial(LOCALHOST, b.port);
+    const accepted = await within(inbound, 2000, 'b emitted no link');
+
+    expect(outbound.direction).toBe('outbound');
+    expect(accepted.direction).toBe('inbound');
+    expect(outbound.peer).toEqual(b.identity());
+    expect(accepted.peer).toEqual(a.identity());
+    expect(outbound.remoteAddress).toBe(`${LOCALHOST}:${b.port}`);
+    expect(accepted.remoteAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+
+    // Frames flow both ways, including one sent in the same turn as the handshake completes.
+    const atB = new Promise<[number, string]>((resolve) =>
+      accepted.on('frame', (type, payload) => resolve([type, payload.toString()])),
+    );
+    const atA = new Promise<[number, string]>((resolve) =>
+      outbound.on('frame', (type, payload) => resolve([type, payload.toString()])),
+    );
+    expect(outbound.send(32, Buffer.from('to b'))).toBe(true);
+    expect(accepted.send(16, Buffer.from('to a'))).toBe(true);
+    expect(await within(atB, 2000, 'b got no frame')).toEqual([32, 'to b']);
+    expect(await within(atA, 2000, 'a got no frame')).toEqual([16, 'to a']);
+  });
+
+  it('delivers frames the listener sends right after WELCOME, even larger than the pre-auth limit', async () => {
+    const a = await started('a@127.0.0.1');
+    const b = await started('b@127.0.0.1');
+    const big = Buffer.alloc(64 * 1024, 9);
+    b.transport.on('link', (link) => {
+      link.send(16, big);
+    });
+    const link = await a.transport.dial(LOCALHOST, b.port);
+    const got = await within(
+      new Promise<Buffer>((resolve) => link.on('frame', (_type, payload) => resolve(payload))),
+      2000,
+      'the frame sent with WELCOME was lost',
+    );
+    expect(got.equals(big)).toBe(true);
+  });
+
+  it('with a wrong cookie, neither side gets a link; the dialer gets CookieMismatchError', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    const b = await started('b@127.0.0.1');
+    const a = await started('a@127.0.0.1', { cookie: 'another-cookie' });
+    let linked = 0;
+    b.transport.on('link', () => linked++);
+    a.transport.on('link', () => linked++);
+
+    const error = await a.transport.dial(LOCALHOST, b.port).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CookieMismatchError);
+    expect((error as CookieMismatchError).peer).toBe(`${LOCALHOST}:${b.port}`);
+    // Listener direction too: b dials a.
+    const reverse = await b.transport.dial(LOCALHOST, a.port).catch((e: unknown) => e);
+    expect(reverse).toBeInstanceOf(CookieMismatchError);
+
+    // A second attempt from the same address is not logged again within the minute.
+    await a.transport.dial(LOCALHOST, b.port).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(linked).toBe(0);
+    expect(a.transport.linkCount + b.transport.linkCount).toBe(0);
+    const mismatchLines = logs.lines().filter((l) => l.startsWith('warn: cookie mismatch from 127.0.0.1:'));
+    expect(mismatchLines.length).toBeGreaterThanOrEqual(1);
+    expect(mismatchLines.filter((l) => l.includes('check NODE_COOKIE on both nodes'))).toEqual(mismatchLines);
+    // b logged one line for a's two attempts, a one line for b's attempt.
+    expect(mismatchLines).toHaveLength(2);
+    expect(logs.lines().join('\n')).not.toContain(COOKIE);
+    expect(logs.lines().join('\n')).not.toContain('another-cookie');
+  });
+
+  it('a dialer that answers with a wrong proof is refused and gets no link', async () => {
+    const b = await started('b@127.0.0.1');
+    let linked = 0;
+    b.transport.on('link', () => linked++);
+    const socket = connect({ host: LOCALHOST, port: b.port });
+    await once(socket, 'connect');
+    const identity = testIdentity('mallory@127.0.0.1');
+    const nonce = Buffer.alloc(NONCE_BYTES, 1);
+    socket.write(encodeFrame(FrameType.HELLO, encodeHello({ nonce, identity })));
+    const decoder = new FrameDecoder(4096);
+    const frames: Array<{ type: number; payload: Buffer }> = [];
+    socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));
+    const closed = once(socket, 'close');
+    await within(
+      new Promise<void>((resolve) => {
+        const check = setInterval(() => frames.length > 0 && (clearInterval(check), resolve()), 5);
+      }),
+      2000,
+      'no HELLO from the listener',
+    );
+    const hello = decodeHello((frames[0] as { payload: Buffer }).payload, true);
+    // A proof computed with the wrong cookie.
+    const proof = computeProof('guess', 'dialer', 1, nonce, hello.nonce, identity, hello.identity);
+    socket.write(encodeFrame(FrameType.AUTH, Buffer.from(JSON.stringify({ proof: proof.toString('base64') }))));
+    await within(closed, 2000, 'the listener kept the connection open');
+    const refuse = frames.find((f) => f.type === FrameType.REFUSE);
+    expect(refuse && decodeRefuse(refuse.payload)).toBe('cookie-mismatch');
+    expect(frames.some((f) => f.type === FrameType.WELCOME)).toBe(false);
+    expect(linked).toBe(0);
+  });
+
+  it('a listener speaking another version: refused with both versions, logged on both sides', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    const a = await started('a@127.0.0.1');
+    // A raw listener that answers any HELLO with a version-2 frame.
+    const server: Server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), 2)));
+    });
+    server.listen(0, LOCALHOST);
+    await once(server, 'listening');
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)));
+    const port = (server.address() as AddressInfo).port;
+
+    const error = await a.transport.dial(LOCALHOST, port).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolVersionError);
+    expect((error as ProtocolVersionError).peerVersion).toBe(2);
+    expect((error as ProtocolVersionError).localVersion).toBe(1);
+    expect((error as Error).message).toBe(
+      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+    );
+    expect(logs.lines()).toContain(
+      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+    );
+  });
+
+  it('a dialer speaking another version gets a REFUSE in version 1 and the listener logs both versions', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    const b = await started('b@127.0.0.1');
+    const socket = connect({ host: LOCALHOST, port: b.port });
+    await once(socket, 'connect');
+    const reply = firstFrame(socket);
+    socket.write(
+      encodeFrame(
+        FrameType.HELLO,
+        encodeHello({ nonce: Buffer.alloc(NONCE_BYTES), identity: testIdentity('future@127.0.0.1') }),
+        2,
+      ),
+    );
+    const frame = await within(reply, 2000, 'no answer from the listener');
+    expect(frame).not.toBe('closed');
+    expect(frame !== 'closed' && frame.type).toBe(FrameType.REFUSE);
+    expect(frame !== 'closed' && decodeRefuse(frame.payload)).toBe('protocol-version');
+    const local = `${LOCALHOST}:${socket.localPort}`;
+    expect(logs.lines()).toContain(`warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`);
+    socket.destroy();
+  });
+
+  it('rejects malformed identities (name over 255 bytes, control characters, bad nonce)', () => {
+    const ok = { nonce: Buffer.alloc(32).toString('base64'), name: 'a@h', incarnation: 'i', startedAt: 1, endpoint: '' };
+    const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)), false);
+    expect(decode(ok)).not.toThrow();
+    expect(decode({ ...ok, name: 'x'.repeat(256) })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, name: '' })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, name: 'a\nb' })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, startedAt: -1 })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, startedAt: '1' })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, nonce: Buffer.alloc(31).toString('base64') })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, incarnation: 5 })).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('[1]'), false)).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('{'), false)).toThrow(MalformedFrameError);
+  });
+
+  it('dial to a closed port rejects with a retryable PeerUnreachableError naming the port', async () => {
+    const a = await started('a@127.0.0.1');
+    const probe = createServer();
+    probe.listen(0, LOCALHOST);
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const error = await a.transport.dial(LOCALHOST, port).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PeerUnreachableError);
+    expect((error as PeerUnreachableError).retryable).toBe(true);
+    expect((error as PeerUnreachableError).code).toBe('ECONNREFUSED');
+    expect((error as Error).message).toContain(`${LOCALHOST}:${port}`);
+    expect((error as Error).message).toContain(`TCP port ${port}`);
+  });
+
+  it('listen on a port in use rejects with ListenError naming CLUSTER_PORT', async () => {
+    const a = await started('a@127.0.0.1');
+    const clash = new Transport({
+      identity: () => testIdentity('c@127.0.0.1'),
+      cookie: COOKIE,
+      bindAddress: LOCALHOST,
+      port: a.port,
+      acceptedTypes: ACCEPTED,
+    });
+    cleanup.push(() => clash.close());
+    const error = await clash.listen().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ListenError);
+    expect((error as ListenError).code).toBe('EADDRINUSE');
+    expect((error as Error).message).toContain('CLUSTER_PORT');
+  });
+
+  it('a raw dialer can complete the handshake (raw peer helper sanity) and close is reported', async () => {
+    const b = await started('b@127.0.0.1');
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('raw@127.0.0.1'));
+    expect(raw.peer.name).toBe('b@127.0.0.1');
+    const link = await within(inbound, 2000, 'no inbound link');
+    const closed = closeOf(link);
+    raw.destroy();
+    expect(await within(closed, 2000, 'link did not close')).toBe('closed');
+  });
+});
