@@ -47,7 +47,9 @@ interface DecoratedMethod {
  * warning.
  */
 @Injectable()
-export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+export class ClusterExplorer
+  implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown
+{
   private readonly logger = new Logger(ClusterExplorer.name);
   private readonly subscriptions = new Subscription();
   private readonly unregisterHandlers: (() => void)[] = [];
@@ -91,7 +93,9 @@ export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, On
       }
       for (const topic of decorated.handles) {
         this.unregisterHandlers.push(
-          this.cluster.handle(topic, (payload: unknown, from: string) => method.call(instance, payload, from)),
+          this.cluster.handle(topic, (payload: unknown, from: string) =>
+            method.call(instance, payload, from),
+          ),
         );
         this.logger.debug(`${label} handles requests on "${topic}"`);
       }
@@ -108,7 +112,10 @@ export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, On
     if (this.methods) return this.methods;
     const found: DecoratedMethod[] = [];
     const seen = new Set<object>();
-    const wrappers: InstanceWrapper[] = [...this.discovery.getControllers(), ...this.discovery.getProviders()];
+    const wrappers: InstanceWrapper[] = [
+      ...this.discovery.getControllers(),
+      ...this.discovery.getProviders(),
+    ];
     for (const wrapper of wrappers) {
       const instance: unknown = wrapper.instance;
       if (typeof instance !== 'object' || instance === null || seen.has(instance)) continue;
@@ -118,7 +125,11 @@ export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, On
       for (const name of this.scanner.getAllMethodNames(prototype)) {
         const method = (instance as Record<string, unknown>)[name];
         if (typeof method !== 'function') continue;
-        const decorated = this.read(instance, method as Method, `${instance.constructor.name}.${name}`);
+        const decorated = this.read(
+          instance,
+          method as Method,
+          `${instance.constructor.name}.${name}`,
+        );
         if (!decorated) continue;
         if (!wrapper.isDependencyTreeStatic()) {
           this.logger.warn(
@@ -134,10 +145,13 @@ export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, On
   }
 
   private read(instance: object, method: Method, label: string): DecoratedMethod | undefined {
-    const events = this.reflector.get<ClusterEventType[] | undefined>(CLUSTER_EVENT_METADATA, method) ?? [];
-    const topics = this.reflector.get<string[] | undefined>(CLUSTER_SUBSCRIBE_METADATA, method) ?? [];
+    const events =
+      this.reflector.get<ClusterEventType[] | undefined>(CLUSTER_EVENT_METADATA, method) ?? [];
+    const topics =
+      this.reflector.get<string[] | undefined>(CLUSTER_SUBSCRIBE_METADATA, method) ?? [];
     const handles = this.reflector.get<string[] | undefined>(CLUSTER_HANDLE_METADATA, method) ?? [];
-    const leaderOnly = this.reflector.get<boolean | undefined>(LEADER_ONLY_METADATA, method) === true;
+    const leaderOnly =
+      this.reflector.get<boolean | undefined>(LEADER_ONLY_METADATA, method) === true;
     if (events.length === 0 && topics.length === 0 && handles.length === 0 && !leaderOnly) {
       return undefined;
     }
@@ -165,6 +179,8 @@ export class ClusterExplorer implements OnModuleInit, OnApplicationBootstrap, On
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return (
-    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
   );
 }

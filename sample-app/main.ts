@@ -1,20 +1,30 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { Logger, type LogLevel } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { ClusterService } from '../lib/index.js';
 import { AppModule } from './app.module.js';
 
+/** `LOG_LEVEL` → the levels Nest prints (that level and the more severe ones). */
+const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+
+function logLevels(level: string | undefined): LogLevel[] {
+  const index = LOG_LEVELS.indexOf((level ?? 'log') as LogLevel);
+  return LOG_LEVELS.slice(0, index < 0 ? LOG_LEVELS.indexOf('log') + 1 : index + 1);
+}
+
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule);
+  // Logs wait until LOG_LEVEL is known (it may come from a .env file).
+  const app = await NestFactory.create(AppModule, { bufferLogs: true });
+  const config = app.get(ConfigService);
+  app.useLogger(logLevels(config.get<string>('LOG_LEVEL')));
   // SIGTERM / SIGINT close the app: the node leaves the cluster gracefully.
   app.enableShutdownHooks();
   // The dashboard route sends its own, stricter Content-Security-Policy.
   app.useSecurityHeaders({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   app.enableCsrfProtection();
 
-  const config = app.get(ConfigService);
   const port = Number(config.get<string>('PORT') ?? 3000);
   const host = config.get<string>('HOST') ?? '0.0.0.0';
   await app.listen(port, host);

@@ -84,6 +84,7 @@ export function packageVersions(root) {
 const fmt = (x, unit = '') => {
   if (x === null || x === undefined) return '—';
   if (typeof x !== 'number') return String(x);
+  if (Number.isInteger(x)) return String(x) + unit;
   const a = Math.abs(x);
   const s = a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toFixed(3);
   return s + unit;

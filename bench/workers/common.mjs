@@ -7,6 +7,7 @@
 //     publish?(text, to) → void|bool  send one message to node `to` (or to all nodes);
 //                                 false: refused (back-pressure), resent later
 //     stop() → Promise            graceful leave
+//     commands?: { name(cmd) }    extra stdin commands
 //   }
 //
 // Every stdout line is `{"ev": …, "t": <Date.now()>, …}`; all workers run on one machine, so
@@ -179,6 +180,8 @@ export async function runWorker(adapter) {
       emit('send-done', { sent: seq, startT: t0, endT: performance.timeOrigin + performance.now() });
     },
   };
+
+  Object.assign(commands, adapter.commands ?? {});
 
   createInterface({ input: process.stdin }).on('line', (line) => {
     let cmd;

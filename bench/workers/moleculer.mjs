@@ -28,8 +28,9 @@ await runWorker({
     broker.createService({
       name: `sink-${ctx.name}`,
       events: {
-        'bench.msg'(c) {
-          ctx.message(c.params.d);
+        // Moleculer passes the payload first unless the parameter is named `ctx`.
+        'bench.msg'(payload) {
+          ctx.message(payload.d);
         },
       },
     });

@@ -1,5 +1,9 @@
 import { Logger } from '@nestjs/common';
-import { LEADER_ONLY_CLUSTER_REF, LEADER_ONLY_METADATA, LEADER_ONLY_WARNED } from './decorator.constants.js';
+import {
+  LEADER_ONLY_CLUSTER_REF,
+  LEADER_ONLY_METADATA,
+  LEADER_ONLY_WARNED,
+} from './decorator.constants.js';
 
 /** What `@LeaderOnly()` needs from the application's `ClusterService`. */
 export interface LeaderCheck {
@@ -33,6 +37,10 @@ type HostInstance = {
  * Without a cluster (the instance is not managed by an application that imports
  * `ClusterModule`, or the method is called on a plain object), the method runs, and a warning
  * says so once per instance: a single node is its own leader. Instance methods only.
+ *
+ * Leadership is checked at each call, so a job moves to the new leader as soon as membership
+ * changes. Combined with `@ClusterSubscribe()` or `@OnClusterEvent()`, only the leader handles
+ * the message or event; on a `@ClusterHandle()` method, a follower replies `undefined`.
  */
 export function LeaderOnly(): MethodDecorator {
   return (target, propertyKey, descriptor) => {
@@ -71,7 +79,10 @@ export function LeaderOnly(): MethodDecorator {
     for (const key of Reflect.getOwnMetadataKeys(original) as unknown[]) {
       Reflect.defineMetadata(key, Reflect.getOwnMetadata(key, original), wrapper);
     }
-    Object.defineProperty(wrapper, 'name', { value: (original as { name: string }).name, configurable: true });
+    Object.defineProperty(wrapper, 'name', {
+      value: (original as { name: string }).name,
+      configurable: true,
+    });
     Reflect.defineMetadata(LEADER_ONLY_METADATA, true, wrapper);
     descriptor.value = wrapper as typeof descriptor.value;
     return descriptor;
@@ -87,4 +98,3 @@ export function attachLeaderCheck(instance: object, cluster: LeaderCheck): void 
     writable: true,
   });
 }
-

@@ -16,11 +16,15 @@ import { CLUSTER_EVENT_METADATA } from './decorator.constants.js';
  * forget(event: ClusterEvent) { this.sessions.dropOwnedBy(event.member.name); }
  * ```
  */
-export function OnClusterEvent(...types: [ClusterEventType, ...ClusterEventType[]]): MethodDecorator {
+export function OnClusterEvent(
+  ...types: [ClusterEventType, ...ClusterEventType[]]
+): MethodDecorator {
   const known: readonly ClusterEventType[] = ['join', 'leave', 'down'];
   for (const type of types) {
     if (!known.includes(type)) {
-      throw new TypeError(`@OnClusterEvent: unknown event type "${String(type)}" (use ${known.join(', ')})`);
+      throw new TypeError(
+        `@OnClusterEvent: unknown event type "${String(type)}" (use ${known.join(', ')})`,
+      );
     }
   }
   return appendMethodMetadata(CLUSTER_EVENT_METADATA, types);

@@ -12,6 +12,8 @@ export class BackpressureError extends ClusterError {
     /** Topic of the refused message. */
     readonly topic: string,
   ) {
-    super(`write buffer of the link to ${node} is full; "${topic}" was not sent`, { retryable: true });
+    super(`write buffer of the link to ${node} is full; "${topic}" was not sent`, {
+      retryable: true,
+    });
   }
 }

@@ -7,9 +7,12 @@ export class DnsDiscoveryError extends ClusterError {
     readonly query: string,
     cause: unknown,
   ) {
-    const code = (cause as { code?: unknown } | null)?.code;
+    const rawCode = (cause as { code?: unknown } | null)?.code;
+    const code = typeof rawCode === 'string' ? rawCode : undefined;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    // `getaddrinfo ENOTFOUND name` says no more than its code; other messages add detail.
     const detail =
-      typeof code === 'string' ? code : cause instanceof Error ? cause.message : String(cause);
+      code === undefined ? message : message.includes(code) ? code : `${code}: ${message}`;
     super(`DNS query ${query} failed: ${detail}`, { cause, retryable: true });
   }
 }

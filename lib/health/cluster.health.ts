@@ -32,8 +32,9 @@ export interface ClusterHealthDetails {
 }
 
 /**
- * `@nestjs/terminus` (v11.1+/v12) health indicator of the cluster. Up when every topology's
- * discovery works and at least `minMembers` members (self included) are present; the details
+ * Health indicator of the cluster for `@nestjs/terminus` (v11+, built on
+ * `HealthIndicatorService`; tested with v12). Up when every topology's discovery works and at
+ * least `minMembers` members (self included) are present; the details
  * list the members, the leader, the mode and every discovery error (a gossip port in use, an
  * EC2 API failure, …).
  *
@@ -69,12 +70,17 @@ export class ClusterHealthIndicator {
     const indicator = this.healthIndicatorService.check(key);
     const minMembers = options.minMembers ?? 1;
     const members = this.cluster.members();
-    const discovery = this.cluster.discovery().map(({ topology, strategy, ok, error }) =>
-      error === undefined ? { topology, strategy, ok } : { topology, strategy, ok, error },
-    );
+    const discovery = this.cluster
+      .discovery()
+      .map(({ topology, strategy, ok, error }) =>
+        error === undefined ? { topology, strategy, ok } : { topology, strategy, ok, error },
+      );
     const errors = discovery
       .filter((status) => !status.ok)
-      .map((status) => `${status.topology} (${status.strategy}): ${status.error ?? 'discovery failed'}`);
+      .map(
+        (status) =>
+          `${status.topology} (${status.strategy}): ${status.error ?? 'discovery failed'}`,
+      );
     const details: ClusterHealthDetails = {
       mode: this.cluster.mode,
       members: members.length,
@@ -87,7 +93,8 @@ export class ClusterHealthIndicator {
     if (errors.length > 0) details.errors = errors;
 
     const problems: string[] = [];
-    if (members.length < minMembers) problems.push(`${members.length} of ${minMembers} required members`);
+    if (members.length < minMembers)
+      problems.push(`${members.length} of ${minMembers} required members`);
     if (errors.length > 0) problems.push(`discovery failing: ${errors.join('; ')}`);
     if (problems.length === 0) return indicator.up(details);
     details.message = problems.join('; ');

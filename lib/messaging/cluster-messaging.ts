@@ -127,8 +127,12 @@ export class ClusterMessaging {
         }),
       );
     };
-    on(MessagingFrameType.PUBLISH, (from, frame) => this.onMessage(MessagingFrameType.PUBLISH, from, frame));
-    on(MessagingFrameType.SEND, (from, frame) => this.onMessage(MessagingFrameType.SEND, from, frame));
+    on(MessagingFrameType.PUBLISH, (from, frame) =>
+      this.onMessage(MessagingFrameType.PUBLISH, from, frame),
+    );
+    on(MessagingFrameType.SEND, (from, frame) =>
+      this.onMessage(MessagingFrameType.SEND, from, frame),
+    );
     on(MessagingFrameType.REQUEST, (from, frame) => this.onRequest(from, frame));
     on(MessagingFrameType.REPLY, (from, frame) => this.onReply(from, frame));
     on(MessagingFrameType.REPLY_ERROR, (from, frame) => this.onReplyError(from, frame));
@@ -211,7 +215,13 @@ export class ClusterMessaging {
       this.enqueueLocal(topic, body, node, at);
       return;
     }
-    if (!this.channel.sendFrame(node, MessagingFrameType.SEND, encodeMessageFrame(topicBytes, at, body))) {
+    if (
+      !this.channel.sendFrame(
+        node,
+        MessagingFrameType.SEND,
+        encodeMessageFrame(topicBytes, at, body),
+      )
+    ) {
       throw new BackpressureError(node, topic);
     }
   }
@@ -237,7 +247,13 @@ export class ClusterMessaging {
         return this.requestSelf<R>(topic, body, timeoutMs);
       }
       const id = this.allocateRequestId();
-      if (!this.channel.sendFrame(node, MessagingFrameType.REQUEST, encodeRequestFrame(id, topicBytes, body))) {
+      if (
+        !this.channel.sendFrame(
+          node,
+          MessagingFrameType.REQUEST,
+          encodeRequestFrame(id, topicBytes, body),
+        )
+      ) {
         throw new BackpressureError(node, topic);
       }
       return new Promise<R>((resolve, reject) => {
@@ -246,7 +262,13 @@ export class ClusterMessaging {
           reject(new RequestTimeoutError(node, topic, timeoutMs));
         }, timeoutMs);
         timer.unref();
-        this.pending.set(id, { node, topic, resolve: resolve as (value: unknown) => void, reject, timer });
+        this.pending.set(id, {
+          node,
+          topic,
+          resolve: resolve as (value: unknown) => void,
+          reject,
+          timer,
+        });
         let ids = this.pendingByNode.get(node);
         if (!ids) {
           ids = new Set();
@@ -358,7 +380,10 @@ export class ClusterMessaging {
     const handler = this.handlers.get(topic);
     if (!handler) {
       this.reply(from, topic, MessagingFrameType.REPLY_ERROR, () =>
-        encodeReplyErrorFrame(id, ReplyErrorCode.NO_HANDLER, { name: 'NoHandlerError', message: '' }),
+        encodeReplyErrorFrame(id, ReplyErrorCode.NO_HANDLER, {
+          name: 'NoHandlerError',
+          message: '',
+        }),
       );
       return;
     }
@@ -377,7 +402,9 @@ export class ClusterMessaging {
         },
         (error: unknown) => this.replyFailed(from, topic, id, error),
       )
-      .catch((error: unknown) => this.logger.error(`reply to "${topic}" from ${from} failed: ${String(error)}`));
+      .catch((error: unknown) =>
+        this.logger.error(`reply to "${topic}" from ${from} failed: ${String(error)}`),
+      );
   }
 
   private replyFailed(from: string, topic: string, id: number, error: unknown): void {
@@ -477,7 +504,9 @@ export class ClusterMessaging {
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value <= 0) {
-    throw new ClusterError(`${name} must be a positive number of ${name.endsWith('Ms') ? 'ms' : 'bytes'}, got ${value}`);
+    throw new ClusterError(
+      `${name} must be a positive number of ${name.endsWith('Ms') ? 'ms' : 'bytes'}, got ${value}`,
+    );
   }
   return value;
 }

@@ -113,8 +113,9 @@ export class DnsStrategy implements ClusterStrategy {
       }
       if (this.failing) ctx.logger.log(`DNS query ${query} resolves again`);
       this.failing = false;
-      if (ctx.debug)
+      if (ctx.debug) {
         ctx.logger.debug?.(`DNS ${query}: ${[...endpoints.keys()].join(', ') || 'no addresses'}`);
+      }
       ctx.connect([...endpoints.values()]);
       ctx.reportOk();
     } catch (err) {

@@ -46,7 +46,7 @@ export interface Ec2StrategyConfig extends Ec2StrategyOptions {
 const DEFAULT_POLLING_INTERVAL_MS = 5000;
 /** A DescribeInstances call answers in well under a second; 10 s means the endpoint is unreachable. */
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
-/** Failed polls back off up to a minute, well under EC2's API throttling refill windows. */
+/** Failed polls back off up to a minute: lets a throttled account recover, still notices a fix soon. */
 const DEFAULT_MAX_BACKOFF_MS = 60_000;
 /** The largest page EC2 serves; fewer round trips in big accounts. */
 const PAGE_SIZE = 1000;
@@ -269,7 +269,8 @@ export class Ec2Strategy implements ClusterStrategy {
     if (region === undefined && !process.env.AWS_REGION) {
       region = (await this.instanceMetadata())?.region;
     }
-    if (!this.running) throw new ClusterError('stopped');
+    if (!this.running) throw new ClusterError('ec2 strategy stopped');
+    if (this.client) return this.client; // created meanwhile by a poll of a later start()
     // Without a region here the SDK still tries its shared config file.
     this.client = new this.sdk!.EC2Client(region === undefined ? {} : { region }) as EC2Client &
       Ec2ClientLike;
@@ -375,7 +376,7 @@ export class Ec2Strategy implements ClusterStrategy {
     client: Ec2ClientLike,
     input: DescribeInstancesCommandInput,
   ): Promise<DescribeInstancesCommandOutput> {
-    if (!this.running) throw new ClusterError('stopped');
+    if (!this.running) throw new ClusterError('ec2 strategy stopped');
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {

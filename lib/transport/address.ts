@@ -32,5 +32,7 @@ export function endSocket(socket: Socket, timeoutMs: number): Promise<void> {
       resolve();
     });
     socket.end();
+    // Read and discard until the peer closes its side too, so 'close' can fire.
+    socket.resume();
   });
 }

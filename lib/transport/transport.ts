@@ -189,7 +189,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       this.pendingOutbound.delete(socket);
       void endSocket(socket, this.options.leaveTimeoutMs);
       if (this.isClosed) throw new TransportClosedError('dial');
-      if (error instanceof ProtocolVersionError) this.logger.warn(error.message);
+      if (error instanceof ProtocolVersionError) this.rateLimited.warn(`version:${host}`, error.message);
       throw error instanceof ClusterError
         ? error
         : new HandshakeFailedError(address, 'unexpected error', { cause: error });
@@ -280,7 +280,15 @@ export class Transport extends EventEmitter<TransportEvents> {
           socket.destroy();
           return;
         }
-        this.emit('link', this.createLink(socket, result, 'inbound'));
+        const link = this.createLink(socket, result, 'inbound');
+        try {
+          this.emit('link', link);
+        } catch (error) {
+          this.logger.error(
+            `a 'link' listener threw for ${link.peer.name}`,
+            error instanceof Error ? error.stack : String(error),
+          );
+        }
       },
       (error: unknown) => {
         this.pendingInbound.delete(socket);

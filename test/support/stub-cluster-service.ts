@@ -2,7 +2,10 @@ import { BehaviorSubject, Subject, filter, type Observable } from 'rxjs';
 import { DuplicateHandlerError } from '../../lib/errors/duplicate-handler.error.js';
 import { NoHandlerError } from '../../lib/errors/no-handler.error.js';
 import type { ClusterEvent, Member } from '../../lib/interfaces/member.interface.js';
-import type { ClusterMessage, PublishResult } from '../../lib/messaging/cluster-message.interface.js';
+import type {
+  ClusterMessage,
+  PublishResult,
+} from '../../lib/messaging/cluster-message.interface.js';
 import type { ClusterService } from '../../lib/cluster.service.js';
 import type { TopologyStatus } from '../../lib/membership/cluster-node.js';
 
@@ -108,7 +111,9 @@ export class StubClusterService implements ClusterServiceApi {
   }
 
   subscribe<T>(topic: string): Observable<ClusterMessage<T>> {
-    return this.messagesSubject.pipe(filter((m) => m.topic === topic)) as Observable<ClusterMessage<T>>;
+    return this.messagesSubject.pipe(filter((m) => m.topic === topic)) as Observable<
+      ClusterMessage<T>
+    >;
   }
 
   send<T>(_node: string, topic: string, payload: T): void {
@@ -119,7 +124,10 @@ export class StubClusterService implements ClusterServiceApi {
     return this.callHandler<R>(topic, payload, node);
   }
 
-  handle<T = unknown, R = unknown>(topic: string, fn: (payload: T, from: string) => R | Promise<R>): () => void {
+  handle<T = unknown, R = unknown>(
+    topic: string,
+    fn: (payload: T, from: string) => R | Promise<R>,
+  ): () => void {
     if (this.handlers.has(topic)) throw new DuplicateHandlerError(topic);
     const handler = fn as (payload: unknown, from: string) => unknown;
     this.handlers.set(topic, handler);

@@ -28,6 +28,8 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   replayWindowMs: 30_000,
   /** Nonces remembered for the replay window; about 8k heartbeats per 30 s is a big cluster. */
   replayCacheEntries: 8192,
+  /** Socket receive buffer asked for (the OS may cap it): room for a burst of ~400 answers. */
+  receiveBufferBytes: 1024 * 1024,
   /** First reopen delay after the socket failed; doubles per failure. */
   openRetryBaseMs: 1000,
   /** Reopen delay cap: a fixed port or interface is picked up within 30 s. */

@@ -148,6 +148,7 @@ export class GossipSession {
     try {
       await bindSocket(group, { address: s.ifAddr, port: s.port, exclusive: true }, `bind ${s.ifAddr}:${s.port}`);
       await bindSocket(sender, { address: s.ifAddr, port: 0, exclusive: true }, `bind ${s.ifAddr}:0 (sender)`);
+      for (const socket of [group, sender]) enlargeReceiveBuffer(socket);
       if (s.broadcastOnly) {
         step('setBroadcast', 'enable broadcast', () => {
           group.setBroadcast(true);
@@ -395,6 +396,18 @@ function bindSocket(socket: Socket, options: BindOptions, target: string): Promi
       reject(Object.assign(error as Error, { operation: 'bind', target }));
     }
   });
+}
+
+/**
+ * Asks for a bigger receive buffer, so the burst of answers a newcomer gets from a large
+ * cluster is not lost. The OS caps it (`net.core.rmem_max` on Linux); failure is harmless.
+ */
+function enlargeReceiveBuffer(socket: Socket): void {
+  try {
+    if (socket.getRecvBufferSize() < GOSSIP_DEFAULTS.receiveBufferBytes) socket.setRecvBufferSize(GOSSIP_DEFAULTS.receiveBufferBytes);
+  } catch {
+    // keep the OS default
+  }
 }
 
 function closeQuietly(socket: Socket): void {

@@ -110,7 +110,10 @@ class WorkController {
   }
 }
 
-async function createApp(stub: StubClusterService, extraProviders: unknown[] = []): Promise<TestingModule> {
+async function createApp(
+  stub: StubClusterService,
+  extraProviders: unknown[] = [],
+): Promise<TestingModule> {
   const moduleRef = await Test.createTestingModule({
     imports: [DiscoveryModule],
     controllers: [WorkController],
@@ -173,7 +176,10 @@ describe('cluster decorators', () => {
   it('@ClusterHandle answers requests with the return value, and a throw reaches the caller', async () => {
     const stub = new StubClusterService();
     await app(stub);
-    await expect(stub.callHandler('sum', [1, 2, 3], 'b@h')).resolves.toEqual({ total: 6, from: 'b@h' });
+    await expect(stub.callHandler('sum', [1, 2, 3], 'b@h')).resolves.toEqual({
+      total: 6,
+      from: 'b@h',
+    });
     await expect(stub.callHandler('fail', null)).rejects.toThrow('handler refused');
   });
 
@@ -187,9 +193,11 @@ describe('cluster decorators', () => {
     stub.emitEvent(event('join', 'c@h'));
 
     expect(worker.joins).toEqual(['c@h']);
-    expect(errors.mock.calls.some((call) => String(call[0]).includes('Worker.onJoin failed: event handler failure'))).toBe(
-      true,
-    );
+    expect(
+      errors.mock.calls.some((call) =>
+        String(call[0]).includes('Worker.onJoin failed: event handler failure'),
+      ),
+    ).toBe(true);
   });
 
   it('@LeaderOnly runs the method only while isLeader() is true', async () => {
@@ -206,7 +214,9 @@ describe('cluster decorators', () => {
     expect(worker.leaderTask()).toBeUndefined();
     expect(worker.asyncLeaderTask()).toBeUndefined();
     expect(worker.leaderRuns).toBe(2);
-    expect(debug.mock.calls.some((call) => String(call[0]).includes('Worker.leaderTask skipped'))).toBe(true);
+    expect(
+      debug.mock.calls.some((call) => String(call[0]).includes('Worker.leaderTask skipped')),
+    ).toBe(true);
   });
 
   it('@LeaderOnly composes with @ClusterSubscribe in either decorator order', async () => {
@@ -254,7 +264,9 @@ describe('cluster decorators', () => {
     expect(plain.leaderTask()).toBe('ran');
     expect(plain.leaderTask()).toBe('ran');
     expect(plain.leaderRuns).toBe(2);
-    const lines = warn.mock.calls.map((call) => String(call[0])).filter((l) => l.includes('no ClusterService'));
+    const lines = warn.mock.calls
+      .map((call) => String(call[0]))
+      .filter((l) => l.includes('no ClusterService'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('Worker.leaderTask');
     // The hidden flag is a non-enumerable symbol: it does not leak into spreads.
@@ -263,7 +275,9 @@ describe('cluster decorators', () => {
 
   it('wires an instance once even when it is also provided under an alias', async () => {
     const stub = new StubClusterService();
-    const worker = (await app(stub, [{ provide: 'WORKER_ALIAS', useExisting: Worker }])).get(Worker);
+    const worker = (await app(stub, [{ provide: 'WORKER_ALIAS', useExisting: Worker }])).get(
+      Worker,
+    );
     stub.deliver('jobs', { id: 1 });
     expect(worker.jobs).toHaveLength(1);
   });
@@ -276,7 +290,9 @@ describe('cluster decorators', () => {
         return 0;
       }
     }
-    await expect(createApp(new StubClusterService(), [SecondSum])).rejects.toBeInstanceOf(DuplicateHandlerError);
+    await expect(createApp(new StubClusterService(), [SecondSum])).rejects.toBeInstanceOf(
+      DuplicateHandlerError,
+    );
   });
 
   it('unsubscribes and unregisters everything on shutdown', async () => {
@@ -332,7 +348,10 @@ describe('cluster decorators', () => {
       expect([ticker.above, ticker.below]).toEqual([0, 0]);
 
       stub.leaderFlag = true;
-      await until(() => ticker.above >= 2 && ticker.below >= 2, 'both interval jobs to run on the leader');
+      await until(
+        () => ticker.above >= 2 && ticker.below >= 2,
+        'both interval jobs to run on the leader',
+      );
     });
   });
 });

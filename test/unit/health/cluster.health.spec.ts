@@ -28,7 +28,9 @@ describe('ClusterHealthIndicator', () => {
   });
 
   /** Runs the check and returns the terminus result, whether it passed or failed. */
-  async function check(run: () => ReturnType<ClusterHealthIndicator['isHealthy']>): Promise<HealthCheckResult> {
+  async function check(
+    run: () => ReturnType<ClusterHealthIndicator['isHealthy']>,
+  ): Promise<HealthCheckResult> {
     try {
       return await health.check([run]);
     } catch (error) {
@@ -103,6 +105,11 @@ describe('ClusterHealthIndicator', () => {
     stub.topologies = [];
     stub.setLeader(null);
     const result = await check(() => indicator.isHealthy());
-    expect(result.details.cluster).toMatchObject({ status: 'up', mode: 'single-node', leader: null, discovery: [] });
+    expect(result.details.cluster).toMatchObject({
+      status: 'up',
+      mode: 'single-node',
+      leader: null,
+      discovery: [],
+    });
   });
 });

@@ -16,7 +16,11 @@ import { FakePeerNetwork } from '../../support/fake-peer-channel.js';
 
 /** Resolves with the first `n` values, or rejects with a clear message after `ms`. */
 function collect<T>(source: Observable<T>, n: number, ms = 2_000): Promise<T[]> {
-  return withDeadline(firstValueFrom(source.pipe(take(n), toArray())), ms, `expected ${n} messages`);
+  return withDeadline(
+    firstValueFrom(source.pipe(take(n), toArray())),
+    ms,
+    `expected ${n} messages`,
+  );
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -97,8 +101,16 @@ describe('ClusterMessaging', () => {
 
     it('keeps per-sender order over 1000 messages, locally and remotely', async () => {
       const count = 1000;
-      const atC = collect(nodes.c.subscribe<{ from: string; seq: number }>('seq'), 2 * count, 10_000);
-      const atA = collect(nodes.a.subscribe<{ from: string; seq: number }>('seq'), 2 * count, 10_000);
+      const atC = collect(
+        nodes.c.subscribe<{ from: string; seq: number }>('seq'),
+        2 * count,
+        10_000,
+      );
+      const atA = collect(
+        nodes.a.subscribe<{ from: string; seq: number }>('seq'),
+        2 * count,
+        10_000,
+      );
       for (let seq = 0; seq < count; seq++) {
         nodes.a.publish('seq', { from: 'a', seq });
         nodes.b.publish('seq', { from: 'b', seq });
@@ -130,7 +142,9 @@ describe('ClusterMessaging', () => {
       expect(atC).toEqual([1, 2]);
       expect(atB).toEqual([]);
       // The warning names the slow peer and is rate-limited: one line for two refusals.
-      const lines = warn.mock.calls.map((call) => String(call[0])).filter((l) => l.includes('write buffer'));
+      const lines = warn.mock.calls
+        .map((call) => String(call[0]))
+        .filter((l) => l.includes('write buffer'));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain('b');
 
@@ -153,17 +167,20 @@ describe('ClusterMessaging', () => {
       ['undefined', undefined],
     ];
 
-    it.each(notEncodable)('refuses %s at the call, before anything reaches a link', async (_, payload) => {
-      nodes.b.handle('t', () => 'ok');
-      expect(() => nodes.a.publish('t', payload)).toThrow(PayloadError);
-      expect(() => nodes.a.send('b', 't', payload)).toThrow(PayloadError);
-      await expect(nodes.a.request('b', 't', payload)).rejects.toMatchObject({
-        name: 'PayloadError',
-        reason: 'not-encodable',
-        topic: 't',
-      });
-      expect(network.sent).toEqual([]);
-    });
+    it.each(notEncodable)(
+      'refuses %s at the call, before anything reaches a link',
+      async (_, payload) => {
+        nodes.b.handle('t', () => 'ok');
+        expect(() => nodes.a.publish('t', payload)).toThrow(PayloadError);
+        expect(() => nodes.a.send('b', 't', payload)).toThrow(PayloadError);
+        await expect(nodes.a.request('b', 't', payload)).rejects.toMatchObject({
+          name: 'PayloadError',
+          reason: 'not-encodable',
+          topic: 't',
+        });
+        expect(network.sent).toEqual([]);
+      },
+    );
 
     it('refuses a payload larger than maxPayloadBytes at the call', async () => {
       const small = new ClusterMessaging(network.add('small'), { maxPayloadBytes: 1000 });
@@ -176,7 +193,12 @@ describe('ClusterMessaging', () => {
           thrown = error;
         }
         expect(thrown).toBeInstanceOf(PayloadError);
-        expect(thrown).toMatchObject({ reason: 'too-large', bytes: 2002, limitBytes: 1000, topic: 'big' });
+        expect(thrown).toMatchObject({
+          reason: 'too-large',
+          bytes: 2002,
+          limitBytes: 1000,
+          topic: 'big',
+        });
         expect((thrown as Error).message).toContain('maxPayloadBytes');
         expect(() => small.send('a', 'big', big)).toThrow(PayloadError);
         await expect(small.request('a', 'big', big)).rejects.toBeInstanceOf(PayloadError);
@@ -219,11 +241,17 @@ describe('ClusterMessaging', () => {
 
   describe('request / reply', () => {
     it('resolves with the remote handler reply and tells the handler who asked', async () => {
-      nodes.b.handle<{ x: number }, { doubled: number; asker: string }>('double', async (p, from) => ({
-        doubled: p.x * 2,
-        asker: from,
-      }));
-      await expect(nodes.a.request('b', 'double', { x: 21 })).resolves.toEqual({ doubled: 42, asker: 'a' });
+      nodes.b.handle<{ x: number }, { doubled: number; asker: string }>(
+        'double',
+        async (p, from) => ({
+          doubled: p.x * 2,
+          asker: from,
+        }),
+      );
+      await expect(nodes.a.request('b', 'double', { x: 21 })).resolves.toEqual({
+        doubled: 42,
+        asker: 'a',
+      });
     });
 
     it('answers a request to self through the local handler', async () => {
@@ -237,15 +265,22 @@ describe('ClusterMessaging', () => {
     });
 
     it('matches concurrent replies to their requests', async () => {
-      nodes.b.handle<number, number>('slow-echo', (n) => new Promise((r) => setTimeout(() => r(n), 50 - n)));
-      const replies = await Promise.all(Array.from({ length: 20 }, (_, n) => nodes.a.request('b', 'slow-echo', n)));
+      nodes.b.handle<number, number>(
+        'slow-echo',
+        (n) => new Promise((r) => setTimeout(() => r(n), 50 - n)),
+      );
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, n) => nodes.a.request('b', 'slow-echo', n)),
+      );
       expect(replies).toEqual(Array.from({ length: 20 }, (_, n) => n));
     });
 
     it('rejects with RequestTimeoutError naming node, topic and timeout', async () => {
       nodes.b.handle('never', () => new Promise(() => undefined));
       const started = Date.now();
-      const error = await nodes.a.request('b', 'never', 1, { timeoutMs: 100 }).catch((e: unknown) => e);
+      const error = await nodes.a
+        .request('b', 'never', 1, { timeoutMs: 100 })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RequestTimeoutError);
       expect(error).toMatchObject({ node: 'b', topic: 'never', timeoutMs: 100, retryable: true });
       expect(Date.now() - started).toBeGreaterThanOrEqual(95);
@@ -268,9 +303,16 @@ describe('ClusterMessaging', () => {
       nodes.c.handle('reject', async () => Promise.reject(new Error('async failure')));
       const error = await nodes.a.request('b', 'boom', 1).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RemoteHandlerError);
-      expect(error).toMatchObject({ node: 'b', topic: 'boom', remoteName: 'TypeError', remoteMessage: 'bad input' });
+      expect(error).toMatchObject({
+        node: 'b',
+        topic: 'boom',
+        remoteName: 'TypeError',
+        remoteMessage: 'bad input',
+      });
       expect((error as Error).message).toContain('bad input');
-      await expect(nodes.a.request('c', 'reject', 1)).rejects.toMatchObject({ remoteMessage: 'async failure' });
+      await expect(nodes.a.request('c', 'reject', 1)).rejects.toMatchObject({
+        remoteMessage: 'async failure',
+      });
       // Same behaviour for a local handler.
       nodes.a.handle('boom', () => {
         throw new Error('local failure');
@@ -303,7 +345,9 @@ describe('ClusterMessaging', () => {
         handlerStarted();
         return new Promise(() => undefined);
       });
-      const pending = nodes.a.request('b', 'hang', 1, { timeoutMs: 5_000 }).catch((e: unknown) => e);
+      const pending = nodes.a
+        .request('b', 'hang', 1, { timeoutMs: 5_000 })
+        .catch((e: unknown) => e);
       await withDeadline(started, 2_000, 'handler on b to start');
 
       const removedAt = performance.now();
@@ -346,7 +390,12 @@ describe('ClusterMessaging', () => {
         Buffer.from([0xff]),
         Buffer.from([0x00, 0x10, 0x61]),
         Buffer.from([0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
-        Buffer.concat([Buffer.from([0x00, 0x02]), Buffer.from('ok'), Buffer.alloc(8), Buffer.from('{not json')]),
+        Buffer.concat([
+          Buffer.from([0x00, 0x02]),
+          Buffer.from('ok'),
+          Buffer.alloc(8),
+          Buffer.from('{not json'),
+        ]),
         Buffer.concat([Buffer.from([0x00, 0x00, 0x00, 0x07, 0x02]), Buffer.from('[1,')]),
       ];
       for (const type of Object.values(MessagingFrameType)) {
@@ -354,7 +403,9 @@ describe('ClusterMessaging', () => {
           expect(() => channel.receive('a', type, frame)).not.toThrow();
         }
       }
-      expect(warn.mock.calls.some((call) => String(call[0]).includes('dropped a messaging frame'))).toBe(true);
+      expect(
+        warn.mock.calls.some((call) => String(call[0]).includes('dropped a messaging frame')),
+      ).toBe(true);
 
       nodes.a.publish('ok', 'still working');
       await settle();
@@ -362,7 +413,10 @@ describe('ClusterMessaging', () => {
     });
 
     it('ignores replies for unknown requests and replies from the wrong node', async () => {
-      nodes.b.handle('slow', () => new Promise((resolve) => setTimeout(() => resolve('from b'), 30)));
+      nodes.b.handle(
+        'slow',
+        () => new Promise((resolve) => setTimeout(() => resolve('from b'), 30)),
+      );
       const reply = nodes.a.request('b', 'slow', 1);
       const requestFrame = network.sent.find((f) => f.type === MessagingFrameType.REQUEST)!;
       const id = requestFrame.payload.readUInt32BE(0);

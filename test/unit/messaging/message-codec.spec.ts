@@ -29,7 +29,11 @@ describe('message codec', () => {
 
   it('round-trips a message frame with a multi-byte topic', () => {
     const topic = 'überall:ñ';
-    const frame = encodeMessageFrame(encodeTopic(topic), 1_700_000_000_123, encodePayload(topic, { a: [1, 'é'] }, 1000));
+    const frame = encodeMessageFrame(
+      encodeTopic(topic),
+      1_700_000_000_123,
+      encodePayload(topic, { a: [1, 'é'] }, 1000),
+    );
     const decoded = decodeMessageFrame(MessagingFrameType.PUBLISH, frame);
     expect(decoded.topic).toBe(topic);
     expect(decoded.at).toBe(1_700_000_000_123);
@@ -37,12 +41,19 @@ describe('message codec', () => {
   });
 
   it('round-trips request, reply and reply-error frames', () => {
-    const request = decodeRequestFrame(encodeRequestFrame(0xffff_fffe, encodeTopic('sum'), Buffer.from('[1,2]')));
+    const request = decodeRequestFrame(
+      encodeRequestFrame(0xffff_fffe, encodeTopic('sum'), Buffer.from('[1,2]')),
+    );
     expect(request).toEqual({ id: 0xffff_fffe, topic: 'sum', json: '[1,2]' });
     expect(decodeReplyFrame(encodeReplyFrame(7, Buffer.from('3')))).toEqual({ id: 7, json: '3' });
     expect(decodeReplyFrame(encodeReplyFrame(8, Buffer.alloc(0)))).toEqual({ id: 8, json: '' });
     expect(
-      decodeReplyErrorFrame(encodeReplyErrorFrame(9, ReplyErrorCode.HANDLER_FAILED, { name: 'TypeError', message: 'x' })),
+      decodeReplyErrorFrame(
+        encodeReplyErrorFrame(9, ReplyErrorCode.HANDLER_FAILED, {
+          name: 'TypeError',
+          message: 'x',
+        }),
+      ),
     ).toEqual({ id: 9, code: 1, name: 'TypeError', message: 'x' });
   });
 
@@ -66,11 +77,19 @@ describe('message codec', () => {
   it('rejects truncated and inconsistent frames with MalformedMessageError', () => {
     const good = encodeMessageFrame(encodeTopic('topic'), 1, Buffer.from('{}'));
     for (let length = 0; length < good.length - 2; length++) {
-      expect(() => decodeMessageFrame(MessagingFrameType.SEND, good.subarray(0, length))).toThrow(MalformedMessageError);
+      expect(() => decodeMessageFrame(MessagingFrameType.SEND, good.subarray(0, length))).toThrow(
+        MalformedMessageError,
+      );
     }
-    expect(() => decodeRequestFrame(Buffer.from([0, 0, 0, 1, 0, 0]))).toThrow(MalformedMessageError);
+    expect(() => decodeRequestFrame(Buffer.from([0, 0, 0, 1, 0, 0]))).toThrow(
+      MalformedMessageError,
+    );
     expect(() => decodeReplyFrame(Buffer.from([0, 0]))).toThrow(MalformedMessageError);
-    expect(() => decodeReplyErrorFrame(Buffer.from([0, 0, 0, 1, 1, 0x5b]))).toThrow(MalformedMessageError);
-    expect(() => decodeReplyErrorFrame(Buffer.from([0, 0, 0, 1, 1, 0x31]))).toThrow(MalformedMessageError);
+    expect(() => decodeReplyErrorFrame(Buffer.from([0, 0, 0, 1, 1, 0x5b]))).toThrow(
+      MalformedMessageError,
+    );
+    expect(() => decodeReplyErrorFrame(Buffer.from([0, 0, 0, 1, 1, 0x31]))).toThrow(
+      MalformedMessageError,
+    );
   });
 });

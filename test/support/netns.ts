@@ -1,0 +1,95 @@
+import { execFileSync } from 'node:child_process';
+
+/**
+ * Simulated hosts for multi-host cluster tests: one network namespace per host, each with a
+ * veth pair into a bridge that itself lives in a namespace the test created. Addresses come
+ * from 198.18.0.0/15 (reserved for benchmarking), multicast is routed to the host's veth,
+ * and nothing is attached to the machine's real interfaces, so no packet can leave.
+ *
+ * Needs root and iproute2; `available()` says whether this machine can run it.
+ */
+export class NetnsLab {
+  readonly hosts: { ns: string; address: string; veth: string }[] = [];
+  private readonly prefix: string;
+  private readonly bridgeNs: string;
+  private created = false;
+
+  constructor(readonly count: number) {
+    this.prefix = `nc${process.pid % 100000}${Math.floor(Math.random() * 1000)}`;
+    this.bridgeNs = `${this.prefix}-br`;
+  }
+
+  /** True when running as root with `ip netns` working. */
+  static available(): boolean {
+    if (process.getuid?.() !== 0) return false;
+    try {
+      execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  create(): this {
+    this.created = true;
+    ip('netns', 'add', this.bridgeNs);
+    ip('-n', this.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', this.bridgeNs, 'link', 'set', 'br0', 'up');
+    ip('-n', this.bridgeNs, 'link', 'set', 'lo', 'up');
+    for (let i = 0; i < this.count; i++) {
+      const ns = `${this.prefix}-h${i + 1}`;
+      const address = `198.18.0.${i + 1}`;
+      const inner = `eth0`;
+      const outer = `vh${i + 1}`;
+      ip('netns', 'add', ns);
+      // Create the pair inside the bridge namespace, then move one end into the host.
+      ip('-n', this.bridgeNs, 'link', 'add', outer, 'type', 'veth', 'peer', 'name', `tmp${i + 1}`);
+      ip('-n', this.bridgeNs, 'link', 'set', `tmp${i + 1}`, 'netns', ns);
+      ip('-n', ns, 'link', 'set', `tmp${i + 1}`, 'name', inner);
+      ip('-n', this.bridgeNs, 'link', 'set', outer, 'master', 'br0');
+      ip('-n', this.bridgeNs, 'link', 'set', outer, 'up');
+      ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', inner);
+      ip('-n', ns, 'link', 'set', inner, 'up');
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', inner);
+      this.hosts.push({ ns, address, veth: outer });
+    }
+    return this;
+  }
+
+  /** Command prefix that runs a program on host `i` (0-based). */
+  exec(i: number): string[] {
+    return ['ip', 'netns', 'exec', this.hosts[i]!.ns];
+  }
+
+  /** Cuts host `i` off the network (its bridge port goes down). */
+  cut(i: number): void {
+    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i]!.veth, 'down');
+  }
+
+  /** Reconnects host `i`. */
+  restore(i: number): void {
+    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i]!.veth, 'up');
+  }
+
+  /** Removes every namespace this lab created (and with them their interfaces). */
+  destroy(): void {
+    if (!this.created) return;
+    for (const h of this.hosts) tryIp('netns', 'del', h.ns);
+    tryIp('netns', 'del', this.bridgeNs);
+    this.hosts.length = 0;
+    this.created = false;
+  }
+}
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function tryIp(...args: string[]): void {
+  try {
+    ip(...args);
+  } catch {
+    // already gone
+  }
+}

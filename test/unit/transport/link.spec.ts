@@ -1,0 +1,219 @@
+import { once } from 'node:events';
+import type { Server } from 'node:net';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js';
+import { FrameType } from '../../../lib/transport/frame-types.js';
+import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
+import { RawPeer, rawListen, startHeartbeatingPeer, testIdentity } from '../../support/raw-peer.js';
+import { captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within } from './helpers.js';
+
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function started(name: string, options: Parameters<typeof startTransport>[1] = {}) {
+  const node = await startTransport(name, options);
+  cleanup.push(() => node.transport.close());
+  return node;
+}
+
+/** Records every close reason of a link, to check 'close' fires exactly once. */
+function recordCloses(link: Link): LinkCloseReason[] {
+  const reasons: LinkCloseReason[] = [];
+  link.on('close', (reason) => reasons.push(reason));
+  return reasons;
+}
+
+async function pair(options: Parameters<typeof startTransport>[1] = {}) {
+  const a = await started('a@127.0.0.1', options);
+  const b = await started('b@127.0.0.1', options);
+  const inbound = nextLink(b.transport);
+  const atA = await a.transport.dial(LOCALHOST, b.port);
+  const atB = await within(inbound, 2000, 'no inbound link');
+  return { a, b, atA, atB };
+}
+
+function busyWait(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // blocking the event loop on purpose
+  }
+}
+
+describe('link', () => {
+  it('a frame of an unknown type after auth closes that link with protocol-error', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    const b = await started('b@127.0.0.1');
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('raw@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    const reasons = recordCloses(link);
+    const frames: number[] = [];
+    link.on('frame', (type) => frames.push(type));
+    raw.send(32, Buffer.from('accepted'));
+    raw.send(99, Buffer.from('unknown'));
+    raw.send(33, Buffer.from('never delivered'));
+    await within(closeOf(link), 2000, 'link did not close');
+    expect(reasons).toEqual(['protocol-error']);
+    expect(frames).toEqual([32]);
+    expect(logs.lines().some((l) => l.startsWith('warn: closing link to raw@127.0.0.1') && l.includes('type 99'))).toBe(
+      true,
+    );
+    await within(once(raw.socket, 'close'), 2000, 'socket of the offending peer stayed open');
+  });
+
+  it('handshake frame types after auth are a protocol error too', async () => {
+    const b = await started('b@127.0.0.1');
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('raw@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    raw.send(FrameType.HELLO, Buffer.from('{}'));
+    expect(await within(closeOf(link), 2000, 'link did not close')).toBe('protocol-error');
+  });
+
+  it('a received frame above maxFrameBytes closes the link with protocol-error', async () => {
+    const b = await started('b@127.0.0.1', { maxFrameBytes: 1024 });
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('raw@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    const reasons = recordCloses(link);
+    // Only the header of a 1 MiB frame: the link must not wait for the body.
+    raw.socket.write(Buffer.from([0, 0x10, 0, 0, 1, 32]));
+    await within(closeOf(link), 2000, 'oversized frame header did not close the link');
+    expect(reasons).toEqual(['protocol-error']);
+  });
+
+  it('sending a frame above maxFrameBytes throws FrameTooLargeError; exactly the maximum is delivered', async () => {
+    const { atA, atB } = await pair({ maxFrameBytes: 1024 });
+    expect(() => atA.send(32, Buffer.alloc(1023))).toThrow(FrameTooLargeError);
+    expect(atA.send(32, Buffer.alloc(1022))).toBe(true);
+    const got = await within(
+      new Promise<number>((resolve) => atB.on('frame', (_t, p) => resolve(p.length))),
+      2000,
+      'frame of exactly maxFrameBytes not delivered',
+    );
+    expect(got).toBe(1022);
+  });
+
+  it('a peer that goes silent after the handshake is closed with heartbeat-timeout after failureTimeoutMs', async () => {
+    const b = await started('b@127.0.0.1', { heartbeatIntervalMs: 50, failureTimeoutMs: 300 });
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('silent@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    const reasons = recordCloses(link);
+    const start = Date.now();
+    // The raw peer reads (it receives our heartbeats) but never sends anything.
+    const heartbeats = raw.waitForFrame(FrameType.HEARTBEAT, 1000);
+    await within(closeOf(link), 3000, 'silent peer was never timed out');
+    const elapsed = Date.now() - start;
+    await heartbeats;
+    expect(reasons).toEqual(['heartbeat-timeout']);
+    expect(elapsed).toBeGreaterThanOrEqual(280);
+    expect(elapsed).toBeLessThan(1000);
+    expect(b.transport.linkCount).toBe(0);
+  });
+
+  it('idle links stay up: heartbeats keep both sides alive well past failureTimeoutMs', async () => {
+    const { atA, atB } = await pair({ heartbeatIntervalMs: 40, failureTimeoutMs: 200 });
+    const reasons = [...recordCloses(atA), ...recordCloses(atB)];
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(reasons).toEqual([]);
+    expect(atA.closed || atB.closed).toBe(false);
+  });
+
+  it('an event-loop stall longer than failureTimeoutMs does not blame a peer that kept heartbeating', async () => {
+    const b = await started('b@127.0.0.1', { heartbeatIntervalMs: 50, failureTimeoutMs: 500 });
+    const inbound = nextLink(b.transport);
+    const worker: Worker = startHeartbeatingPeer({
+      host: LOCALHOST,
+      port: b.port,
+      cookie: COOKIE,
+      identity: testIdentity('worker@127.0.0.1'),
+      heartbeatMs: 50,
+    });
+    cleanup.push(() => worker.terminate());
+    const link = await within(inbound, 5000, 'worker peer did not link');
+    const reasons = recordCloses(link);
+
+    busyWait(1600); // more than 3 × failureTimeoutMs
+    // Two failure windows after the stall: the peer is still heartbeating, so no close.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(reasons).toEqual([]);
+
+    // The same link does time out once the peer really goes silent (the test can fail).
+    worker.postMessage('silence');
+    expect(await within(closeOf(link), 3000, 'silent worker peer never timed out')).toBe('heartbeat-timeout');
+  });
+
+  it('graceful leave: the remote side closes with leave at once, the local side with local', async () => {
+    const { a, atA, atB } = await pair({ heartbeatIntervalMs: 1000, failureTimeoutMs: 5000 });
+    const remote = recordCloses(atB);
+    const local = recordCloses(atA);
+    const remoteClosed = closeOf(atB);
+    const start = Date.now();
+    await within(atA.leave(), 2000, 'leave did not resolve');
+    expect(await within(remoteClosed, 2000, 'remote never saw the leave')).toBe('leave');
+    expect(Date.now() - start).toBeLessThan(1000);
+    expect(local).toEqual(['local']);
+    expect(remote).toEqual(['leave']);
+    expect(atA.send(32, Buffer.from('after leave'))).toBe(false);
+    expect(a.transport.linkCount).toBe(0);
+  });
+
+  it('close() emits local once; the remote side sees closed', async () => {
+    const { atA, atB } = await pair();
+    const local = recordCloses(atA);
+    const remoteClosed = closeOf(atB);
+    atA.close('test');
+    atA.close('again');
+    expect(await within(remoteClosed, 2000, 'remote never saw the close')).toBe('closed');
+    expect(local).toEqual(['local']);
+  });
+
+  it('transport.close() closes every link and pending handshake', async () => {
+    const { a, atA, atB } = await pair();
+    const remoteClosed = closeOf(atB);
+    const localClosed = closeOf(atA);
+    await a.transport.close();
+    expect(await localClosed).toBe('local');
+    expect(await within(remoteClosed, 2000, 'remote never saw the close')).toBe('closed');
+    await expect(a.transport.dial(LOCALHOST, 1)).rejects.toThrow(/closed/);
+  });
+
+  it('backpressure: send returns false, and queues nothing, once the peer stops reading', async () => {
+    const a = await started('a@127.0.0.1', { maxWriteBufferBytes: 256 * 1024 });
+    const peers: RawPeer[] = [];
+    const { server, port } = await rawListen(COOKIE, testIdentity('slow@127.0.0.1'), (peer) => peers.push(peer));
+    cleanup.push(() => {
+      peers.forEach((p) => p.destroy());
+      return new Promise((resolve) => (server as Server).close(resolve));
+    });
+    const link = await a.transport.dial(LOCALHOST, port);
+    const chunk = Buffer.alloc(128 * 1024, 1);
+    let accepted = 0;
+    let refused = false;
+    // Bounded: at most 1 GiB offered; the kernel buffers fill long before.
+    for (let i = 0; i < 8192; i++) {
+      if (!link.send(32, chunk)) {
+        refused = true;
+        break;
+      }
+      accepted++;
+    }
+    expect(refused).toBe(true);
+    expect(accepted).toBeGreaterThan(0);
+    const queued = link.bufferedBytes;
+    expect(queued).toBeGreaterThan(256 * 1024);
+    expect(queued).toBeLessThan(256 * 1024 + 2 * chunk.length);
+    expect(link.send(32, chunk)).toBe(false);
+    expect(link.bufferedBytes).toBe(queued);
+    expect(link.closed).toBe(false);
+  });
+});
