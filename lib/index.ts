@@ -40,7 +40,8 @@ export type {
   DiscoveredEndpoint,
   StrategyContext,
 } from './strategies/strategy.interface.js';
-export { GossipStrategy } from './strategies/gossip.strategy.js';
+export { GossipStrategy, GOSSIP_DEFAULTS } from './strategies/gossip.strategy.js';
+export type { GossipStats } from './strategies/gossip.strategy.js';
 export { Ec2Strategy } from './strategies/ec2.strategy.js';
 export { StaticStrategy, parseHostList } from './strategies/static.strategy.js';
 export { DnsStrategy } from './strategies/dns.strategy.js';
@@ -48,6 +49,8 @@ export { NoneStrategy } from './strategies/none.strategy.js';
 
 export type {
   ClusterMessage,
+  ClusterMessagingOptions,
+  PublishFailureReason,
   PublishResult,
   RequestHandler,
   RequestOptions,
@@ -63,3 +66,25 @@ export { ClusterConfigError } from './errors/cluster-config.error.js';
 export type { ConfigProblem } from './errors/cluster-config.error.js';
 export { NotAMemberError } from './errors/not-a-member.error.js';
 export { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';
+export { PayloadError } from './errors/payload.error.js';
+export { RequestTimeoutError } from './errors/request-timeout.error.js';
+export { RemoteHandlerError } from './errors/remote-handler.error.js';
+export { NoHandlerError } from './errors/no-handler.error.js';
+export { MemberGoneError } from './errors/member-gone.error.js';
+export { BackpressureError } from './errors/backpressure.error.js';
+export { DuplicateHandlerError } from './errors/duplicate-handler.error.js';
+export { MessagingClosedError } from './errors/messaging-closed.error.js';
+export { CookieMismatchError } from './errors/cookie-mismatch.error.js';
+export { PeerUnreachableError } from './errors/peer-unreachable.error.js';
+export { ProtocolVersionError } from './errors/protocol-version.error.js';
+export { ListenError } from './errors/listen.error.js';
+export { Ec2DiscoveryError } from './errors/ec2-discovery.error.js';
+export { DnsDiscoveryError } from './errors/dns-discovery.error.js';
+export { InvalidHostListError } from './errors/invalid-host-list.error.js';
+export { MissingPackageError } from './errors/missing-package.error.js';
+export { GossipSocketError } from './errors/gossip-socket.error.js';
+export { GossipOptionsError } from './errors/gossip-options.error.js';
+export { HandshakeTimeoutError } from './errors/handshake-timeout.error.js';
+export { HandshakeFailedError } from './errors/handshake-failed.error.js';
+export { FrameTooLargeError } from './errors/frame-too-large.error.js';
+export { TransportClosedError } from './errors/transport-closed.error.js';

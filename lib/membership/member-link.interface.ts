@@ -9,6 +9,8 @@ export interface MemberLink {
   readonly direction: 'inbound' | 'outbound';
   /** `host:port` of the socket's remote end. */
   readonly remoteAddress: string;
+  /** True once the link closed or started leaving. */
+  readonly closed: boolean;
   send(type: number, payload: Buffer): boolean;
   leave(): Promise<void>;
   close(reason?: 'local'): void;

@@ -173,7 +173,8 @@ export class Membership implements PeerChannel {
 
   sendFrame(node: string, type: number, payload: Buffer): boolean {
     const entry = this.table.get(node);
-    if (!entry) throw new NotAMemberError(node);
+    // A link that is closing is as good as gone: report it as such, not as backpressure.
+    if (!entry || entry.link.closed) throw new NotAMemberError(node);
     return entry.link.send(type, payload);
   }
 

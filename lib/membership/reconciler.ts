@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { ClusterError } from '../errors/cluster.error.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
-import { RateLimitedLogger } from '../transport/rate-limited-logger.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { MemberLink } from './member-link.interface.js';
 
 /** What the reconciler needs from the rest of the node. */
@@ -249,14 +249,18 @@ export class Reconciler {
     const who = target.name ? `${target.name} at ${target.key}` : target.key;
     const err = error as Error & { code?: string };
     const name = err?.name ?? 'Error';
-    if (name === 'CookieMismatchError' || name === 'ProtocolVersionError') {
-      // The transport logs these itself, once per address per minute.
+    if (name === 'CookieMismatchError') {
+      this.limited.warn(
+        `cookie:${target.host}`,
+        `cookie mismatch with ${who}: the node refused this node's cookie — set the same NODE_COOKIE on every node`,
+      );
       return;
     }
+    if (name === 'ProtocolVersionError') return; // the transport logs both versions itself
     if (name === 'PeerUnreachableError' || (error instanceof ClusterError && error.retryable)) {
       this.limited.warn(
         `unreachable:${target.key}`,
-        `cannot reach ${who}: ${err.message}. Is the node running, and is TCP port ${target.port} open between the nodes (firewall / security group)? Retrying.`,
+        `${target.name ? `${target.name}: ` : ''}${err.message}; retrying`,
       );
       return;
     }

@@ -32,7 +32,7 @@ import {
   ReplyErrorCode,
 } from './message-codec.js';
 import type { PeerChannel } from './peer-channel.interface.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 
 export type {
   ClusterMessage,
@@ -89,7 +89,7 @@ const MAX_REQUEST_ID = 0xffff_ffff;
  */
 export class ClusterMessaging {
   private readonly logger = new Logger(ClusterMessaging.name);
-  private readonly rateLimited = new RateLimitedLog(this.logger);
+  private readonly rateLimited = new RateLimitedLogger(this.logger, 10_000);
   private readonly maxPayloadBytes: number;
   private readonly defaultRequestTimeoutMs: number;
   private readonly subscribers = new Map<string, Set<Subscriber<ClusterMessage<unknown>>>>();

@@ -2,7 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
 import { deriveGossipKey } from './gossip/gossip-packet.js';
 import { GossipSession, type GossipStats } from './gossip/gossip-session.js';
-import { resolveGossipSettings, type GossipSettings, type GossipStrategyConfig } from './gossip/gossip-settings.js';
+import { GossipOptionsError } from '../errors/gossip-options.error.js';
+import { MISSING_KEY_PROBLEM, resolveGossipSettings, type GossipSettings, type GossipStrategyConfig } from './gossip/gossip-settings.js';
 
 export { GOSSIP_DEFAULTS } from './gossip/gossip-defaults.js';
 export type { GossipStats } from './gossip/gossip-session.js';
@@ -54,7 +55,8 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  * - Seams for tests: `now` (clock), `socketFactory`, `openRetryBaseMs`, `openRetryMaxMs`.
  *
  * All defaults are in {@link GOSSIP_DEFAULTS}. Invalid options throw one
- * `GossipOptionsError` listing every problem.
+ * `GossipOptionsError` listing every problem; a missing secret and cookie is reported by
+ * `start()` instead (through `ctx.reportError`), since single-node apps construct it too.
  *
  * **When multicast works:** hosts on one LAN or subnet (a bare-metal or VM network, a
  * single Docker bridge network, several instances on one machine). **When it does not:**
@@ -79,23 +81,34 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  */
 export class GossipStrategy implements ClusterStrategy {
   private readonly settings: GossipSettings;
-  private readonly key: KeyObject;
+  private readonly key: KeyObject | undefined;
   private session: GossipSession | undefined;
 
-  /** Validates the options (throws `GossipOptionsError`) and derives the packet key. */
+  /**
+   * Validates the options (throws `GossipOptionsError`) and derives the packet key. A
+   * missing secret and cookie is not a constructor error (an app without `NODE_COOKIE` runs
+   * single-node and never starts discovery); `start()` reports it instead.
+   */
   constructor(options: GossipStrategyConfig = {}) {
     const { settings, keyMaterial } = resolveGossipSettings(options);
     this.settings = settings;
-    this.key = deriveGossipKey(keyMaterial);
+    this.key = keyMaterial === undefined ? undefined : deriveGossipKey(keyMaterial);
   }
 
   /**
    * Opens the socket and sends the first heartbeat. Resolves after the first attempt;
    * never rejects: a socket that cannot open is reported through `ctx` and retried.
+   * Without a secret or cookie it reports a `GossipOptionsError` and does not start.
    * Calling it again while started does nothing.
    */
   async start(ctx: StrategyContext): Promise<void> {
     if (this.session) return;
+    if (this.key === undefined) {
+      const error = new GossipOptionsError([MISSING_KEY_PROBLEM]);
+      ctx.logger.error(`gossip: not started: ${MISSING_KEY_PROBLEM}`);
+      ctx.reportError(error);
+      return;
+    }
     const session = new GossipSession(ctx, this.settings, this.key);
     this.session = session;
     await session.open();

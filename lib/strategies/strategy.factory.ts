@@ -31,7 +31,12 @@ export function createTopologies(
   return options.topologies.map((topology) => ({
     name: topology.name,
     strategyName: topology.strategy,
-    strategy: createStrategy(topology, options, instanceMetadata),
+    // A single node discovers nothing: its strategies are never built (no cookie to key
+    // gossip with, no reason to call AWS).
+    strategy:
+      options.mode === 'single-node'
+        ? new NoneStrategy()
+        : createStrategy(topology, options, instanceMetadata),
   }));
 }
 

@@ -12,6 +12,6 @@ export {
   isTransportFrameType,
   frameTypeName,
 } from './frame-types.js';
-export { RateLimitedLogger } from './rate-limited-logger.js';
+export { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 export { HeartbeatMonitor } from './heartbeat-monitor.js';
 export { formatAddress } from './address.js';

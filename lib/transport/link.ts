@@ -8,7 +8,7 @@ import { endSocket, remoteAddressOf } from './address.js';
 import { encodeFrame, frameBodyBytes, type Frame, type FrameDecoder } from './frame.js';
 import { FrameType, frameTypeName, isTransportFrameType } from './frame-types.js';
 import type { MonitoredLink } from './heartbeat-monitor.js';
-import type { RateLimitedLogger } from './rate-limited-logger.js';
+import type { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 
 /**
  * Why a link closed:

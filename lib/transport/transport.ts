@@ -17,7 +17,7 @@ import { isTransportFrameType } from './frame-types.js';
 import { dialerHandshake, listenerHandshake, type HandshakeResult } from './handshake.js';
 import { HeartbeatMonitor } from './heartbeat-monitor.js';
 import { Link } from './link.js';
-import { RateLimitedLogger } from './rate-limited-logger.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 
 /** Options of the link transport. */
 export interface TransportOptions {

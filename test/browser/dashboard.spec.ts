@@ -4,7 +4,7 @@
  *
  * UPDATE_SCREENSHOT=1 also writes docs/dashboard.png (the 3-member dashboard).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -32,6 +32,9 @@ describe('dashboard', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`);
+    }
     const cookie = randomCookie();
     const linkPorts = await freePorts(NAMES.length);
     nodes = await Promise.all(

@@ -91,7 +91,10 @@ describe('sample app, one node', () => {
       expect(html).not.toMatch(/(src|href)="https?:/);
     });
 
-    it('shuts down on SIGTERM within seconds', async () => {
+    it('shuts down on SIGTERM within seconds, even with live streams open', async () => {
+      const membership = await node.events('/cluster/events');
+      const messages = await node.events('/messages/events');
+      await membership.waitFor((e) => e.type === 'members', 'a members snapshot on connect');
       const started = Date.now();
       node.kill('SIGTERM');
       const status = await node.exited;
@@ -99,6 +102,7 @@ describe('sample app, one node', () => {
       expect([0, 'SIGTERM']).toContain(status.code ?? status.signal);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(node.output()).not.toMatch(/\bERROR\b/);
+      expect(messages.events).toEqual([]);
     });
   });
 

@@ -33,11 +33,16 @@ export interface GossipSettings extends GossipWhere {
   readonly socketFactory: GossipSocketFactory;
 }
 
+/** Why the strategy cannot start when neither a secret nor a cookie is given. */
+export const MISSING_KEY_PROBLEM =
+  'secret (LIBCLUSTER_GOSSIP_SECRET): no gossip secret and no cluster cookie (NODE_COOKIE) to key packets with';
+
 /**
  * Applies defaults and validates; throws one `GossipOptionsError` listing every problem.
- * Returns the key material apart, so the caller can derive the key and drop it.
+ * Returns the key material apart (undefined when neither secret nor cookie is set), so the
+ * caller can derive the key and drop it.
  */
-export function resolveGossipSettings(config: GossipStrategyConfig = {}): { settings: GossipSettings; keyMaterial: string } {
+export function resolveGossipSettings(config: GossipStrategyConfig = {}): { settings: GossipSettings; keyMaterial: string | undefined } {
   const problems: string[] = [];
   const int = (label: string, value: number | undefined, fallback: number, min: number, max: number): number => {
     if (value === undefined) return fallback;
@@ -75,9 +80,6 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): { sett
     );
   }
   const keyMaterial = nonEmpty(config.secret) ?? nonEmpty(config.cookie);
-  if (keyMaterial === undefined) {
-    problems.push('secret (LIBCLUSTER_GOSSIP_SECRET): no secret and no cluster cookie (NODE_COOKIE) to key gossip packets with');
-  }
   if (problems.length > 0) throw new GossipOptionsError(problems);
 
   const settings: GossipSettings = {
@@ -95,7 +97,7 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): { sett
     now: config.now ?? Date.now,
     socketFactory: config.socketFactory ?? ((options) => dgram.createSocket(options)),
   };
-  return { settings, keyMaterial: keyMaterial as string };
+  return { settings, keyMaterial };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -16,6 +16,7 @@ import { parseEndpoint } from '../../../lib/strategies/gossip/gossip-session.js'
 import { PeerTable } from '../../../lib/strategies/gossip/peer-table.js';
 import { ReplayWindow } from '../../../lib/strategies/gossip/replay-window.js';
 import { GOSSIP_DEFAULTS, GossipStrategy } from '../../../lib/strategies/gossip.strategy.js';
+import { FakeStrategyContext } from './fake-context.js';
 
 const key = deriveGossipKey('correct horse battery staple');
 
@@ -213,6 +214,18 @@ describe('GossipStrategy options', () => {
     expect(() => new GossipStrategy({ secret: 's' })).not.toThrow();
   });
 
+  it('without secret and cookie: constructs (single-node apps build it), but start() reports and opens nothing', async () => {
+    const strategy = new GossipStrategy({ port: 1 });
+    const ctx = new FakeStrategyContext();
+    await expect(strategy.start(ctx)).resolves.toBeUndefined();
+    expect(ctx.errors).toHaveLength(1);
+    expect(ctx.errors[0]).toBeInstanceOf(GossipOptionsError);
+    expect(String((ctx.errors[0] as Error).message)).toContain('NODE_COOKIE');
+    expect(ctx.logger.at('error')[0]).toContain('LIBCLUSTER_GOSSIP_SECRET');
+    expect(strategy.stats().openAttempts).toBe(0);
+    strategy.stop();
+  });
+
   it('lists every problem in one error naming the environment variables', () => {
     let error: unknown;
     try {
@@ -229,11 +242,10 @@ describe('GossipStrategy options', () => {
       'LIBCLUSTER_GOSSIP_MULTICAST_IF',
       'LIBCLUSTER_GOSSIP_MULTICAST_TTL',
       'heartbeatMaxMs',
-      'LIBCLUSTER_GOSSIP_SECRET',
     ]) {
       expect(problems).toContain(name);
     }
-    expect((error as GossipOptionsError).problems).toHaveLength(7);
+    expect((error as GossipOptionsError).problems).toHaveLength(6);
   });
 
   it('needs a broadcast address, not a group, in broadcast-only mode (255.255.255.255 when unset)', () => {

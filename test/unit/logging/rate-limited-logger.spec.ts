@@ -1,6 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
-import { RateLimitedLogger } from '../../../lib/transport/rate-limited-logger.js';
+import { RateLimitedLogger } from '../../../lib/logging/rate-limited-logger.js';
 
 function sink(): { logger: LoggerService; lines: string[] } {
   const lines: string[] = [];
