@@ -15,8 +15,12 @@ function logLevels(level: string | undefined): LogLevel[] {
 }
 
 async function bootstrap(): Promise<void> {
-  // Logs wait until LOG_LEVEL is known (it may come from a .env file).
-  const app = await NestFactory.create(AppModule, { bufferLogs: true });
+  const app = await NestFactory.create(AppModule, {
+    // Logs wait until LOG_LEVEL is known (it may come from a .env file).
+    bufferLogs: true,
+    // On shutdown, close kept-alive connections (dashboards, SSE clients) instead of waiting.
+    forceCloseConnections: true,
+  });
   const config = app.get(ConfigService);
   app.useLogger(logLevels(config.get<string>('LOG_LEVEL')));
   // SIGTERM / SIGINT close the app: the node leaves the cluster gracefully.

@@ -252,7 +252,7 @@ export class Reconciler {
     if (name === 'CookieMismatchError') {
       this.limited.warn(
         `cookie:${target.host}`,
-        `cookie mismatch with ${who}: the node refused this node's cookie — set the same NODE_COOKIE on every node`,
+        `cookie mismatch with ${who}: the two nodes have different cookies — set the same NODE_COOKIE on every node`,
       );
       return;
     }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, connect, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { ClusterError } from '../errors/cluster.error.js';
 import { CookieMismatchError } from '../errors/cookie-mismatch.error.js';
@@ -221,7 +221,11 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   private connect(host: string, port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port, noDelay: true });
+      // Dial from the bind address when it is a specific one, so peers see (and log) the
+      // address this node is known by, and multi-homed hosts use the intended interface.
+      const bind = this.options.bindAddress;
+      const localAddress = bind && bind !== '0.0.0.0' && bind !== '::' && isIP(bind) === isIP(host) ? bind : undefined;
+      const socket = connect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
       this.pendingOutbound.add(socket);
       const timer = setTimeout(() => fail('ETIMEDOUT'), this.options.handshakeTimeoutMs);
       timer.unref();

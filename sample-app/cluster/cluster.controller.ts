@@ -1,14 +1,5 @@
-import { Controller, Get, type MessageEvent, Sse } from '@nestjs/common';
-import {
-  debounceTime,
-  endWith,
-  ignoreElements,
-  interval,
-  map,
-  merge,
-  type Observable,
-  takeUntil,
-} from 'rxjs';
+import { Controller, Get, type MessageEvent, type OnModuleDestroy, Sse } from '@nestjs/common';
+import { debounceTime, interval, map, merge, type Observable, Subject, takeUntil } from 'rxjs';
 import { ClusterService } from '../../lib/index.js';
 import { type ClusterView, toEventView, toMemberView } from './cluster-view.js';
 
@@ -18,8 +9,16 @@ const KEEP_ALIVE_MS = 15_000;
 const SNAPSHOT_COALESCE_MS = 20;
 
 @Controller('cluster')
-export class ClusterController {
+export class ClusterController implements OnModuleDestroy {
+  /** Ends the open streams when the app shuts down, so the HTTP server can close. */
+  private readonly closing = new Subject<void>();
+
   constructor(private readonly cluster: ClusterService) {}
+
+  onModuleDestroy(): void {
+    this.closing.next();
+    this.closing.complete();
+  }
 
   /** This node, every member (self included), the leader and the discovery strategy. */
   @Get()
@@ -57,12 +56,9 @@ export class ClusterController {
     const changes = this.cluster.events$.pipe(
       map((event): MessageEvent => ({ type: event.type, data: toEventView(event) })),
     );
-    // The stream ends when the cluster service shuts down (events$ completes).
-    const shutdown = this.cluster.events$.pipe(ignoreElements(), endWith(true));
     const keepAlive = interval(KEEP_ALIVE_MS).pipe(
-      takeUntil(shutdown),
       map((): MessageEvent => ({ comment: 'keep-alive' })),
     );
-    return merge(changes, snapshots, keepAlive);
+    return merge(changes, snapshots, keepAlive).pipe(takeUntil(this.closing));
   }
 }
