@@ -17,6 +17,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import os from 'node:os';
 import { Worker, killAll, sleep, cpuSeconds, rssBytes, loBytes } from './lib/procs.mjs';
 import { aggregate, machineInfo, packageVersions, markdown, median } from './lib/report.mjs';
 
@@ -53,8 +54,9 @@ const opts = {
   latencySeconds: quick ? 2 : 3,
   latencyRate: 10000,
   convergeTimeoutMs: 30000,
-  detectTimeoutMs: 15000,
+  detectTimeoutMs: 12000,
   stallMs: 2000,
+  stallWatchMs: 6000,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -195,120 +197,6 @@ async function formed(sysName, profile, n, timeoutMs = opts.convergeTimeoutMs) {
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-async function coldStart() {
-  for (const n of opts.coldSizes) {
-    for (const [name, sys] of systemsWith('membership')) {
-      for (const p of profilesOf(sys)) {
-        const label = profileLabel(sys, p);
-        for (let rep = 0; rep < opts.reps; rep++) {
-          const c = startCluster(name, p, n);
-          const ready = await readyAll(c.workers, opts.convergeTimeoutMs);
-          const t = ready && (await converged(c.workers, n, opts.convergeTimeoutMs));
-          record('cold-start', name, label, n, rep, 'convergeFromSpawnMs', t ? t - c.t0 : null);
-          record('cold-start', name, label, n, rep, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
-          log(`cold-start ${name}/${p} N=${n} rep ${rep}: ${t ? `${t - c.t0} ms from spawn, ${t - ready} ms after last ready` : 'did not converge'}`);
-          await stopCluster(c);
-        }
-      }
-    }
-  }
-}
-
-async function lateJoin() {
-  const n = 10;
-  for (const [name, sys] of systemsWith('membership')) {
-    for (const p of profilesOf(sys)) {
-      const label = profileLabel(sys, p);
-      for (let rep = 0; rep < opts.reps; rep++) {
-        const c = await formed(name, p, n);
-        if (!c) {
-          record('late-join', name, label, n, rep, 'joinFromSpawnMs', null);
-          continue;
-        }
-        await sleep(500);
-        const tj = Date.now();
-        const w = c.add(n + 1);
-        const ready = await w.waitFor((e) => e.ev === 'ready', opts.convergeTimeoutMs);
-        const t = ready && (await converged(c.workers, n + 1, opts.convergeTimeoutMs, tj));
-        record('late-join', name, label, n, rep, 'joinFromSpawnMs', t ? t - tj : null);
-        record('late-join', name, label, n, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
-        log(`late-join ${name}/${p} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
-        await stopCluster(c);
-      }
-    }
-  }
-}
-
-/** Time until every survivor reported `victim` removed, or null; also how many did. */
-async function detection(c, victim, t0, timeoutMs) {
-  const survivors = c.workers.filter((w) => w !== victim);
-  const evs = await Promise.all(
-    survivors.map((w) => w.waitFor((e) => e.ev === 'removed' && e.node === victim.name, timeoutMs, { since: t0 })),
-  );
-  const seen = evs.filter(Boolean);
-  return {
-    allMs: seen.length === survivors.length ? Math.max(...seen.map((e) => e.t)) - t0 : null,
-    firstMs: seen.length ? Math.min(...seen.map((e) => e.t)) - t0 : null,
-    detected: seen.length,
-    survivors: survivors.length,
-    reasons: [...new Set(seen.map((e) => e.reason))],
-  };
-}
-
-async function failure() {
-  const n = 10;
-  const kinds = [
-    ['crash', 'SIGKILL'],
-    ['freeze', 'SIGSTOP'],
-    ['leave', 'SIGTERM'],
-    ['stall', null],
-  ];
-  for (const [name, sys] of systemsWith('membership')) {
-    for (const p of profilesOf(sys)) {
-      const label = profileLabel(sys, p);
-      const skip = new Set();
-      for (let rep = 0; rep < opts.reps; rep++) {
-        for (const [kind, sig] of kinds) {
-          if (skip.has(kind)) {
-            record('failure', name, label, kind, rep, 'allSurvivorsMs', null);
-            continue;
-          }
-          const c = await formed(name, p, n);
-          if (!c) continue;
-          await sleep(1000);
-          const victim = c.workers[n - 1];
-          if (kind === 'stall') {
-            const t0 = Date.now();
-            victim.send({ cmd: 'stall', ms: opts.stallMs });
-            await victim.waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000);
-            // Watch as long as the longest failure timeout plus slack after the stall.
-            await sleep(7000);
-            const falseDowns = c.workers.reduce(
-              (k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length,
-              0,
-            );
-            record('failure', name, label, kind, rep, 'falseDowns', falseDowns);
-            log(`stall ${name}/${p} rep ${rep}: ${falseDowns} false downs`);
-          } else {
-            const t0 = Date.now();
-            victim.signal(sig);
-            const d = await detection(c, victim, t0, opts.detectTimeoutMs);
-            record('failure', name, label, kind, rep, 'allSurvivorsMs', d.allMs);
-            record('failure', name, label, kind, rep, 'firstSurvivorMs', d.firstMs);
-            if (d.reasons.length) note('failure', `${name} (${label}) ${kind}: reported as ${d.reasons.join(', ')}`);
-            if (d.allMs === null) {
-              note('failure', `${name} (${label}) ${kind}: ${d.detected}/${d.survivors} survivors reported it within ${opts.detectTimeoutMs} ms`);
-              if (d.detected === 0) skip.add(kind);
-            }
-            log(`${kind} ${name}/${p} rep ${rep}: all ${d.allMs} ms, first ${d.firstMs} ms (${d.detected}/${d.survivors})`);
-          }
-          await stopCluster(c);
-        }
-      }
-    }
-  }
-}
-
 /** CPU, RSS and loopback bytes of `pids` over `windows` consecutive windows of `seconds`. */
 async function measureIdle(pids, nodes, seconds, windows) {
   const out = [];
@@ -341,39 +229,186 @@ async function baselineRss(script) {
   return rss / 2 ** 20;
 }
 
-async function idle() {
-  const windows = 3;
-  const base = {};
-  for (let rep = 0; rep < Math.min(opts.reps, 3); rep++) {
-    base.node ??= [];
-    base.nest ??= [];
-    base.node.push(await baselineRss('bare-node.mjs'));
-    base.nest.push(await baselineRss('bare-nest.mjs'));
+// Membership scenarios share clusters to keep the run short on a small machine:
+//   chain A  N=10 started together → cold start → (rep 0) idle cost → 2 s stall on node 1
+//            (false downs) → cluster whole again → SIGKILL node 10 (crash, 9 survivors)
+//   chain B  10 formed → node 11 spawned (late join) → SIGSTOP node 11 (freeze, 10 survivors)
+//            → node 11 killed → SIGTERM node 10 (graceful leave, 9 survivors)
+//   N=5 and N=20 cold starts stand alone; the N=20 cluster of rep 0 gives the 20-node idle cost.
+const sel = (s) => opts.scenarios.includes(s);
+let baselines = null;
+
+/** Latest membership size each worker reported. */
+function currentMembers(w) {
+  for (let i = w.events.length - 1; i >= 0; i--) if (w.events[i].ev === 'members') return w.events[i].n;
+  return 1;
+}
+
+async function whole(workers, n, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (workers.every((w) => currentMembers(w) >= n)) return true;
+    await sleep(100);
   }
-  record('idle', 'bare node process', '—', 1, 0, 'rssMBPerNode', median(base.node));
-  record('idle', 'bare Nest app context', '—', 1, 0, 'rssMBPerNode', median(base.nest));
-  for (const n of opts.idleSizes) {
-    for (const [name, sys] of systemsWith('membership')) {
-      for (const p of profilesOf(sys)) {
-        const label = profileLabel(sys, p);
-        const c = await formed(name, p, n);
-        if (!c) continue;
-        await sleep(3000);
-        const res = await measureIdle(c.workers.map((w) => w.pid), n, opts.idleSeconds / windows, windows);
-        const removed = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0);
-        if (removed) note('idle', `${name} (${label}) N=${n}: ${removed} removals while idle`);
-        res.forEach((r, i) => {
-          for (const [m, v] of Object.entries(r)) record('idle', name, label, n, i, m, v);
-          const baseline = name === 'nestjs-cluster' ? median(base.nest) : median(base.node);
-          record('idle', name, label, n, i, 'rssOverBaselineMB', r.rssMBPerNode - baseline);
-        });
-        log(`idle ${name}/${p} N=${n}: ${JSON.stringify(res.map((r) => r.cpuPctPerNode.toFixed(3)))} % cpu/node`);
-        await stopCluster(c);
+  return false;
+}
+
+async function coldStartRun(name, p, label, n, rep) {
+  const c = startCluster(name, p, n);
+  const ready = await readyAll(c.workers, opts.convergeTimeoutMs);
+  const t = ready && (await converged(c.workers, n, opts.convergeTimeoutMs));
+  if (sel('cold-start')) {
+    record('cold-start', name, label, n, rep, 'convergeFromSpawnMs', t ? t - c.t0 : null);
+    record('cold-start', name, label, n, rep, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
+    record('cold-start', name, label, n, rep, 'spawnToAllReadyMs', ready ? ready - c.t0 : null);
+  }
+  log(`cold-start ${name}/${p} N=${n} rep ${rep}: ${t ? `${t - c.t0} ms from spawn, ${t - ready} ms after last ready` : `did not converge (min members ${minMembers(c.workers)})`}`);
+  if (!t) {
+    await stopCluster(c);
+    return null;
+  }
+  return c;
+}
+
+/** Time until every live survivor reported `victim` removed, or null; also how many did. */
+async function detection(c, victim, t0, timeoutMs) {
+  const survivors = c.workers.filter((w) => w !== victim && !w.exited);
+  const evs = await Promise.all(
+    survivors.map((w) => w.waitFor((e) => e.ev === 'removed' && e.node === victim.name, timeoutMs, { since: t0 })),
+  );
+  const seen = evs.filter(Boolean);
+  return {
+    allMs: seen.length === survivors.length ? Math.max(...seen.map((e) => e.t)) - t0 : null,
+    firstMs: seen.length ? Math.min(...seen.map((e) => e.t)) - t0 : null,
+    detected: seen.length,
+    survivors: survivors.length,
+    reasons: [...new Set(seen.map((e) => e.reason))],
+  };
+}
+
+async function failureCase(c, kind, sig, victim, name, label, rep, skip) {
+  if (skip.has(kind)) {
+    record('failure', name, label, kind, rep, 'allSurvivorsMs', null);
+    return;
+  }
+  const t0 = Date.now();
+  victim.signal(sig);
+  const d = await detection(c, victim, t0, opts.detectTimeoutMs);
+  record('failure', name, label, kind, rep, 'allSurvivorsMs', d.allMs);
+  record('failure', name, label, kind, rep, 'firstSurvivorMs', d.firstMs);
+  record('failure', name, label, kind, rep, 'survivors', d.survivors);
+  if (d.reasons.length) note('failure', `${name} (${label}) ${kind}: reported as ${d.reasons.join(', ')}`);
+  if (d.allMs === null) {
+    note('failure', `${name} (${label}) ${kind}: ${d.detected}/${d.survivors} survivors reported it within ${opts.detectTimeoutMs} ms${d.detected === 0 ? ' (not measured again in later repetitions)' : ''}`);
+    if (d.detected === 0) skip.add(kind);
+  }
+  log(`${kind} ${name}/${label} rep ${rep}: all ${d.allMs} ms, first ${d.firstMs} ms (${d.detected}/${d.survivors})`);
+}
+
+async function idleOn(c, n, name, label) {
+  const windows = 3;
+  await sleep(3000);
+  const before = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0);
+  const res = await measureIdle(c.workers.map((w) => w.pid), n, opts.idleSeconds / windows, windows);
+  const removed = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0) - before;
+  if (removed) note('idle', `${name} (${label}) N=${n}: ${removed} removals while idle`);
+  const baseline = name === 'nestjs-cluster' ? baselines.nest : baselines.node;
+  res.forEach((r, i) => {
+    for (const [m, v] of Object.entries(r)) record('idle', name, label, n, i, m, v);
+    record('idle', name, label, n, i, 'rssOverBaselineMB', r.rssMBPerNode - baseline);
+  });
+  log(`idle ${name}/${label} N=${n}: ${res.map((r) => r.cpuPctPerNode.toFixed(3)).join(' ')} % cpu/node, ${res[0].rssMBPerNode.toFixed(1)} MiB`);
+}
+
+async function clusterScenarios() {
+  const wantIdle = sel('idle');
+  if (wantIdle) {
+    const node = [];
+    const nest = [];
+    for (let i = 0; i < 3; i++) {
+      node.push(await baselineRss('bare-node.mjs'));
+      nest.push(await baselineRss('bare-nest.mjs'));
+    }
+    baselines = { node: median(node), nest: median(nest) };
+    node.forEach((v, i) => record('idle', 'bare node process (baseline)', '—', 1, i, 'rssMBPerNode', v));
+    nest.forEach((v, i) => record('idle', 'bare Nest app context (baseline)', '—', 1, i, 'rssMBPerNode', v));
+  }
+  for (const [name, sys] of systemsWith('membership')) {
+    for (const p of profilesOf(sys)) {
+      const label = profileLabel(sys, p);
+      const skip = new Set();
+      for (let rep = 0; rep < opts.reps; rep++) {
+        // Stand-alone cold starts (and the 20-node idle cost).
+        for (const n of opts.coldSizes.filter((x) => x !== 10)) {
+          const idleHere = wantIdle && rep === 0 && opts.idleSizes.includes(n);
+          if (!sel('cold-start') && !idleHere) continue;
+          const c = await coldStartRun(name, p, label, n, rep);
+          if (c && idleHere) await idleOn(c, n, name, label);
+          if (c) await stopCluster(c);
+        }
+        if (!sel('cold-start') && wantIdle && rep === 0) {
+          for (const n of opts.idleSizes.filter((x) => x !== 10 && !opts.coldSizes.includes(x))) {
+            const c = await coldStartRun(name, p, label, n, rep);
+            if (c) await idleOn(c, n, name, label);
+            if (c) await stopCluster(c);
+          }
+        }
+        // Chain A.
+        const idle10 = wantIdle && rep === 0 && opts.idleSizes.includes(10);
+        if (sel('cold-start') || sel('failure') || idle10) {
+          const c = await coldStartRun(name, p, label, 10, rep);
+          if (c) {
+            if (idle10) await idleOn(c, 10, name, label);
+            if (sel('failure')) {
+              await sleep(1000);
+              const t0 = Date.now();
+              c.workers[0].send({ cmd: 'stall', ms: opts.stallMs });
+              await c.workers[0].waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000, { since: t0 });
+              await sleep(opts.stallWatchMs);
+              const falseDowns = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length, 0);
+              record('failure', name, label, 'stall', rep, 'falseDowns', falseDowns);
+              log(`stall ${name}/${label} rep ${rep}: ${falseDowns} false downs`);
+              if (await whole(c.workers, 10, 10000)) await failureCase(c, 'crash', 'SIGKILL', c.workers[9], name, label, rep, skip);
+              else note('failure', `${name} (${label}) rep ${rep}: cluster not whole 10 s after the stall; crash not measured`);
+            }
+            await stopCluster(c);
+          }
+        }
+        // Chain B.
+        if (sel('late-join') || sel('failure')) {
+          const c = await formed(name, p, 10);
+          if (!c) {
+            if (sel('late-join')) record('late-join', name, label, 10, rep, 'joinFromSpawnMs', null);
+            continue;
+          }
+          await sleep(500);
+          const tj = Date.now();
+          const w = c.add(11);
+          const ready = await w.waitFor((e) => e.ev === 'ready', opts.convergeTimeoutMs);
+          const t = ready && (await converged(c.workers, 11, opts.convergeTimeoutMs, tj));
+          if (sel('late-join')) {
+            record('late-join', name, label, 10, rep, 'joinFromSpawnMs', t ? t - tj : null);
+            record('late-join', name, label, 10, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
+          }
+          log(`late-join ${name}/${label} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
+          if (t && sel('failure')) {
+            await sleep(1000);
+            await failureCase(c, 'freeze', 'SIGSTOP', w, name, label, rep, skip);
+            await w.kill();
+            await sleep(200);
+            await failureCase(c, 'leave', 'SIGTERM', c.workers[9], name, label, rep, skip);
+          }
+          await stopCluster(c);
+        }
       }
     }
   }
-  note('idle', `Windows of ${opts.idleSeconds / windows} s each, ${windows} consecutive windows per cluster (the repetitions of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`);
-  note('idle', 'rssOverBaselineMB: RSS per node minus a bare Nest application context (nestjs-cluster) or a bare node process (peers).');
+  note('failure', 'crash and stall: cluster of 10 (9 survivors); freeze: the 11th node of the late-join cluster (10 survivors); leave: node 10 of that cluster once node 11 is gone (9 survivors).');
+  note('failure', `stall: node 1 busy-loops ${opts.stallMs} ms; false downs = removals reported by any node from the stall until ${opts.stallWatchMs} ms after it ended.`);
+  if (wantIdle) {
+    note('idle', `Idle cost: ${3} consecutive windows of ${opts.idleSeconds / 3} s on a converged cluster (the "repetitions" of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`);
+    note('idle', 'rssOverBaselineMB: RSS per node minus a bare Nest application context (nestjs-cluster) or a bare node process running the same worker runtime (peers).');
+  }
 }
 
 async function startRedis() {
@@ -450,6 +485,13 @@ async function scale() {
       const p = sys.profiles.includes('matched') && opts.profiles.includes('matched') ? 'matched' : sys.profiles[0];
       const label = profileLabel(sys, p);
       const timeout = Math.max(60000, n * 600);
+      // Memory guard: RSS seen per node so far (or 100 MiB), with a third of headroom.
+      const perNode = median(samples.filter((x) => x.system === name && x.metric === 'rssMBPerNode').map((x) => x.value)) ?? 100;
+      const needMB = n * perNode * 1.33;
+      if (needMB > os.freemem() / 2 ** 20) {
+        note('scale', `${name} N=${n}: skipped, needs about ${needMB.toFixed(0)} MiB, ${(os.freemem() / 2 ** 20).toFixed(0)} MiB free.`);
+        continue;
+      }
       const c = startCluster(name, p, n);
       const ready = await readyAll(c.workers, timeout);
       const t = ready && (await converged(c.workers, n, timeout));
@@ -470,6 +512,13 @@ async function scale() {
       await stopCluster(c);
       await sleep(1000);
     }
+  }
+  for (const [name] of systemsWith('membership')) {
+    const rows = samples.filter((x) => x.scenario === 'scale' && x.system === name && x.metric === 'convergeFromLastReadyMs');
+    if (!rows.length) continue;
+    const ok = rows.filter((r) => r.value !== null).map((r) => r.param);
+    const bad = rows.filter((r) => r.value === null).map((r) => r.param);
+    note('scale', `${name}: converged at N = ${ok.join(', ') || 'none'}${bad.length ? `; not at N = ${bad.join(', ')}` : ''}.`);
   }
   note('scale', `One process per node, one repetition per size; idle measured over ${opts.scaleIdleSeconds} s once converged. This machine has ${machineInfo().cores} cores, so start-up of many Node.js processes is CPU-bound (see spawnToAllReadyMs).`);
 }
@@ -515,6 +564,12 @@ async function scaleMany() {
     await w.kill();
     await sleep(1000);
   }
+  {
+    const rows = samples.filter((x) => x.scenario === 'scale-many' && x.metric === 'convergeFromLastReadyMs');
+    const ok = rows.filter((r) => r.value !== null).map((r) => r.param);
+    const bad = rows.filter((r) => r.value === null).map((r) => r.param);
+    if (rows.length) note('scale-many', `converged at K = ${ok.join(', ') || 'none'}${bad.length ? `; not at K = ${bad.join(', ')}` : ''}.`);
+  }
   note('scale-many', `Each context binds its own 127.0.0.<i+1> (node name n<i>@127.0.0.<i+1>), strategy ${strategy}; every node links to every other (full mesh): K·(K−1)/2 links and K·(K−1) heartbeats per interval in one event loop.`);
 }
 
@@ -555,10 +610,7 @@ const METRIC_INFO = {
 };
 
 const SCENARIOS = {
-  'cold-start': coldStart,
-  'late-join': lateJoin,
-  failure,
-  idle,
+  clusters: clusterScenarios,
   messaging,
   scale,
   'scale-many': scaleMany,
@@ -601,13 +653,16 @@ async function main() {
   const versions = packageVersions(ROOT);
   log(`options ${JSON.stringify(opts)}`);
   const deadline = Date.now() + Number(process.env.BENCH_MAX_MINUTES ?? 40) * 60000;
+  const CLUSTER_SCENARIOS = ['cold-start', 'late-join', 'failure', 'idle'];
+  const runs = [];
   for (const sc of opts.scenarios) {
-    if (!SCENARIOS[sc]) {
-      log(`unknown scenario ${sc}`);
-      continue;
-    }
+    const runner = CLUSTER_SCENARIOS.includes(sc) ? 'clusters' : sc;
+    if (!SCENARIOS[runner]) log(`unknown scenario ${sc} (known: ${ALL_SCENARIOS.join(', ')})`);
+    else if (!runs.includes(runner)) runs.push(runner);
+  }
+  for (const sc of runs) {
     if (Date.now() > deadline) {
-      note(null, `Scenario ${sc} skipped: the run passed its time budget.`);
+      note(null, `Scenario ${sc} skipped: the run passed its time budget (BENCH_MAX_MINUTES).`);
       continue;
     }
     log(`--- ${sc}`);
@@ -616,7 +671,7 @@ async function main() {
       await SCENARIOS[sc]();
     } catch (err) {
       log(`scenario ${sc} failed: ${err?.stack ?? err}`);
-      note(sc, `scenario aborted: ${String(err?.message ?? err)}`);
+      note(null, `scenario ${sc} aborted: ${String(err?.message ?? err)}`);
     }
     await killAll();
     log(`--- ${sc} done in ${((Date.now() - t) / 1000).toFixed(0)} s`);

@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
+import { ConditionalModule, ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ClusterModule } from '../lib/index.js';
 import { ClusterApiModule } from './cluster/cluster-api.module.js';
 import { DashboardModule } from './dashboard/dashboard.module.js';
+import { DebugModule } from './debug/debug.module.js';
 import { FlagsModule } from './flags/flags.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
@@ -22,6 +23,8 @@ import { MessagesModule } from './messages/messages.module.js';
     JobsModule,
     HealthModule,
     DashboardModule,
+    // Test-only routes (POST /debug/stall), off unless SAMPLE_DEBUG_ROUTES=true.
+    ConditionalModule.registerWhen(DebugModule, (env) => env.SAMPLE_DEBUG_ROUTES === 'true'),
   ],
 })
 export class AppModule {}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { hostname as osHostname } from 'node:os';
+import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type {
   BuiltinStrategyName,
   ClusterModuleOptions,
@@ -63,6 +63,8 @@ export interface ResolveEnvironment {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** EC2 instance metadata (read only when an EC2 topology exists). */
   readonly instanceMetadata?: { localIpv4?: string } | null;
+  /** Network interfaces, for the default advertise address. @default os.networkInterfaces */
+  readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 const BUILTIN: ReadonlySet<string> = new Set(['gossip', 'ec2', 'static', 'dns', 'none']);
@@ -294,9 +296,16 @@ export function resolveClusterOptions(
   }
   nodeName ??= `${appName}@${host}`;
   const nameHost = nodeName.slice(nodeName.indexOf('@') + 1);
+  // What peers dial: the explicit address; else a specific bind address; else the node name's
+  // host when it is an IP; else this machine's first external IPv4 address (a bare host
+  // name may not resolve on the other machines); else the host name.
   const advertiseAddress =
     address('advertiseAddress', options.advertiseAddress) ??
-    (bindAddress !== '0.0.0.0' && bindAddress !== '::' ? bindAddress : nameHost);
+    (bindAddress !== '0.0.0.0' && bindAddress !== '::'
+      ? bindAddress
+      : isIP(nameHost)
+        ? nameHost
+        : (firstExternalIPv4(environment.interfaces?.() ?? networkInterfaces()) ?? nameHost));
 
   if (problems.length > 0) throw new ClusterConfigError(problems);
 
@@ -334,4 +343,13 @@ export function resolveClusterOptions(
 function isMulticast(ip: string): boolean {
   const first = Number(ip.split('.')[0]);
   return first >= 224 && first <= 239;
+}
+
+function firstExternalIPv4(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string | undefined {
+  for (const list of Object.values(interfaces)) {
+    for (const info of list ?? []) {
+      if (info.family === 'IPv4' && !info.internal) return info.address;
+    }
+  }
+  return undefined;
 }

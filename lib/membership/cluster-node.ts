@@ -109,7 +109,7 @@ export class ClusterNode {
     );
     this.reconciler = reconciler;
     this.membership.onPeersLearned = (endpoints) => reconciler.learn(endpoints);
-    this.membership.onMemberRemoved = (member) => reconciler.memberGone(member.name);
+    this.membership.onMemberRemoved = (member, graceful) => reconciler.memberGone(member.name, graceful);
 
     this.logger.log(
       `node ${this.identity.name} (incarnation ${this.identity.incarnation}) accepting links on ${o.bindAddress}:${bound.port}, advertised as ${this.identity.endpoint}; discovery: ${this.topologies.map((t) => `${t.name}=${t.strategyName}`).join(', ')}`,

@@ -48,7 +48,7 @@ export class Membership implements PeerChannel {
   /** Called with endpoints learned through peer exchange (the reconciler dials them). */
   onPeersLearned: (endpoints: DiscoveredEndpoint[]) => void = () => {};
   /** Called when a remote member is gone (the reconciler redials discovered endpoints). */
-  onMemberRemoved: (member: Member) => void = () => {};
+  onMemberRemoved: (member: Member, graceful: boolean) => void = () => {};
 
   constructor(self: NodeIdentity, logger?: LoggerService) {
     this.logger = logger ?? new Logger(Membership.name);
@@ -190,12 +190,17 @@ export class Membership implements PeerChannel {
     return () => this.goneHandlers.delete(handler);
   }
 
-  /** Graceful leave: tells every peer, waits (bounded) for the frames to flush. */
+  /**
+   * Graceful leave: tells every peer, waits (bounded) for the frames to flush, and completes
+   * the observables — here rather than at close, so that streams built on them (SSE
+   * responses) end before the HTTP server waits for its connections to close.
+   */
   async leave(): Promise<void> {
     const entries = [...this.table.values()];
     this.closed = true;
     this.table.clear();
     await Promise.allSettled(entries.map((e) => e.link.leave()));
+    this.complete();
   }
 
   /** Closes every link and completes the observables. */
@@ -203,11 +208,15 @@ export class Membership implements PeerChannel {
     this.closed = true;
     for (const entry of this.table.values()) entry.link.close('local');
     this.table.clear();
+    this.complete();
+    this.goneHandlers.clear();
+    this.frameHandlers.clear();
+  }
+
+  private complete(): void {
     this.events.complete();
     this.membersSubject.complete();
     this.leaderSubject.complete();
-    this.goneHandlers.clear();
-    this.frameHandlers.clear();
   }
 
   private preferred(candidate: MemberLink, current: MemberLink): boolean {
@@ -268,7 +277,7 @@ export class Membership implements PeerChannel {
         this.logger.error(`member-gone handler failed: ${(error as Error).message}`);
       }
     }
-    if (!this.closed) this.onMemberRemoved(member);
+    if (!this.closed) this.onMemberRemoved(member, type === 'leave');
   }
 
   private sendPeers(link: MemberLink): void {

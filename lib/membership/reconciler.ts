@@ -49,6 +49,8 @@ interface Target {
   timer?: NodeJS.Timeout;
   /** The endpoint turned out to be this node. */
   isSelf: boolean;
+  /** Left gracefully: failed dials are logged at debug level until it answers again. */
+  quiet?: boolean;
 }
 
 /**
@@ -117,12 +119,17 @@ export class Reconciler {
     }
   }
 
-  /** A member went away: redial every endpoint still wanted, after a short jittered delay. */
-  memberGone(name: string): void {
+  /**
+   * A member went away: redial every endpoint still wanted. After a crash, at once (after a
+   * short jittered delay). After a graceful leave the process is gone on purpose: redial at
+   * the slowest pace and without warnings until it answers again (a restart comes back).
+   */
+  memberGone(name: string, graceful = false): void {
     for (const target of this.targets.values()) {
       if (target.name === name && this.wanted(target)) {
-        target.failures = 0;
-        this.schedule(target, this.delay(0));
+        target.failures = graceful ? 20 : 0;
+        target.quiet = graceful;
+        this.schedule(target, graceful ? this.options.maxDelayMs : this.delay(0));
       }
     }
   }
@@ -222,6 +229,7 @@ export class Reconciler {
       }
       target.name = link.peer.name;
       target.failures = 0;
+      target.quiet = false;
       if (link.peer.name === this.deps.self().name) {
         target.isSelf = true;
         link.close('local');
@@ -257,6 +265,10 @@ export class Reconciler {
       return;
     }
     if (name === 'ProtocolVersionError') return; // the transport logs both versions itself
+    if (target.quiet) {
+      this.logger.debug?.(`${who} (left the cluster) is not back yet: ${err?.message ?? String(error)}`);
+      return;
+    }
     if (name === 'PeerUnreachableError' || (error instanceof ClusterError && error.retryable)) {
       this.limited.warn(
         `unreachable:${target.key}`,

@@ -74,7 +74,7 @@ describe('dashboard', () => {
     const [node1] = nodes;
     await page.goto(`${node1.url}/`);
     // Marker to prove later steps happen without a reload.
-    await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
+    await page.evaluate('window.loadedOnce = true');
 
     await waitForText(page, '#member-count', '3');
     await expect.poll(() => page.textContent('#node-name')).toBe('web1@127.0.0.1');
@@ -94,10 +94,9 @@ describe('dashboard', () => {
 
     // Only the leader runs the digest job; every dashboard lists the runs by node.
     await page.locator('#job-runs li[data-node]').first().waitFor({ timeout: UI_TIMEOUT_MS });
-    const runners = await page.$$eval('#job-runs li[data-node]', (items) =>
-      [...new Set(items.map((item) => (item as HTMLElement).dataset.node))],
-    );
-    expect(runners).toEqual([leader]);
+    const runs = await page.locator('#job-runs li[data-node]').all();
+    const runners = new Set(await Promise.all(runs.map((run) => run.getAttribute('data-node'))));
+    expect([...runners]).toEqual([leader]);
 
     if (process.env.UPDATE_SCREENSHOT === '1') {
       await nodes[1].http('PUT', '/flags/new_ui', { enabled: true });
@@ -115,14 +114,9 @@ describe('dashboard', () => {
     await victim.exited;
 
     const row = `tr[data-member="${victim.name}"]`;
-    await page.waitForFunction(
-      (selector) => {
-        const element = document.querySelector<HTMLElement>(selector);
-        return element === null || element.dataset.state === 'down';
-      },
-      row,
-      { timeout: UI_TIMEOUT_MS },
-    );
+    // The row stays, struck out, for a while before it is removed.
+    await page.locator(`${row}[data-state="down"]`).waitFor({ timeout: UI_TIMEOUT_MS });
+    expect(await page.textContent(`${row} td.state`)).toMatch(/^down \(/);
     await waitForText(page, '#member-count', '2');
     await page.locator(`#events li[data-event-type="down"][data-member="${victim.name}"]`).waitFor({
       timeout: UI_TIMEOUT_MS,
@@ -130,7 +124,7 @@ describe('dashboard', () => {
     for (const name of NAMES.slice(0, 2)) {
       expect(await page.getAttribute(`tr[data-member="${name}"]`, 'data-state')).toBe('up');
     }
-    expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+    expect(await page.evaluate('window.loadedOnce'), 'the page was not reloaded').toBe(true);
   });
 
   it("shows a message published through another node's API", async () => {
@@ -144,7 +138,7 @@ describe('dashboard', () => {
     const item = page.locator('#messages li[data-topic="greetings"][data-from="web2@127.0.0.1"]');
     await item.waitFor({ timeout: UI_TIMEOUT_MS });
     expect(await item.textContent()).toContain('{"text":"hello from web2"}');
-    expect(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce)).toBe(true);
+    expect(await page.evaluate('window.loadedOnce'), 'the page was not reloaded').toBe(true);
   });
 
   it('publishes from its own form to every node', async () => {
@@ -169,14 +163,13 @@ describe('dashboard', () => {
 });
 
 async function waitForText(page: Page, selector: string, text: string): Promise<void> {
+  const exact = new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
   try {
-    await page.waitForFunction(
-      ([sel, want]) => document.querySelector(sel)?.textContent?.trim() === want,
-      [selector, text] as const,
-      { timeout: UI_TIMEOUT_MS },
-    );
-  } catch {
+    await page.locator(selector).filter({ hasText: exact }).waitFor({ timeout: UI_TIMEOUT_MS });
+  } catch (error) {
     const actual = await page.textContent(selector).catch(() => null);
-    throw new Error(`${selector} did not show "${text}" within ${UI_TIMEOUT_MS} ms (it shows "${actual}")`);
+    throw new Error(`${selector} did not show "${text}" within ${UI_TIMEOUT_MS} ms (it shows "${actual}")`, {
+      cause: error,
+    });
   }
 }

@@ -9,7 +9,7 @@ describe('sample app, one node', () => {
     let node: NodeProcess;
 
     beforeAll(async () => {
-      node = await startNode({ name: 'alone', env: { NODE_NAME: undefined } });
+      node = await startNode({ name: 'alone', env: { NODE_NAME: undefined, SAMPLE_DEBUG_ROUTES: undefined } });
     });
 
     it('says once that it runs single-node', async () => {
@@ -91,6 +91,10 @@ describe('sample app, one node', () => {
       expect(html).not.toMatch(/(src|href)="https?:/);
     });
 
+    it('has no test-only routes unless SAMPLE_DEBUG_ROUTES=true', async () => {
+      expect((await node.http('POST', '/debug/stall', { ms: 10 })).status).toBe(404);
+    });
+
     it('shuts down on SIGTERM within seconds, even with live streams open', async () => {
       const membership = await node.events('/cluster/events');
       const messages = await node.events('/messages/events');
@@ -123,6 +127,12 @@ describe('sample app, one node', () => {
       const health = await node.http('GET', '/health');
       expect(health.status).toBe(200);
       expect(health.body.details.cluster.status).toBe('up');
+
+      // The harness turns the test-only routes on.
+      const stall = await node.http('POST', '/debug/stall', { ms: 50 });
+      expect(stall.status).toBe(201);
+      expect(stall.body.stalledMs).toBeGreaterThanOrEqual(50);
+      expect((await node.http('POST', '/debug/stall', { ms: 60_000 })).status).toBe(400);
     });
   });
 });

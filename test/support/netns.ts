@@ -8,20 +8,24 @@ import { execFileSync } from 'node:child_process';
  *
  * Needs root and iproute2; `available()` says whether this machine can run it.
  */
+/** Address of the test process on the lab's bridge. */
+export const OBSERVER_ADDRESS = '198.18.0.254';
+
 export class NetnsLab {
   readonly hosts: { ns: string; address: string; veth: string }[] = [];
   private readonly prefix: string;
   private readonly bridgeNs: string;
   private created = false;
+  private observer: string | undefined;
 
   constructor(readonly count: number) {
     this.prefix = `nc${process.pid % 100000}${Math.floor(Math.random() * 1000)}`;
     this.bridgeNs = `${this.prefix}-br`;
   }
 
-  /** True when running as root with `ip netns` working. */
+  /** True when running as root, inside the test run's own namespace, with `ip netns` working. */
   static available(): boolean {
-    if (process.getuid?.() !== 0) return false;
+    if (process.getuid?.() !== 0 || process.env.CLUSTER_TEST_NETNS !== '1') return false;
     try {
       execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
       return true;
@@ -54,6 +58,17 @@ export class NetnsLab {
       ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', inner);
       this.hosts.push({ ns, address, veth: outer });
     }
+    // The test process itself gets a port on the bridge too (198.18.0.254), so it can reach
+    // the hosts' HTTP APIs. Only allowed inside a namespace the test run made itself.
+    if (process.env.CLUSTER_TEST_NETNS === '1') {
+      ip('-n', this.bridgeNs, 'link', 'add', 'vobs', 'type', 'veth', 'peer', 'name', `${this.prefix}o`);
+      ip('-n', this.bridgeNs, 'link', 'set', `${this.prefix}o`, 'netns', String(process.pid));
+      ip('-n', this.bridgeNs, 'link', 'set', 'vobs', 'master', 'br0');
+      ip('-n', this.bridgeNs, 'link', 'set', 'vobs', 'up');
+      ip('addr', 'add', `${OBSERVER_ADDRESS}/24`, 'dev', `${this.prefix}o`);
+      ip('link', 'set', `${this.prefix}o`, 'up');
+      this.observer = `${this.prefix}o`;
+    }
     return this;
   }
 
@@ -75,6 +90,7 @@ export class NetnsLab {
   /** Removes every namespace this lab created (and with them their interfaces). */
   destroy(): void {
     if (!this.created) return;
+    if (this.observer) tryIp('link', 'del', this.observer);
     for (const h of this.hosts) tryIp('netns', 'del', h.ns);
     tryIp('netns', 'del', this.bridgeNs);
     this.hosts.length = 0;

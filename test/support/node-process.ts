@@ -11,7 +11,8 @@
  * Nodes run `dist-sample/sample-app/main.js`; it is compiled here (once, shared by parallel
  * test files) when missing or older than `lib/` or `sample-app/`. Each node starts with a
  * clean environment (only `PATH`, `HOME` and what the test passes), in an empty working
- * directory (no stray `.env`), and its HTTP server on 127.0.0.1.
+ * directory (no stray `.env`), its HTTP server on 127.0.0.1 and the sample app's test-only
+ * routes on (`SAMPLE_DEBUG_ROUTES=true`: `POST /debug/stall {"ms"}` blocks its event loop).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -66,8 +67,8 @@ const live = new Set<NodeProcess>();
 const HTTP_TIMEOUT_MS = 5_000;
 const POLL_MS = 100;
 const OUTPUT_TAIL_LINES = 80;
-// Colours off, so that tests read plain log lines.
-const BASE_ENV = { NO_COLOR: '1', FORCE_COLOR: '0' };
+// Colours off, so that tests read plain log lines; test-only routes (POST /debug/stall) on.
+const BASE_ENV = { NO_COLOR: '1', FORCE_COLOR: '0', SAMPLE_DEBUG_ROUTES: 'true' };
 
 /** One sample-app process. */
 export class NodeProcess {

@@ -4,7 +4,7 @@ import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
 import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
 
 const resolveEnv = (env: Record<string, string>, host = 'box1') =>
-  resolveClusterOptions(clusterOptionsFromEnv(env), { env: { HOSTNAME: host } });
+  resolveClusterOptions(clusterOptionsFromEnv(env), { env: { HOSTNAME: host }, interfaces: () => ({}) });
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -65,6 +65,19 @@ describe('clusterOptionsFromEnv', () => {
       strategy: 'gossip',
       config: { port: 45892, multicastTtl: 1, broadcastOnly: false },
     });
+  });
+
+  it('advertises the first external IPv4 address when the node name has a host name', () => {
+    const nic = (address: string, internal: boolean, family: 'IPv4' | 'IPv6' = 'IPv4') =>
+      ({ address, internal, family, netmask: '', mac: '', cidr: null }) as never;
+    const o = resolveClusterOptions(clusterOptionsFromEnv({}), {
+      env: { HOSTNAME: 'web-1' },
+      interfaces: () => ({ lo: [nic('127.0.0.1', true)], eth0: [nic('fe80::1', false, 'IPv6'), nic('10.0.1.5', false)] }),
+    });
+    expect(o.nodeName).toBe('app@web-1');
+    expect(o.advertiseAddress).toBe('10.0.1.5');
+    expect(resolveEnv({ NODE_NAME: 'a@10.9.9.9' }).advertiseAddress).toBe('10.9.9.9');
+    expect(resolveEnv({ CLUSTER_BIND_ADDRESS: '10.1.1.1' }).advertiseAddress).toBe('10.1.1.1');
   });
 
   it('maps the gossip variables', () => {
