@@ -9,6 +9,7 @@ import { FlagsModule } from './flags/flags.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { MessagesModule } from './messages/messages.module.js';
+import { RpcModule } from './rpc/rpc.module.js';
 
 @Module({
   imports: [
@@ -19,6 +20,7 @@ import { MessagesModule } from './messages/messages.module.js';
     ClusterModule.forRootFromEnv({ isGlobal: true }),
     ClusterApiModule,
     MessagesModule,
+    RpcModule,
     FlagsModule,
     JobsModule,
     HealthModule,

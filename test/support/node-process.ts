@@ -56,6 +56,10 @@ export interface StartNodeOptions {
   httpPort?: number;
   /** Time to wait until `GET /cluster` answers, ms. @default 30000 */
   readyTimeoutMs?: number;
+  /** Command prefix, e.g. `['ip', 'netns', 'exec', 'host1']` to run the node on a lab host. */
+  prefix?: string[];
+  /** Address the HTTP API binds and the test connects to. @default '127.0.0.1' */
+  httpHost?: string;
 }
 
 export interface ExitStatus {
@@ -83,8 +87,9 @@ export class NodeProcess {
     readonly httpPort: number,
     readonly child: ChildProcess,
     private readonly workDir: string,
+    httpHost = '127.0.0.1',
   ) {
-    this.url = `http://127.0.0.1:${httpPort}`;
+    this.url = `http://${httpHost}:${httpPort}`;
     const collect = (chunk: Buffer) => this.chunks.push(chunk.toString('utf8'));
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
@@ -269,7 +274,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     HOME: process.env.HOME ?? tmpdir(),
     ...BASE_ENV,
     PORT: String(httpPort),
-    HOST: '127.0.0.1',
+    HOST: options.httpHost ?? '127.0.0.1',
   };
   const extra = { ...(options.env && 'NODE_NAME' in options.env ? {} : { NODE_NAME: options.name }), ...options.env };
   for (const [key, value] of Object.entries(extra)) {
@@ -277,12 +282,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     else env[key] = value;
   }
   const workDir = mkdtempSync(join(tmpdir(), 'cluster-node-'));
-  const child = spawn(process.execPath, ['--enable-source-maps', SAMPLE_MAIN], {
+  const [command, ...args] = [...(options.prefix ?? []), process.execPath, '--enable-source-maps', SAMPLE_MAIN];
+  const child = spawn(command!, args, {
     cwd: workDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const node = new NodeProcess(options.name, httpPort, child, workDir);
+  const node = new NodeProcess(options.name, httpPort, child, workDir, options.httpHost);
   live.add(node);
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   const ready = await pollUntil(async () => {
