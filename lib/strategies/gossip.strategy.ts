@@ -30,7 +30,7 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  * clusters share one group. A sender timestamp and a random nonce inside the ciphertext
  * stop replays: packets stamped more than ±30 s from the receiver's clock, or with a nonce
  * already seen, are dropped (keep clocks in sync with NTP). A packet claiming this node's
- * own name with another incarnation is ignored. Packet format: `gossip/README.md`.
+ * own name with another incarnation is ignored. Packet format: `docs/gossip.md`.
  *
  * **Failures never crash the app.** When the socket cannot open (`EADDRINUSE`, `EINVAL`,
  * `EADDRNOTAVAIL`, `ENODEV`…), the strategy logs an error naming the option and

@@ -109,7 +109,7 @@ export async function rawListen(
 /**
  * Source of a peer that runs in a worker thread, so that it keeps heartbeating while the test's
  * own event loop is blocked. It is an independent implementation of the wire protocol in plain
- * JavaScript (dialer side), written from lib/transport/PROTOCOL.md.
+ * JavaScript (dialer side), written from the README's link protocol.
  */
 const HEARTBEATING_PEER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
