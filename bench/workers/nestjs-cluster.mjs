@@ -25,12 +25,14 @@ export function observe(service, { added, removed }) {
     }),
   );
   // members$ also covers joins that happened before this subscription.
+  let latest = new Set();
   subs.push(
     service.members$.subscribe((list) => {
-      const names = new Set(Array.from(list, (m) => m.name));
-      for (const n of names) added(n);
-      // A removal is reported by events$ with its reason; this is the fallback.
-      setImmediate(() => removed(null, 'members$', names));
+      latest = new Set(Array.from(list, (m) => m.name));
+      for (const n of latest) added(n);
+      // A removal is reported by events$ with its reason; this is the fallback, checked
+      // against the latest list once events$ had its turn.
+      setImmediate(() => removed(null, 'members$', latest));
     }),
   );
   return () => subs.forEach((s) => s.unsubscribe());

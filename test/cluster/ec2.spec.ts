@@ -111,7 +111,8 @@ describe('EC2 strategy: three instances found by their tag', () => {
     }, timeoutMs);
     if (!ok || !last) {
       throw new Error(
-        `${nameOf(i)}: no ${description} in GET /health within ${timeoutMs} ms; last: ${last?.status} ${JSON.stringify(last?.body)}`,
+        `${nameOf(i)}: no ${description} in GET /health within ${timeoutMs} ms; ` +
+          `last: ${last?.status} ${JSON.stringify(last?.body)}`,
       );
     }
     return last;
@@ -169,7 +170,9 @@ describe('EC2 strategy: three instances found by their tag', () => {
     // Every node read its own metadata.
     for (const i of ALL) {
       const paths = imds.get(i)!.metadataRequests().map((r) => r.path);
-      expect(paths).toEqual(expect.arrayContaining(['/latest/meta-data/local-ipv4', '/latest/meta-data/instance-id']));
+      expect(paths).toEqual(
+        expect.arrayContaining(['/latest/meta-data/local-ipv4', '/latest/meta-data/instance-id']),
+      );
     }
 
     const described = ec2.requestsOf('DescribeInstances');
@@ -187,7 +190,10 @@ describe('EC2 strategy: three instances found by their tag', () => {
       expect(r.accessKeyId).toBe('AKIDEC2TESTEXAMPLE');
     }
     // Node 3 looked up its own tag value by its instance id, from its metadata.
-    expect(described.some((r) => r.filters.some((f) => f.name === 'instance-id' && f.values.includes(instanceIdOf(3))))).toBe(true);
+    const ownLookup = described.filter((r) =>
+      r.filters.some((f) => f.name === 'instance-id' && f.values.includes(instanceIdOf(3))),
+    );
+    expect(ownLookup.length).toBeGreaterThanOrEqual(1);
     await node(3).waitForOutput(new RegExp(`tagged ${TAG}=${TAG_VALUE} \\(this instance's own tag\\)`), 1000);
 
     // The stopped instance and the one with another tag value are never dialled.
@@ -196,9 +202,10 @@ describe('EC2 strategy: three instances found by their tag', () => {
     }
   });
 
-  it('EC2 API throttling and 500s for a while remove nobody; health shows the error, then recovers', async () => {
+  it('EC2 API throttling, then 500s, remove nobody; health shows the error, then recovers', async () => {
     const since = Date.now();
     const requestsBefore = ec2.requests.length;
+    // Membership as every node shows it, sampled all through the outage and the recovery.
     let fewest = 3;
     let watching = true;
     const watcher = (async () => {
@@ -207,51 +214,74 @@ describe('EC2 strategy: three instances found by their tag', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
-
-    ec2.failAll('throttle');
-    const throttled = await Promise.all(
-      ALL.map((i) =>
-        waitForHealth(
-          i,
-          (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('RequestLimitExceeded')),
-          'RequestLimitExceeded discovery error',
-          8000,
+    let outageMs = 0;
+    let failed = 0;
+    let watchError: unknown;
+    try {
+      ec2.failAll('throttle');
+      const throttled = await Promise.all(
+        ALL.map((i) =>
+          waitForHealth(
+            i,
+            (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('RequestLimitExceeded')),
+            'RequestLimitExceeded discovery error',
+            8000,
+          ),
         ),
-      ),
-    );
-    for (const h of throttled) {
-      expect(h.status).toBe(503);
-      expect(h.body.details!.cluster!.status).toBe('down');
-      expect(h.body.details!.cluster!.members).toBe(3);
-      expect(h.body.details!.cluster!.errors!.join('\n')).toMatch(/EC2 API throttled DescribeInstances/);
+      );
+      for (const h of throttled) {
+        expect(h.status).toBe(503);
+        expect(h.body.details!.cluster!.status).toBe('down');
+        expect(h.body.details!.cluster!.members).toBe(3);
+        expect(h.body.details!.cluster!.errors!.join('\n')).toMatch(/EC2 API throttled DescribeInstances/);
+      }
+      for (const i of ALL) {
+        await node(i).waitForOutput(/EC2 discovery failed: EC2 API throttled DescribeInstances/, 1000);
+      }
+
+      ec2.failAll('internal');
+      const internal = await Promise.all(
+        ALL.map((i) =>
+          waitForHealth(
+            i,
+            (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('InternalError')),
+            'InternalError discovery error',
+            10_000,
+          ),
+        ),
+      );
+      for (const h of internal) expect(h.body.details!.cluster!.members).toBe(3);
+      outageMs = Date.now() - since;
+      failed = ec2.requests.slice(requestsBefore).filter((r) => r.fault !== undefined).length;
+
+      ec2.failAll(null);
+      await Promise.all(
+        ALL.map((i) =>
+          waitForHealth(
+            i,
+            (s, b) => s === 200 && b.status === 'ok' && !b.details?.cluster?.errors,
+            'healthy report',
+            15_000,
+          ),
+        ),
+      );
+      for (const i of ALL) await node(i).waitForOutput(/EC2 discovery works again \(3 instances\)/, 1000);
+    } finally {
+      ec2.failAll(null);
+      watching = false;
+      watchError = await watcher.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     }
-    for (const i of ALL) await node(i).waitForOutput(/EC2 discovery failed: EC2 API throttled DescribeInstances/, 1000);
 
-    ec2.failAll('internal');
-    const internal = await Promise.all(
-      ALL.map((i) =>
-        waitForHealth(
-          i,
-          (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('InternalError')),
-          'InternalError discovery error',
-          10_000,
-        ),
-      ),
+    console.log(
+      `EC2 API outage: ${outageMs} ms, ${failed} failed requests; ` +
+        `healthy again ${Date.now() - since - outageMs} ms later`,
     );
-    for (const h of internal) expect(h.body.details!.cluster!.members).toBe(3);
-    const outageMs = Date.now() - since;
-    const failed = ec2.requests.slice(requestsBefore).filter((r) => r.fault !== undefined).length;
-
-    ec2.failAll(null);
-    await Promise.all(
-      ALL.map((i) => waitForHealth(i, (s, b) => s === 200 && b.status === 'ok' && !b.details?.cluster?.errors, 'healthy report', 15_000)),
-    );
-    for (const i of ALL) await node(i).waitForOutput(/EC2 discovery works again \(3 instances\)/, 1000);
-    watching = false;
-    await watcher;
-
-    console.log(`EC2 outage: ${outageMs} ms, ${failed} failed requests, recovered after ${Date.now() - since - outageMs} ms`);
-    expect(outageMs).toBeGreaterThanOrEqual(2 * POLL_MS);
+    expect(watchError).toBeUndefined();
+    // Several polls failed on every node, and nobody was removed.
+    expect(failed).toBeGreaterThanOrEqual(2 * ALL.length);
     expect(fewest).toBe(3);
     for (const i of ALL) {
       expect(events(i, since)).toEqual([]);
@@ -259,7 +289,7 @@ describe('EC2 strategy: three instances found by their tag', () => {
     }
   }, 40_000);
 
-  it('an instance that stops drops out of DescribeInstances: the others see it leave (discovery)', async () => {
+  it('an instance that stops drops out of DescribeInstances: the others see leave (discovery)', async () => {
     const gone = nameOf(3);
     const since = Date.now();
     // A hard stop: the instance vanishes without a goodbye, and EC2 lists it as stopped.
@@ -287,7 +317,8 @@ describe('EC2 strategy: three instances found by their tag', () => {
     }
     await Promise.all([1, 2].map((i) => node(i).waitForMembers([nameOf(1), nameOf(2)], 3000)));
     for (const i of [1, 2]) {
-      await node(i).waitForOutput(new RegExp(`${gone.replace(/\./g, '\\.')} \\(${hostOf(3).replace(/\./g, '\\.')}:${PORT}\\) is no longer discovered`), 1000);
+      const line = await node(i).waitForOutput(/is no longer discovered; closing its link/, 1000);
+      expect(line).toContain(`${gone} (${hostOf(3)}:${PORT}) is no longer discovered`);
       expect(events(i, since, ['down'])).toEqual([]);
     }
     node(3).kill('SIGKILL');
@@ -295,13 +326,19 @@ describe('EC2 strategy: three instances found by their tag', () => {
     nodes.delete(3);
   });
 
-  it('metadata service down: the node starts, warns, and is named after HOSTNAME', async () => {
+  it('metadata service down: the node starts, warns, is named after HOSTNAME, and still joins', async () => {
+    // Instance 5 (127.0.0.6) with nothing listening at its metadata endpoint; region and tag
+    // value are set, as the guide says to do then.
     const closedPort = await freePort();
     const deadUrl = `http://127.0.0.1:${closedPort}`;
     const startedAt = Date.now();
     const d = await startNode({
       name: `${APP}@some-host`,
-      env: envFor(5, deadUrl, { HOSTNAME: 'some-host', AWS_REGION: REGION }),
+      env: envFor(5, deadUrl, {
+        HOSTNAME: 'some-host',
+        AWS_REGION: REGION,
+        AWS_ACCESS_KEY_ID: 'AKIDNOMETADATA',
+      }),
     });
     nodes.set(5, d);
     const warning = await d.waitForOutput(/instance metadata unreachable/, 5000);
@@ -309,38 +346,24 @@ describe('EC2 strategy: three instances found by their tag', () => {
     expect(warning).toContain('falling back to HOSTNAME for the node name');
     const view = await d.cluster();
     expect(view.self.name).toBe(`${APP}@some-host`);
-    // The link address comes from the bind address, not from the (unresolvable) name.
+    // The link address comes from the specific bind address, not from the (unresolvable) name.
     expect(view.self.address).toBe(`${hostOf(5)}:${PORT}`);
     expect(view.mode).toBe('cluster');
-    // It keeps running and keeps polling EC2 with the configured region and tag value.
-    const pollsBefore = ec2.requestsOf('DescribeInstances').length;
-    expect(await pollUntil(() => ec2.requestsOf('DescribeInstances').length >= pollsBefore + 3, 5000)).toBe(true);
+    // It polls EC2 with the configured region and tag value (its requests carry its own key).
+    const own = () => ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === 'AKIDNOMETADATA');
+    const polled = await pollUntil(() => own().length >= 3, 5000);
+    expect(polled, 'three DescribeInstances polls by the node within 5 s').toBe(true);
+    for (const r of own()) {
+      expect(r.region).toBe(REGION);
+      expect(r.filters).toEqual(expect.arrayContaining([{ name: `tag:${TAG}`, values: [TAG_VALUE] }]));
+    }
+    // It dials the instances it discovers, which accept it under its HOSTNAME-based name.
+    const members = [nameOf(1), nameOf(2), `${APP}@some-host`];
+    await Promise.all([d, node(1), node(2)].map((n) => n.waitForMembers(members, 10_000)));
+    const seen = (await node(1).cluster()).members.find((m) => m.name === `${APP}@some-host`)!;
+    expect(seen.address).toBe(`${hostOf(5)}:${PORT}`);
     expect(d.running).toBe(true);
     expect(d.output()).not.toMatch(/\bERROR\b/);
     console.log(`node with metadata down answered after ${Date.now() - startedAt} ms`);
   });
-
-  it('EXPERIMENT', async () => {
-    await new Promise((r) => setTimeout(r, 3000));
-    for (const i of [1, 2, 5]) console.log('EXP view', i, JSON.stringify((await node(i).cluster()).members.map((m) => [m.name, m.address])));
-    console.log('EXP D output\n' + node(5).output().split('\n').filter((l) => !/Mapped|RoutesResolver|InstanceLoader/.test(l)).join('\n'));
-    console.log('EXP A output tail\n' + node(1).tail(25));
-    await node(5).shutdown();
-    nodes.delete(5);
-    ec2.instances = ec2.instances.map((i) => (i.instanceId === instanceIdOf(3) ? { ...i, state: 'running' } : i));
-    const c = await startNode({ name: nameOf(3), env: envFor(3, imds.get(3)!.url) });
-    nodes.set(3, c);
-    streams.set(3, await c.events());
-    await Promise.all(ALL.map((i) => node(i).waitForMembers(3, 10000)));
-    const since = Date.now();
-    ec2.instances = ec2.instances.map((i) => (i.instanceId === instanceIdOf(3) ? { ...i, tags: {} } : i));
-    const samples = [];
-    for (let k = 0; k < 20; k++) {
-      samples.push((await Promise.all(ALL.map(async (i) => (await node(i).cluster()).members.length))).join(''));
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    console.log('EXP untag samples', samples.join(' '));
-    for (const i of ALL) console.log('EXP events', i, JSON.stringify(events(i, since).map((e) => [e.type, e.member, e.reason])));
-    console.log('EXP C output tail\n' + node(3).tail(30));
-  }, 40000);
 });
