@@ -353,57 +353,61 @@ async function clusterScenarios() {
             if (c) await stopCluster(c);
           }
         }
-        // Chain A.
+        // The chain: cold start 10 → idle → stall → late join → freeze → crash → leave.
         const idle10 = wantIdle && rep === 0 && opts.idleSizes.includes(10);
-        if (sel('cold-start') || sel('failure') || idle10) {
-          const c = await coldStartRun(name, p, label, 10, rep);
-          if (c) {
-            if (idle10) await idleOn(c, 10, name, label);
-            if (sel('failure')) {
-              await sleep(1000);
-              const t0 = Date.now();
-              c.workers[0].send({ cmd: 'stall', ms: opts.stallMs });
-              await c.workers[0].waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000, { since: t0 });
-              await sleep(opts.stallWatchMs);
-              const falseDowns = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length, 0);
-              record('failure', name, label, 'stall', rep, 'falseDowns', falseDowns);
-              log(`stall ${name}/${label} rep ${rep}: ${falseDowns} false downs`);
-              if (await whole(c.workers, 10, 10000)) await failureCase(c, 'crash', 'SIGKILL', c.workers[9], name, label, rep, skip);
-              else note('failure', `${name} (${label}) rep ${rep}: cluster not whole 10 s after the stall; crash not measured`);
-            }
-            await stopCluster(c);
-          }
+        if (!(sel('cold-start') || sel('late-join') || sel('failure') || idle10)) continue;
+        const c = await coldStartRun(name, p, label, 10, rep);
+        if (!c) {
+          if (sel('late-join')) record('late-join', name, label, 10, rep, 'joinFromSpawnMs', null);
+          continue;
         }
-        // Chain B.
-        if (sel('late-join') || sel('failure')) {
-          const c = await formed(name, p, 10);
-          if (!c) {
-            if (sel('late-join')) record('late-join', name, label, 10, rep, 'joinFromSpawnMs', null);
-            continue;
-          }
-          await sleep(500);
-          const tj = Date.now();
-          const w = c.add(11);
-          const ready = await w.waitFor((e) => e.ev === 'ready', opts.convergeTimeoutMs);
-          const t = ready && (await converged(c.workers, 11, opts.convergeTimeoutMs, tj));
-          if (sel('late-join')) {
-            record('late-join', name, label, 10, rep, 'joinFromSpawnMs', t ? t - tj : null);
-            record('late-join', name, label, 10, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
-          }
-          log(`late-join ${name}/${label} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
-          if (t && sel('failure')) {
-            await sleep(1000);
-            await failureCase(c, 'freeze', 'SIGSTOP', w, name, label, rep, skip);
-            await w.kill();
-            await sleep(200);
-            await failureCase(c, 'leave', 'SIGTERM', c.workers[9], name, label, rep, skip);
-          }
+        if (idle10) await idleOn(c, 10, name, label);
+        if (sel('failure')) {
+          await sleep(1000);
+          const t0 = Date.now();
+          c.workers[0].send({ cmd: 'stall', ms: opts.stallMs });
+          await c.workers[0].waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000, { since: t0 });
+          await sleep(opts.stallWatchMs);
+          const falseDowns = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length, 0);
+          record('failure', name, label, 'stall', rep, 'falseDowns', falseDowns);
+          log(`stall ${name}/${label} rep ${rep}: ${falseDowns} false downs`);
+        }
+        if (!(sel('late-join') || sel('failure'))) {
           await stopCluster(c);
+          continue;
         }
+        if (!(await whole(c.workers, 10, 10000))) {
+          note('failure', `${name} (${label}) rep ${rep}: cluster not whole 10 s after the stall; later steps not measured`);
+          await stopCluster(c);
+          continue;
+        }
+        await sleep(500);
+        const tj = Date.now();
+        const w = c.add(11);
+        const ready = await w.waitFor((e) => e.ev === 'ready', opts.convergeTimeoutMs);
+        const t = ready && (await converged(c.workers, 11, opts.convergeTimeoutMs, tj));
+        if (sel('late-join')) {
+          record('late-join', name, label, 10, rep, 'joinFromSpawnMs', t ? t - tj : null);
+          record('late-join', name, label, 10, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
+        }
+        log(`late-join ${name}/${label} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
+        if (t && sel('failure')) {
+          await sleep(1000);
+          const tf = Date.now();
+          await failureCase(c, 'freeze', 'SIGSTOP', w, name, label, rep, skip);
+          await w.kill();
+          // Node 11 gone for every survivor (after the freeze or the kill) before the crash.
+          await detection(c, w, tf, opts.detectTimeoutMs);
+          await sleep(500);
+          await failureCase(c, 'crash', 'SIGKILL', c.workers[9], name, label, rep, skip);
+          await sleep(500);
+          await failureCase(c, 'leave', 'SIGTERM', c.workers[8], name, label, rep, skip);
+        }
+        await stopCluster(c);
       }
     }
   }
-  note('failure', 'crash and stall: cluster of 10 (9 survivors); freeze: the 11th node of the late-join cluster (10 survivors); leave: node 10 of that cluster once node 11 is gone (9 survivors).');
+  note('failure', 'One chain per repetition: 10 nodes started together (cold start) → 2 s stall of node 1 → node 11 joins (late join) → SIGSTOP node 11 (freeze, 10 survivors) → node 11 killed and reported gone → SIGKILL node 10 (crash, cluster of 10, 9 survivors) → SIGTERM node 9 (leave, 8 survivors).');
   note('failure', `stall: node 1 busy-loops ${opts.stallMs} ms; false downs = removals reported by any node from the stall until ${opts.stallWatchMs} ms after it ended.`);
   if (wantIdle) {
     note('idle', `Idle cost: ${3} consecutive windows of ${opts.idleSeconds / 3} s on a converged cluster (the "repetitions" of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`);
