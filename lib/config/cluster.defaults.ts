@@ -22,6 +22,8 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   maxWriteBufferBytes: 8 * 1024 * 1024,
   /** libcluster's polling interval for EC2, DNS and the static list. */
   pollingIntervalMs: 5000,
+  /** A leaving node waits this long at most for peers to close: a leave must not hold up shutdown. */
+  leaveTimeoutMs: 1000,
   /** First redial delay; doubles per failure. */
   reconnectBaseMs: 200,
   /** Redial delay cap: an endpoint that comes back is linked within this. */

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
 import { deriveGossipKey } from './gossip/gossip-packet.js';
-import { GossipSession, type GossipStats } from './gossip/gossip-session.js';
+import { emptyDropCounts, GossipSession, type GossipStats } from './gossip/gossip-session.js';
 import { GossipOptionsError } from '../errors/gossip-options.error.js';
 import { MISSING_KEY_PROBLEM, resolveGossipSettings, type GossipSettings, type GossipStrategyConfig } from './gossip/gossip-settings.js';
 
@@ -132,19 +132,7 @@ const EMPTY_STATS: GossipStats = Object.freeze({
   openFailures: 0,
   packetsReceived: 0,
   heartbeatsAccepted: 0,
-  dropped: Object.freeze({
-    size: 0,
-    magic: 0,
-    version: 0,
-    auth: 0,
-    malformed: 0,
-    stale: 0,
-    future: 0,
-    replay: 0,
-    'self-incarnation': 0,
-    'older-incarnation': 0,
-    endpoint: 0,
-  }),
+  dropped: Object.freeze(emptyDropCounts()),
   heartbeatsSent: 0,
   repliesSent: 0,
   peers: 0,

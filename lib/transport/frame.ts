@@ -129,8 +129,15 @@ export class FrameDecoder {
     return out;
   }
 
-  /** Consumes `n` bytes (n ≤ buffered) into a fresh buffer. */
+  /** Consumes `n` bytes (n ≤ buffered): a view when one chunk holds them, else a copy. */
   private take(n: number): Buffer {
+    const head = this.chunks[0] as Buffer;
+    if (head.length >= n) {
+      this.chunks[0] = head.subarray(n);
+      if (head.length === n) this.chunks.shift();
+      this.buffered -= n;
+      return head.subarray(0, n);
+    }
     const out = Buffer.allocUnsafe(n);
     let copied = 0;
     while (copied < n) {

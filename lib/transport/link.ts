@@ -161,9 +161,22 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   private write(type: number, payload: Buffer): void {
+    // Frames written in one turn of the event loop leave in one batch (writev): a burst of
+    // small messages costs one system call, not one per message.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(encodeFrame(type, payload));
     this.lastSentAt = performance.now();
   }
+
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private start(): void {
     if (this.closed) return;

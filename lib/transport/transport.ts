@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { CLUSTER_DEFAULTS } from '../config/cluster.defaults.js';
 import { createServer, connect, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { ClusterError } from '../errors/cluster.error.js';
@@ -50,26 +51,17 @@ export interface TransportOptions {
   readonly leaveTimeoutMs?: number;
 }
 
-/** Defaults of the optional transport options, each with its reason. */
+/** Defaults of the optional transport options: the module's defaults (reasons there). */
 export const TRANSPORT_DEFAULTS = Object.freeze({
-  /** Every interface, so peers on any network of the host can link. */
-  bindAddress: '0.0.0.0',
-  /** The port next to libcluster's gossip port 45892. */
-  port: 45893,
-  /** One heartbeat a second: cheap, and failures show within seconds. */
-  heartbeatIntervalMs: 1000,
-  /** Five missed heartbeats before a peer is down: survives short hiccups. */
-  failureTimeoutMs: 5000,
-  /** A healthy handshake takes one round trip and a half; 5 s covers slow networks. */
-  handshakeTimeoutMs: 5000,
-  /** Enough for a whole cluster restarting at once; a flood costs 64 × 4 KiB at most. */
-  maxPendingHandshakes: 64,
-  /** Large messages fit; a broken length prefix cannot allocate gigabytes. */
-  maxFrameBytes: 16 * 1024 * 1024,
-  /** Half a second of a fast network; beyond it the peer is not keeping up. */
-  maxWriteBufferBytes: 8 * 1024 * 1024,
-  /** A leave must not hold up shutdown. */
-  leaveTimeoutMs: 1000,
+  bindAddress: CLUSTER_DEFAULTS.bindAddress,
+  port: CLUSTER_DEFAULTS.port,
+  heartbeatIntervalMs: CLUSTER_DEFAULTS.heartbeatIntervalMs,
+  failureTimeoutMs: CLUSTER_DEFAULTS.failureTimeoutMs,
+  handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
+  maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+  maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
+  maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
+  leaveTimeoutMs: CLUSTER_DEFAULTS.leaveTimeoutMs,
 });
 
 type ResolvedOptions = Required<TransportOptions>;

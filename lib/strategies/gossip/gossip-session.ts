@@ -58,19 +58,7 @@ export class GossipSession {
   private readonly replay = new ReplayWindow(GOSSIP_DEFAULTS.replayWindowMs, GOSSIP_DEFAULTS.replayCacheEntries);
   private readonly lastReplyAt = new Map<string, number>();
   private readonly dropLog = new Map<GossipDropReason, { at: number; suppressed: number }>();
-  private readonly dropped: Record<GossipDropReason, number> = {
-    size: 0,
-    magic: 0,
-    version: 0,
-    auth: 0,
-    malformed: 0,
-    stale: 0,
-    future: 0,
-    replay: 0,
-    'self-incarnation': 0,
-    'older-incarnation': 0,
-    endpoint: 0,
-  };
+  private readonly dropped: Record<GossipDropReason, number> = emptyDropCounts();
   private sockets: OpenSockets | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -417,4 +405,21 @@ function closeQuietly(socket: Socket): void {
   } catch {
     // already closed
   }
+}
+
+/** A zero count for every reason a packet can be dropped for. */
+export function emptyDropCounts(): Record<GossipDropReason, number> {
+  return {
+    size: 0,
+    magic: 0,
+    version: 0,
+    auth: 0,
+    malformed: 0,
+    stale: 0,
+    future: 0,
+    replay: 0,
+    'self-incarnation': 0,
+    'older-incarnation': 0,
+    endpoint: 0,
+  };
 }
