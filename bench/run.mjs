@@ -2,7 +2,7 @@
 // UDP discovery, node-discover, Redis pub/sub). Run inside the bench's private network
 // namespace: `npm run bench`, or `bash scripts/in-netns.sh node bench/run.mjs [flags]`.
 //
-//   --quick                 1 repetition, smaller sizes, 10 s idle window (about 6 minutes)
+//   --quick                 1 repetition, smaller sizes, 10 s idle window (about 8 minutes)
 //   --only a,b              scenarios: cold-start, late-join, failure, idle, messaging,
 //                           scale, scale-many
 //   --systems a,b           nestjs-cluster, moleculer, node-discover, redis
@@ -10,11 +10,13 @@
 //   --reps N                repetitions (default 3)
 //   --scale 50,100,200      node counts of the scale scenarios
 //   --idle-seconds S        idle measurement window (default 30)
-//   --out DIR               where results go (default bench/results)
+//   --out DIR               where the JSON and a RESULTS.md go (default: bench/results and
+//                           bench/RESULTS.md)
+//   --report FILE           only re-render bench/RESULTS.md from a saved results file
 //
 // Every worker runs one node and reports observations as JSON lines with Date.now()
 // timestamps (see workers/common.mjs); this file only starts, signals and times them.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
@@ -33,6 +35,7 @@ const { values: flags } = parseArgs({
     scale: { type: 'string' },
     'idle-seconds': { type: 'string' },
     out: { type: 'string' },
+    report: { type: 'string' },
   },
 });
 
@@ -208,11 +211,12 @@ async function measureIdle(pids, nodes, seconds, windows) {
     const dt = (performance.now() - t0) / 1000;
     const cpu1 = pids.map(cpuSeconds);
     const lo1 = loBytes();
-    const cpuTotal = cpu1.reduce((s, c, j) => s + (c - cpu0[j]), 0);
-    const rss = pids.map(rssBytes);
+    const cpuTotal = cpu1.reduce((s, c, j) => s + (c !== null && cpu0[j] !== null ? c - cpu0[j] : 0), 0);
+    const rss = pids.map(rssBytes).filter((r) => r !== null);
     out.push({
       cpuPctPerNode: (cpuTotal / dt / nodes) * 100,
-      rssMBPerNode: rss.reduce((s, r) => s + r, 0) / nodes / 2 ** 20,
+      // One process per node: mean over the processes; K nodes in one process: RSS / K.
+      rssMBPerNode: rss.reduce((s, r) => s + r, 0) / (pids.length === nodes ? rss.length : nodes) / 2 ** 20,
       bytesPerSecPerNode: (lo1.rxBytes - lo0.rxBytes) / dt / nodes,
       packetsPerSecPerNode: (lo1.rxPackets - lo0.rxPackets) / dt / nodes,
     });
@@ -480,7 +484,7 @@ async function messaging() {
   }
   if (redis) redis.proc.kill('SIGKILL');
   note('messaging', `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive.`);
-  note('messaging', 'Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node\'s event group over the TCP transporter. nestjs-cluster: ClusterService.publish/subscribe over links.');
+  note('messaging', 'Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node\'s event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError).');
 }
 
 async function scale() {
@@ -488,7 +492,7 @@ async function scale() {
     for (const [name, sys] of systemsWith('membership')) {
       const p = sys.profiles.includes('matched') && opts.profiles.includes('matched') ? 'matched' : sys.profiles[0];
       const label = profileLabel(sys, p);
-      const timeout = Math.max(60000, n * 600);
+      const timeout = Math.max(60000, n * 400);
       // Memory guard: RSS seen per node so far (or 100 MiB), with a third of headroom.
       const perNode = median(samples.filter((x) => x.system === name && x.metric === 'rssMBPerNode').map((x) => x.value)) ?? 100;
       const needMB = n * perNode * 1.33;
@@ -531,7 +535,7 @@ async function scaleMany() {
   if (!(opts.systems ?? ['nestjs-cluster']).includes('nestjs-cluster') || !ourAvailable()) return;
   const strategy = process.env.BENCH_MANY_STRATEGY ?? 'gossip';
   for (const k of opts.scaleSizes) {
-    const timeout = Math.max(60000, k * 600);
+    const timeout = Math.max(60000, k * 400);
     const t0 = Date.now();
     const w = new Worker('nestjs-cluster-many.mjs', {
       BENCH_NAME: 'many',
@@ -683,16 +687,31 @@ async function main() {
   const finishedAt = new Date().toISOString();
   const groups = aggregate(samples);
   for (const line of targets(groups)) note('targets', line);
-  METRIC_INFO.scenarios.targets = 'Targets';
   const outDir = new URL(`${flags.out ?? 'bench/results'}/`, ROOT);
   mkdirSync(outDir, { recursive: true });
   const stamp = startedAt.replace(/[:.]/g, '-');
   const result = { startedAt, finishedAt, machine, versions, options: opts, groups, samples, notes };
   writeFileSync(new URL(`${stamp}.json`, outDir), JSON.stringify(result, null, 2));
-  const md = markdown({ startedAt, finishedAt, machine, versions, options: opts, groups, notes: notes.map((n) => (n.scenario === 'targets' ? { ...n, scenario: null, text: `target: ${n.text}` } : n)), metricInfo: METRIC_INFO });
-  writeFileSync(new URL('bench/RESULTS.md', ROOT), md);
-  log(`wrote ${new URL(`${stamp}.json`, outDir).pathname} and bench/RESULTS.md`);
+  // With --out the markdown goes beside the JSON, leaving bench/RESULTS.md to full runs.
+  const mdFile = flags.out ? new URL('RESULTS.md', outDir) : new URL('bench/RESULTS.md', ROOT);
+  writeReport(result, mdFile);
+  log(`wrote ${new URL(`${stamp}.json`, outDir).pathname} and ${mdFile.pathname}`);
 }
 
+/** RESULTS.md from one result file's content. */
+function writeReport(result, file = new URL('bench/RESULTS.md', ROOT)) {
+  const md = markdown({
+    ...result,
+    notes: result.notes.map((n) => (n.scenario === 'targets' ? { ...n, scenario: null, text: `target: ${n.text}` } : n)),
+    metricInfo: METRIC_INFO,
+  });
+  writeFileSync(file, md);
+}
+
+if (flags.report) {
+  // Re-render RESULTS.md from a saved run: node bench/run.mjs --report bench/results/<file>.json
+  writeReport(JSON.parse(readFileSync(flags.report, 'utf8')));
+  process.exit(0);
+}
 await main();
 process.exit(0);

@@ -114,7 +114,10 @@ export function markdown({ startedAt, finishedAt, machine, versions, options, gr
   out.push('## Package versions', '', '| package | version |', '|---|---|');
   for (const [k, v] of Object.entries(versions)) out.push(`| ${k} | ${v ?? '—'} |`);
   out.push('');
-  const scenarios = [...new Set(groups.map((g) => g.scenario))];
+  const order = Object.keys(metricInfo.scenarios);
+  const scenarios = [...new Set(groups.map((g) => g.scenario))].sort(
+    (a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99),
+  );
   for (const sc of scenarios) {
     const gs = groups.filter((g) => g.scenario === sc);
     const metrics = [...new Set(gs.map((g) => g.metric))];

@@ -79,7 +79,15 @@ await runWorker({
       }
     }, 5);
     progress.unref();
-    const report = setInterval(() => emit('many-progress', { minMembers: Math.min(...counts) }), 2000);
+    const report = setInterval(() => {
+      const sorted = [...counts].sort((a, b) => a - b);
+      emit('many-progress', {
+        minMembers: sorted[0],
+        medianMembers: sorted[K >> 1],
+        maxMembers: sorted[K - 1],
+        isolated: sorted.filter((n) => n === 1).length,
+      });
+    }, 2000);
     report.unref();
   },
   commands: {

@@ -14,8 +14,8 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   failureTimeoutMs: 5000,
   /** A peer that cannot finish three round trips in 5 s is too slow or hostile. */
   handshakeTimeoutMs: 5000,
-  /** Bounds the memory unauthenticated connections can hold. */
-  maxPendingHandshakes: 64,
+  /** Room for a whole 200-node cluster dialling one newcomer at once; bounds pre-auth memory to 1 MiB. */
+  maxPendingHandshakes: 256,
   /** Largest frame: big enough for real payloads, small enough to bound a bad peer's cost. */
   maxFrameBytes: 16 * 1024 * 1024,
   /** Bytes queued to one peer before sends to it fail, so a stuck peer cannot eat the heap. */

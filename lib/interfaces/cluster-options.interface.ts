@@ -47,7 +47,7 @@ export interface ClusterModuleOptions {
   failureTimeoutMs?: number;
   /** Handshake deadline, ms. @default 5000 */
   handshakeTimeoutMs?: number;
-  /** Inbound connections allowed to be in handshake at once. @default 64 */
+  /** Inbound connections allowed to be in handshake at once. @default 256 */
   maxPendingHandshakes?: number;
   /** Largest frame accepted or sent, bytes. @default 16 MiB */
   maxFrameBytes?: number;

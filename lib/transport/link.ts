@@ -38,6 +38,8 @@ export interface LinkInit {
   readonly maxFrameBytes: number;
   readonly maxWriteBufferBytes: number;
   readonly acceptedTypes: ReadonlySet<number>;
+  /** Heartbeat interval, ms (a heartbeat is answered when we were quiet for half of it). */
+  readonly heartbeatIntervalMs: number;
   /** Bound on how long `leave()` waits for the socket to close, ms. */
   readonly leaveTimeoutMs: number;
   /** Rate limiter for protocol-error lines. */
@@ -214,7 +216,14 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   private handle(frame: Frame): void {
-    if (frame.type === FrameType.HEARTBEAT) return;
+    if (frame.type === FrameType.HEARTBEAT) {
+      // Answer a heartbeat with ours when we have not sent for half an interval: the answer
+      // carries the TCP acknowledgement of the peer's, and both ends fall into one exchange
+      // per interval (three packets instead of four, one timer doing the work).
+      const now = performance.now();
+      if (now - this.lastSentAt >= this.init.heartbeatIntervalMs / 2) this.sendHeartbeat(now);
+      return;
+    }
     if (frame.type === FrameType.LEAVE) {
       this.logger.debug(`${this.describe()} left`);
       this.finish('leave');

@@ -41,7 +41,7 @@ export interface TransportOptions {
   readonly failureTimeoutMs?: number;
   /** Deadline of a TCP connect, and separately of a handshake, ms. @default 5000 */
   readonly handshakeTimeoutMs?: number;
-  /** Inbound connections allowed in handshake at once; more are closed at once. @default 64 */
+  /** Inbound connections allowed in handshake at once; more are closed at once. @default 256 */
   readonly maxPendingHandshakes?: number;
   /** Largest frame body accepted or sent on a link, bytes. @default 16 MiB */
   readonly maxFrameBytes?: number;
@@ -320,6 +320,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       maxWriteBufferBytes: this.options.maxWriteBufferBytes,
       acceptedTypes: this.acceptedTypes,
       leaveTimeoutMs: this.options.leaveTimeoutMs,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       rateLimited: this.rateLimited,
       onClosed: (closed) => {
         this.links.delete(closed);

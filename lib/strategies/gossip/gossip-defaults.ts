@@ -20,7 +20,14 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   heartbeatMaxMs: 5000,
   /** Lower bound of the jittered interval as a share of `heartbeatMaxMs` (1 s by default). */
   heartbeatFloorRatio: 0.2,
-  /** A peer not heard for three maximal intervals is forgotten (unless it is a member). */
+  /**
+   * Once every node heard is a member and nothing changed for a round, each round's interval
+   * doubles, up to this factor (4: 4–20 s): a settled cluster gossips 4× less, while a
+   * newcomer is still linked at once (everyone answers its first heartbeat) and any change
+   * — a new peer, a member lost — brings the pace back to 1–5 s.
+   */
+  settledSlowdownMax: 4,
+  /** A peer not heard for three of the slowest intervals is forgotten (unless it is a member). */
   expireAfterHeartbeats: 3,
   /** At most one immediate unicast answer per peer per second, so a chatty peer costs little. */
   replyMinIntervalMs: 1000,

@@ -66,6 +66,12 @@ export class GossipSession {
   private consecutiveFailures = 0;
   private lastFailureLog: { message: string; at: number } | undefined;
   private sendFailing = false;
+  /** Interval multiplier: 1 while anything changes, doubling per settled round. */
+  private slowdown = 1;
+  /** A peer was heard for the first time (or at a new endpoint) since the last round. */
+  private changedSinceTick = true;
+  /** Remote members at the last round. */
+  private membersAtTick = 0;
   private identityProblemLogged = false;
   private counters = { openAttempts: 0, openFailures: 0, packetsReceived: 0, heartbeatsAccepted: 0, heartbeatsSent: 0, repliesSent: 0 };
 
@@ -214,9 +220,27 @@ export class GossipSession {
     if (this.closed || !this.sockets) return;
     this.expire();
     this.send('heartbeat', this.settings.multicastAddr, this.settings.port);
+    this.slowdown = this.settled() ? Math.min(this.slowdown * 2, GOSSIP_DEFAULTS.settledSlowdownMax) : 1;
     const { heartbeatMinMs: min, heartbeatMaxMs: max } = this.settings;
-    this.heartbeatTimer = setTimeout(() => this.tick(), min + Math.random() * (max - min));
+    this.heartbeatTimer = setTimeout(() => this.tick(), (min + Math.random() * (max - min)) * this.slowdown);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * True when the last round changed nothing: no new peer, no member lost, and every peer
+   * heard is a member (so gossip has nothing left to do but notice changes).
+   */
+  private settled(): boolean {
+    const members = this.ctx.members();
+    const remote = members.length - 1;
+    const names = new Set(members.map((m) => m.name));
+    const settled =
+      !this.changedSinceTick &&
+      remote >= this.membersAtTick &&
+      this.peers.endpoints().every((p) => p.name === undefined || names.has(p.name));
+    this.changedSinceTick = false;
+    this.membersAtTick = remote;
+    return settled;
   }
 
   private send(kind: 'heartbeat' | 'reply', address: string, port: number): void {
@@ -307,6 +331,7 @@ export class GossipSession {
     this.counters.heartbeatsAccepted++;
     const changed = outcome === 'new' || outcome === 'changed';
     if (changed) {
+      this.changedSinceTick = true;
       if (this.ctx.debug) {
         this.logger.debug?.(`gossip: heard ${hb.name} (incarnation ${hb.incarnation}) at ${endpoint.host}:${endpoint.port} from ${from}`);
       }

@@ -91,7 +91,7 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): { sett
     broadcastOnly,
     heartbeatMaxMs,
     heartbeatMinMs: Math.round(heartbeatMaxMs * GOSSIP_DEFAULTS.heartbeatFloorRatio),
-    expireMs: heartbeatMaxMs * GOSSIP_DEFAULTS.expireAfterHeartbeats,
+    expireMs: heartbeatMaxMs * GOSSIP_DEFAULTS.settledSlowdownMax * GOSSIP_DEFAULTS.expireAfterHeartbeats,
     openRetryBaseMs,
     openRetryMaxMs,
     now: config.now ?? Date.now,
