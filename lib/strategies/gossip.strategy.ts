@@ -15,13 +15,14 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  *
  * **What it does.** Each node joins a multicast group and sends a heartbeat to it at once
  * and then every random interval between `heartbeatMaxMs / 5` and `heartbeatMaxMs`
- * (1–5 s by default; libcluster sends every `:rand.uniform(5_000)` ms). A heartbeat
+ * (1–5 s by default; libcluster sends every `:rand.uniform(5_000)` ms); four times
+ * slower once every node heard is a member and a round changed nothing. A heartbeat
  * carries the node name, incarnation, start time and link endpoint (`host:port`, so a
  * random `CLUSTER_PORT=0` works). Every node that hears a heartbeat from a node it did not
  * know hands the full set of heard nodes to the core (`ctx.connect`), which links to them,
  * and answers the newcomer at once with a unicast heartbeat, so a new node is linked within
- * milliseconds instead of waiting for the next round. A node not heard for
- * `3 × heartbeatMaxMs` is forgotten — unless it is a member: a live link is never dropped
+ * milliseconds instead of waiting for the next round. A node not heard for three of the
+ * slowest intervals (60 s) is forgotten — unless it is a member: a live link is never dropped
  * because multicast packets were lost.
  *
  * **Authentication.** Packets are sealed with AES-256-GCM under a key derived (HKDF-SHA256)

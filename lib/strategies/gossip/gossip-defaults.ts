@@ -21,8 +21,8 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   /** Lower bound of the jittered interval as a share of `heartbeatMaxMs` (1 s by default). */
   heartbeatFloorRatio: 0.2,
   /**
-   * Once every node heard is a member and nothing changed for a round, each round's interval
-   * doubles, up to this factor (4: 4–20 s): a settled cluster gossips 4× less, while a
+   * Once every node heard is a member and nothing changed for a round, the interval is
+   * multiplied by this factor (4: 4–20 s): a settled cluster gossips 4× less, while a
    * newcomer is still linked at once (everyone answers its first heartbeat) and any change
    * — a new peer, a member lost — brings the pace back to 1–5 s.
    */

@@ -220,7 +220,7 @@ export class GossipSession {
     if (this.closed || !this.sockets) return;
     this.expire();
     this.send('heartbeat', this.settings.multicastAddr, this.settings.port);
-    this.slowdown = this.settled() ? Math.min(this.slowdown * 2, GOSSIP_DEFAULTS.settledSlowdownMax) : 1;
+    this.slowdown = this.settled() ? GOSSIP_DEFAULTS.settledSlowdownMax : 1;
     const { heartbeatMinMs: min, heartbeatMaxMs: max } = this.settings;
     this.heartbeatTimer = setTimeout(() => this.tick(), (min + Math.random() * (max - min)) * this.slowdown);
     this.heartbeatTimer.unref();
