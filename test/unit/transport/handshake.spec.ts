@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CookieMismatchError } from '../../../lib/errors/cookie-mismatch.error.js';
 import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error.js';
 import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
@@ -17,18 +17,9 @@ import {
 } from '../../../lib/transport/handshake.js';
 import { Transport } from '../../../lib/transport/transport.js';
 import { RawPeer, testIdentity } from '../../support/raw-peer.js';
-import { ACCEPTED, captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within } from './helpers.js';
+import { ACCEPTED, captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, within, useTransportCleanup } from './helpers.js';
 
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-
-async function started(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const node = await startTransport(name, options);
-  cleanup.push(() => node.transport.close());
-  return node;
-}
+const { cleanup, started } = useTransportCleanup();
 
 /** Reads frames from a raw socket until one arrives (or the socket closes). */
 function firstFrame(socket: Socket, version = 1): Promise<{ type: number; payload: Buffer } | 'closed'> {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { vi } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import type { NodeIdentity } from '../../../lib/interfaces/member.interface.js';
 import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
 import { Transport, type TransportOptions } from '../../../lib/transport/transport.js';
@@ -67,4 +67,24 @@ export function captureLogs(): { lines: () => string[]; restore: () => void } {
     }),
   );
   return { lines: () => [...lines], restore: () => spies.forEach((spy) => spy.mockRestore()) };
+}
+
+/**
+ * Registers an `afterEach` that runs the file's cleanup steps (last first) and returns them
+ * with `started()`, which starts a transport that is closed after the test.
+ */
+export function useTransportCleanup(): {
+  cleanup: Array<() => unknown>;
+  started: (name: string, options?: Parameters<typeof startTransport>[1]) => ReturnType<typeof startTransport>;
+} {
+  const cleanup: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step();
+  });
+  const started = async (name: string, options: Parameters<typeof startTransport>[1] = {}) => {
+    const node = await startTransport(name, options);
+    cleanup.push(() => node.transport.close());
+    return node;
+  };
+  return { cleanup, started };
 }

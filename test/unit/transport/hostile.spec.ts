@@ -1,24 +1,15 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HandshakeTimeoutError } from '../../../lib/errors/handshake-timeout.error.js';
 import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import { encodeHello, NONCE_BYTES } from '../../../lib/transport/handshake.js';
 import { testIdentity } from '../../support/raw-peer.js';
-import { captureLogs, LOCALHOST, nextLink, startTransport, within } from './helpers.js';
+import { captureLogs, LOCALHOST, nextLink, within, useTransportCleanup } from './helpers.js';
 
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-
-async function started(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const node = await startTransport(name, options);
-  cleanup.push(() => node.transport.close());
-  return node;
-}
+const { cleanup, started } = useTransportCleanup();
 
 async function rawConnect(port: number): Promise<Socket> {
   const socket = connect({ host: LOCALHOST, port });

@@ -1,23 +1,14 @@
 import { once } from 'node:events';
 import type { Server } from 'node:net';
 import type { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
 import { RawPeer, rawListen, startHeartbeatingPeer, testIdentity } from '../../support/raw-peer.js';
-import { captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within } from './helpers.js';
+import { captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within, useTransportCleanup } from './helpers.js';
 
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
-
-async function started(name: string, options: Parameters<typeof startTransport>[1] = {}) {
-  const node = await startTransport(name, options);
-  cleanup.push(() => node.transport.close());
-  return node;
-}
+const { cleanup, started } = useTransportCleanup();
 
 /** Records every close reason of a link, to check 'close' fires exactly once. */
 function recordCloses(link: Link): LinkCloseReason[] {
