@@ -34,14 +34,6 @@ import {
 import type { PeerChannel } from './peer-channel.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 
-export type {
-  ClusterMessage,
-  ClusterMessagingOptions,
-  PublishFailureReason,
-  PublishResult,
-  RequestHandler,
-  RequestOptions,
-} from './cluster-message.interface.js';
 
 /** Defaults of `ClusterMessagingOptions`. */
 export const MESSAGING_DEFAULTS = Object.freeze({

@@ -10,7 +10,8 @@ import { NotAMemberError } from '../../../lib/errors/not-a-member.error.js';
 import { PayloadError } from '../../../lib/errors/payload.error.js';
 import { RemoteHandlerError } from '../../../lib/errors/remote-handler.error.js';
 import { RequestTimeoutError } from '../../../lib/errors/request-timeout.error.js';
-import { ClusterMessaging, type ClusterMessage } from '../../../lib/messaging/cluster-messaging.js';
+import type { ClusterMessage } from '../../../lib/messaging/cluster-message.interface.js';
+import { ClusterMessaging } from '../../../lib/messaging/cluster-messaging.js';
 import { MessagingFrameType } from '../../../lib/messaging/message-codec.js';
 import { FakePeerNetwork } from '../../support/fake-peer-channel.js';
 
