@@ -30,6 +30,7 @@ export type {
   DnsStrategyOptions,
   Ec2StrategyOptions,
   GossipStrategyOptions,
+  KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from './interfaces/strategy-options.interface.js';
 export type { TopologyStatus } from './membership/cluster-node.js';
@@ -45,6 +46,7 @@ export type { GossipStats } from './strategies/gossip.strategy.js';
 export { Ec2Strategy } from './strategies/ec2.strategy.js';
 export { StaticStrategy, parseHostList } from './strategies/static.strategy.js';
 export { DnsStrategy } from './strategies/dns.strategy.js';
+export { KubernetesStrategy } from './strategies/kubernetes.strategy.js';
 export { NoneStrategy } from './strategies/none.strategy.js';
 
 export type {
@@ -80,6 +82,7 @@ export { ProtocolVersionError } from './errors/protocol-version.error.js';
 export { ListenError } from './errors/listen.error.js';
 export { Ec2DiscoveryError } from './errors/ec2-discovery.error.js';
 export { DnsDiscoveryError } from './errors/dns-discovery.error.js';
+export { KubernetesDiscoveryError } from './errors/kubernetes-discovery.error.js';
 export { InvalidHostListError } from './errors/invalid-host-list.error.js';
 export { MissingPackageError } from './errors/missing-package.error.js';
 export { GossipSocketError } from './errors/gossip-socket.error.js';

@@ -1,6 +1,6 @@
 import type { ClusterModuleOptions } from '../interfaces/cluster-options.interface.js';
 import { recordOptionSource } from './option-sources.js';
-import { normalizeStrategyName } from './strategy-names.js';
+import { isSrvStrategyName, normalizeStrategyName } from './strategy-names.js';
 
 /** Anything that reads environment variables: `process.env` or `@nestjs/config`'s ConfigService. */
 export type EnvSource =
@@ -108,11 +108,29 @@ export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterM
       strat('query', ['LIBCLUSTER_DNS_QUERY']);
       strat('nodeBasename', ['LIBCLUSTER_DNS_NODE_BASENAME']);
       strat('pollingIntervalMs', ['LIBCLUSTER_POLLING_INTERVAL'], 'integer');
+      strat('recordType', ['LIBCLUSTER_DNS_RECORD_TYPE']);
+      strat('nameServers', ['LIBCLUSTER_DNS_SERVERS'], 'list');
+      // libcluster's Cluster.Strategy.Kubernetes.DNSSRV is the DNS strategy reading SRV records.
+      if (strategyConfig.recordType === undefined && rawStrategy !== undefined && isSrvStrategyName(rawStrategy)) {
+        strategyConfig.recordType = 'srv';
+      }
+      break;
+    case 'kubernetes':
+      strat('selector', ['LIBCLUSTER_KUBERNETES_SELECTOR']);
+      strat('nodeBasename', ['LIBCLUSTER_KUBERNETES_NODE_BASENAME']);
+      strat('namespace', ['LIBCLUSTER_KUBERNETES_NAMESPACE']);
+      strat('ipLookupMode', ['LIBCLUSTER_KUBERNETES_IP_LOOKUP_MODE']);
+      strat('mode', ['LIBCLUSTER_KUBERNETES_MODE']);
+      strat('serviceName', ['LIBCLUSTER_KUBERNETES_SERVICE_NAME']);
+      strat('clusterDomain', ['LIBCLUSTER_KUBERNETES_CLUSTER_DOMAIN']);
+      strat('includeNotReady', ['LIBCLUSTER_KUBERNETES_INCLUDE_NOT_READY'], 'boolean');
+      strat('serviceAccountPath', ['LIBCLUSTER_KUBERNETES_SERVICE_ACCOUNT_PATH']);
+      strat('pollingIntervalMs', ['LIBCLUSTER_POLLING_INTERVAL'], 'integer');
       break;
     default:
       break;
   }
-  if (Object.keys(strategyConfig).length > 0 || strategy === 'static' || strategy === 'ec2' || strategy === 'dns') {
+  if (Object.keys(strategyConfig).length > 0 || strategy === 'static' || strategy === 'ec2' || strategy === 'dns' || strategy === 'kubernetes') {
     options.strategyConfig = strategyConfig;
   }
   return options;

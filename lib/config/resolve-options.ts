@@ -10,11 +10,13 @@ import type {
   DnsStrategyOptions,
   Ec2StrategyOptions,
   GossipStrategyOptions,
+  KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from '../interfaces/strategy-options.interface.js';
 import type { ClusterStrategy, ClusterStrategyClass } from '../strategies/strategy.interface.js';
 import { ClusterConfigError, type ConfigProblem } from '../errors/cluster-config.error.js';
 import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
+import { labelSelectorProblem } from '../strategies/kubernetes/label-selector.js';
 import { parseHostList } from '../strategies/static.strategy.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
 import { optionSource } from './option-sources.js';
@@ -67,7 +69,9 @@ export interface ResolveEnvironment {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
-const BUILTIN: ReadonlySet<string> = new Set(['gossip', 'ec2', 'static', 'dns', 'none']);
+const BUILTIN: ReadonlySet<string> = new Set(['gossip', 'ec2', 'static', 'dns', 'kubernetes', 'none']);
+/** A Kubernetes namespace or service name: an RFC 1123 label. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NODE_NAME = /^[^@\s]+@[^@\s]+$/;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
@@ -132,6 +136,31 @@ export function resolveClusterOptions(
     }
     return value;
   };
+  const oneOf = <T extends string>(path: string, value: unknown, accepted: readonly T[], def: T, what: string): T => {
+    if (value === undefined) return def;
+    const v = typeof value === 'string' ? value.trim().toLowerCase() : value;
+    if (typeof v === 'string' && (accepted as readonly string[]).includes(v)) return v as T;
+    problem(path, `${show(path, value)} is not ${what} (accepted: ${accepted.join(', ')})`);
+    return def;
+  };
+  const nameServers = (path: string, value: unknown): string[] | undefined => {
+    if (value === undefined) return undefined;
+    const list = typeof value === 'string' ? value.split(',') : value;
+    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+      problem(path, 'must be a list of DNS server addresses');
+      return undefined;
+    }
+    const servers = list.map((s: string) => s.trim()).filter((s) => s !== '');
+    for (const s of servers) {
+      const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(s);
+      const host = m ? m[1]! : s;
+      const portOk = !m?.[2] || (Number(m[2]) >= 1 && Number(m[2]) <= 65535);
+      if (isIP(host) === 0 || !portOk) {
+        problem(path, `${JSON.stringify(s)} is not a DNS server address (accepted: ip, ip:port, [ipv6]:port; comma-separated)`);
+      }
+    }
+    return servers;
+  };
   const address = (path: string, value: unknown): string | undefined => {
     const s = str(path, value);
     if (s === undefined) return undefined;
@@ -162,6 +191,8 @@ export function resolveClusterOptions(
   // Topologies.
   const topologies: ResolvedTopology[] = [];
   const entries = normalizeTopologies(options);
+  /** The EC2 strategy's explicit appPrefix: the node's own prefix too when APP_NAME is unset (Torus). */
+  let ec2Prefix: string | undefined;
   const ec2Used = entries.some(([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2');
   for (const [name, topology, prefix] of entries) {
     const strategyPath = prefix ? `${prefix}.strategy` : 'strategy';
@@ -225,6 +256,8 @@ export function resolveClusterOptions(
         if (ipType !== 'private' && ipType !== 'public') {
           problem(c('ipType'), `${show(c('ipType'), ipType)} is not an IP type (accepted: private, public)`);
         }
+        const explicitPrefix = str(c('appPrefix'), e.appPrefix);
+        ec2Prefix ??= explicitPrefix;
         config = {
           ...e,
           tagName: tagName ?? '',
@@ -267,7 +300,55 @@ export function resolveClusterOptions(
           query: query ?? '',
           nodeBasename: str(c('nodeBasename'), d.nodeBasename) ?? appName,
           pollingIntervalMs: polling(),
+          recordType: oneOf(c('recordType'), d.recordType, ['a', 'srv'] as const, 'a', 'a DNS record type'),
+          nameServers: nameServers(c('nameServers'), d.nameServers),
         } satisfies DnsStrategyOptions;
+        break;
+      }
+      case 'kubernetes': {
+        const k = cfg as Partial<KubernetesStrategyOptions> & { apiHost?: unknown; apiPort?: unknown };
+        const ipLookupMode = oneOf(c('ipLookupMode'), k.ipLookupMode, ['endpoints', 'pods'] as const, 'endpoints', 'an IP lookup mode');
+        const serviceName = str(c('serviceName'), k.serviceName);
+        if (serviceName !== undefined && !DNS_LABEL.test(serviceName)) {
+          problem(c('serviceName'), `${show(c('serviceName'), serviceName)} is not a service name (lower-case letters, digits and '-', at most 63)`);
+        }
+        const selector = str(c('selector'), k.selector);
+        if (selector === undefined) {
+          if (!(serviceName && ipLookupMode === 'endpoints')) {
+            missing(c('selector'), 'LIBCLUSTER_KUBERNETES_SELECTOR', 'is required by the Kubernetes strategy (the label selector of the app\'s pods, e.g. app=myapp)');
+          }
+        } else {
+          const issue = labelSelectorProblem(selector);
+          if (issue) problem(c('selector'), `${show(c('selector'), selector)} is not a label selector: ${issue} (accepted: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma-separated)`);
+        }
+        const namespace = str(c('namespace'), k.namespace);
+        if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
+          problem(c('namespace'), `${show(c('namespace'), namespace)} is not a namespace name (lower-case letters, digits and '-', at most 63)`);
+        }
+        const apiHost = str(c('apiHost'), k.apiHost);
+        if (apiHost === undefined && !env.KUBERNETES_SERVICE_HOST?.trim()) {
+          problems.push({ name: 'KUBERNETES_SERVICE_HOST', message: 'is not set: the Kubernetes strategy reaches the API server at KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, which the kubelet sets in every pod (outside a pod, set both, or pick another strategy)' });
+        }
+        const apiPortRaw = env.KUBERNETES_SERVICE_PORT?.trim();
+        if (k.apiPort === undefined && apiPortRaw && !/^\d{1,5}$/.test(apiPortRaw)) {
+          problems.push({ name: 'KUBERNETES_SERVICE_PORT', message: `${JSON.stringify(apiPortRaw)} is not a TCP port (accepted: 1 to 65535)` });
+        }
+        config = {
+          ...k,
+          selector,
+          nodeBasename: str(c('nodeBasename'), k.nodeBasename) ?? appName,
+          namespace,
+          ipLookupMode,
+          mode: oneOf(c('mode'), k.mode, ['ip', 'dns', 'hostname'] as const, 'ip', 'a naming mode'),
+          serviceName,
+          clusterDomain: str(c('clusterDomain'), k.clusterDomain),
+          includeNotReady: bool(c('includeNotReady'), k.includeNotReady, false),
+          serviceAccountPath: str(c('serviceAccountPath'), k.serviceAccountPath),
+          watch: bool(c('watch'), k.watch, true),
+          pollingIntervalMs: polling(),
+          ...(apiHost !== undefined ? { apiHost } : {}),
+          ...(k.apiPort !== undefined ? { apiPort: int(c('apiPort'), k.apiPort, 443, 1, 65535, 'a TCP port') } : {}),
+        } satisfies KubernetesStrategyOptions;
         break;
       }
       case 'none':
@@ -279,7 +360,8 @@ export function resolveClusterOptions(
 
   if (port === 0) {
     for (const t of topologies) {
-      if (t.strategy === 'ec2' || t.strategy === 'dns') {
+      const srv = t.strategy === 'dns' && (t.config as DnsStrategyOptions).recordType === 'srv';
+      if (t.strategy === 'ec2' || t.strategy === 'kubernetes' || (t.strategy === 'dns' && !srv)) {
         problem('port', `0 (any free port) cannot be used with the ${t.strategy} strategy: it dials the same fixed link port on every discovered host (accepted: 1 to 65535)`);
       }
     }
@@ -294,7 +376,10 @@ export function resolveClusterOptions(
     problem('nodeName', `${show('nodeName', nodeName)} is not a node name (accepted: name@host, e.g. app@10.0.1.5)`);
     nodeName = undefined;
   }
-  nodeName ??= `${appName}@${host}`;
+  // With the EC2 strategy and no APP_NAME, the node's own prefix is the one it gives the
+  // instances it discovers (LIBCLUSTER_EC2_STRATEGY_APP_PREFIX), so names match Torus's.
+  const ownPrefix = options.appName === undefined && ec2Prefix !== undefined ? ec2Prefix : appName;
+  nodeName ??= `${ownPrefix}@${host}`;
   const nameHost = nodeName.slice(nodeName.indexOf('@') + 1);
   // What peers dial: the explicit address; else a specific bind address; else the node name's
   // host when it is an IP; else this machine's first external IPv4 address (a bare host

@@ -3,11 +3,12 @@ import type {
   DnsStrategyOptions,
   Ec2StrategyOptions,
   GossipStrategyOptions,
+  KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from './strategy-options.interface.js';
 
 /** Names of the built-in strategies. */
-export type BuiltinStrategyName = 'gossip' | 'ec2' | 'static' | 'dns' | 'none';
+export type BuiltinStrategyName = 'gossip' | 'ec2' | 'static' | 'dns' | 'kubernetes' | 'none';
 
 /** One configured strategy instance (libcluster's topology). */
 export type TopologyOptions =
@@ -15,6 +16,7 @@ export type TopologyOptions =
   | { strategy: 'ec2'; config: Ec2StrategyOptions }
   | { strategy: 'static'; config: StaticStrategyOptions }
   | { strategy: 'dns'; config: DnsStrategyOptions }
+  | { strategy: 'kubernetes'; config: KubernetesStrategyOptions }
   | { strategy: 'none'; config?: undefined }
   | { strategy: ClusterStrategyClass<any>; config?: unknown }
   | { strategy: ClusterStrategy; config?: undefined };

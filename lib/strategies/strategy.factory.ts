@@ -4,11 +4,13 @@ import type {
   DnsStrategyOptions,
   Ec2StrategyOptions,
   GossipStrategyOptions,
+  KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from '../interfaces/strategy-options.interface.js';
 import { DnsStrategy } from './dns.strategy.js';
 import { Ec2Strategy } from './ec2.strategy.js';
 import { GossipStrategy } from './gossip.strategy.js';
+import { KubernetesStrategy } from './kubernetes.strategy.js';
 import { NoneStrategy } from './none.strategy.js';
 import { StaticStrategy } from './static.strategy.js';
 import type { ClusterStrategy, ClusterStrategyClass } from './strategy.interface.js';
@@ -67,6 +69,8 @@ function createStrategy(
       return new StaticStrategy({ ...(topology.config as StaticStrategyOptions), clusterPort });
     case 'dns':
       return new DnsStrategy({ ...(topology.config as DnsStrategyOptions), clusterPort });
+    case 'kubernetes':
+      return new KubernetesStrategy({ ...(topology.config as KubernetesStrategyOptions), clusterPort });
     default:
       return new NoneStrategy();
   }
