@@ -255,6 +255,8 @@ export class KubernetesStrategy implements ClusterStrategy {
     let watchFailures = 0;
     let pollRounds = this.watchEnabled ? 0 : Infinity;
     let needList = true;
+    /** A watch answered 403: once a list shows that listing is allowed, poll for a while. */
+    let watchForbidden: KubernetesDiscoveryError | undefined;
     while (current()) {
       try {
         if (this.namespace === undefined) {
@@ -274,6 +276,14 @@ export class KubernetesStrategy implements ClusterStrategy {
           failures = 0;
           this.failing = false;
           this.publish(true);
+          if (watchForbidden) {
+            this.limited!.warn(
+              'watch-forbidden',
+              `${watchForbidden.message}; meanwhile the list is polled every ${this.pollingIntervalMs} ms`,
+            );
+            pollRounds = POLL_FALLBACK_ROUNDS;
+            watchForbidden = undefined;
+          }
         }
         if (pollRounds > 0) {
           if (pollRounds !== Infinity) pollRounds--;
@@ -294,11 +304,7 @@ export class KubernetesStrategy implements ClusterStrategy {
           }
           const error = this.describe(err, 'watch');
           if (error.failure === 'forbidden') {
-            this.limited!.warn(
-              'watch-forbidden',
-              `${error.message}; until then the list is polled every ${this.pollingIntervalMs} ms`,
-            );
-            pollRounds = Infinity;
+            watchForbidden = error;
             needList = true;
             continue;
           }
@@ -318,6 +324,7 @@ export class KubernetesStrategy implements ClusterStrategy {
         if (!current()) return;
         failures++;
         this.failing = true;
+        watchForbidden = undefined;
         const error = err instanceof KubernetesDiscoveryError ? err : this.describe(err, 'list');
         if (error.failure === 'namespace') this.namespace = undefined;
         const delay = this.backoff(failures);
