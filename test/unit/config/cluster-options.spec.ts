@@ -210,7 +210,7 @@ describe('validation', () => {
 
   it('rejects an unknown strategy, listing the accepted names', () => {
     const [p] = problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'foo' }));
-    expect(p).toMatch(/^LIBCLUSTER_STRATEGY: "foo" is not a strategy \(accepted: gossip, ec2, static, dns, none, Cluster\.Strategy\.Gossip, ClusterEC2\.Strategy\.Tags/);
+    expect(p).toMatch(/^LIBCLUSTER_STRATEGY: "foo" is not a strategy \(accepted: gossip, ec2, static, dns, kubernetes, none, Cluster\.Strategy\.Gossip, ClusterEC2\.Strategy\.Tags, Cluster\.Strategy\.Epmd, Cluster\.Strategy\.DNSPoll, Cluster\.Strategy\.Kubernetes, Cluster\.Strategy\.Kubernetes\.DNS, Cluster\.Strategy\.Kubernetes\.DNSSRV/);
   });
 
   it('requires the EC2 tag name, the static hosts and the DNS query', () => {
