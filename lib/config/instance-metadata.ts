@@ -1,4 +1,5 @@
 import { Logger, type LoggerService } from '@nestjs/common';
+import { MissingPackageError } from '../errors/missing-package.error.js';
 
 /** What this library needs from the EC2 instance metadata service (IMDS). */
 export interface InstanceMetadata {
@@ -25,6 +26,18 @@ export interface ReadInstanceMetadataOptions {
   endpoint?: string;
   /** Where the "metadata unreachable" warning goes. @default a Nest `Logger('InstanceMetadata')` */
   logger?: Pick<LoggerService, 'warn'> & Partial<Pick<LoggerService, 'debug'>>;
+  /** Seam: loads `@aws-sdk/ec2-metadata-service`. @default `import('@aws-sdk/ec2-metadata-service')` */
+  loadSdk?: () => Promise<MetadataSdkModule>;
+}
+
+/** The part of `@aws-sdk/ec2-metadata-service` this reader uses (spelled out: the package is optional). */
+export interface MetadataSdkModule {
+  MetadataService: new (options: {
+    endpoint?: string;
+    httpOptions?: { timeout?: number };
+    retries?: number;
+    backoff?: number;
+  }) => { request(path: string, options: object): Promise<string> };
 }
 
 /** Default deadline of one metadata request: IMDS answers in milliseconds when it exists at all. */
@@ -77,7 +90,7 @@ export async function readInstanceMetadata(
   });
   try {
     const lookup = (async (): Promise<InstanceMetadata> => {
-      const { MetadataService } = await import('@aws-sdk/ec2-metadata-service');
+      const { MetadataService } = await loadMetadataSdk(options.loadSdk);
       const service = new MetadataService({
         // The service appends the path to the endpoint's path: a base ending in '/' and
         // relative paths give `/latest/meta-data/...` (the default endpoint's path is '/').
@@ -104,6 +117,10 @@ export async function readInstanceMetadata(
     );
     return metadata;
   } catch (err) {
+    if (err instanceof MissingPackageError) {
+      logger.warn(`${err.message}; falling back to HOSTNAME for the node name`);
+      return null;
+    }
     const reason = err instanceof Error ? err.message : String(err);
     logger.warn(
       `instance metadata unreachable at ${shownEndpoint} (${reason}); ` +
@@ -112,6 +129,19 @@ export async function readInstanceMetadata(
     return null;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Loads the metadata SDK only when asked; "module not found" becomes a {@link MissingPackageError}. */
+async function loadMetadataSdk(load?: () => Promise<MetadataSdkModule>): Promise<MetadataSdkModule> {
+  try {
+    return await (load ?? (() => import('@aws-sdk/ec2-metadata-service') as unknown as Promise<MetadataSdkModule>))();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new MissingPackageError('@aws-sdk/ec2-metadata-service', 'reading the EC2 instance metadata (the ec2 strategy)', err);
+    }
+    throw err;
   }
 }
 

@@ -1,9 +1,3 @@
-import type {
-  DescribeInstancesCommandInput,
-  DescribeInstancesCommandOutput,
-  EC2Client,
-  Instance,
-} from '@aws-sdk/client-ec2';
 import { readInstanceMetadata, type InstanceMetadata } from '../config/instance-metadata.js';
 import { ClusterError } from '../errors/cluster.error.js';
 import { Ec2DiscoveryError } from '../errors/ec2-discovery.error.js';
@@ -11,11 +5,36 @@ import { MissingPackageError } from '../errors/missing-package.error.js';
 import type { Ec2StrategyOptions } from '../interfaces/strategy-options.interface.js';
 import type { ClusterStrategy, DiscoveredEndpoint, StrategyContext } from './strategy.interface.js';
 
+// The shapes of `@aws-sdk/client-ec2` the strategy uses, spelled out here so that neither the
+// compiled code nor its type declarations need the package: it is optional, and loaded with
+// `import()` only when an EC2 topology starts.
+
+/** The `DescribeInstances` input fields the strategy sends. */
+interface DescribeInstancesInput {
+  Filters?: { Name?: string; Values?: string[] }[];
+  MaxResults?: number;
+  NextToken?: string;
+}
+
+/** The instance fields the strategy reads. */
+interface Ec2Instance {
+  InstanceId?: string;
+  PrivateIpAddress?: string;
+  PublicIpAddress?: string;
+  Tags?: { Key?: string; Value?: string }[];
+}
+
+/** The `DescribeInstances` output fields the strategy reads. */
+interface DescribeInstancesOutput {
+  Reservations?: { Instances?: Ec2Instance[] }[];
+  NextToken?: string;
+}
+
 /** The parts of `@aws-sdk/client-ec2` the strategy uses. */
-export type Ec2SdkModule = Pick<
-  typeof import('@aws-sdk/client-ec2'),
-  'EC2Client' | 'DescribeInstancesCommand'
->;
+export interface Ec2SdkModule {
+  EC2Client: new (config: { region?: string }) => Ec2ClientLike;
+  DescribeInstancesCommand: new (input: DescribeInstancesInput) => unknown;
+}
 
 /** What the strategy needs from an EC2 client: `EC2Client#send` with an abort signal. */
 export interface Ec2ClientLike {
@@ -173,7 +192,7 @@ export class Ec2Strategy implements ClusterStrategy {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.ipType = options.ipType ?? 'private';
-    this.loadSdk = options.loadSdk ?? (() => import('@aws-sdk/client-ec2'));
+    this.loadSdk = options.loadSdk ?? (() => import('@aws-sdk/client-ec2') as unknown as Promise<Ec2SdkModule>);
     // The strategy explains a missing metadata service in its own error (what to set
     // instead), so the reader's generic warning goes to debug.
     this.readMetadata =
@@ -272,8 +291,7 @@ export class Ec2Strategy implements ClusterStrategy {
     if (!this.running) throw new ClusterError('ec2 strategy stopped');
     if (this.client) return this.client; // created meanwhile by a poll of a later start()
     // Without a region here the SDK still tries its shared config file.
-    this.client = new this.sdk!.EC2Client(region === undefined ? {} : { region }) as EC2Client &
-      Ec2ClientLike;
+    this.client = new this.sdk!.EC2Client(region === undefined ? {} : { region });
     this.ownsClient = true;
     return this.client;
   }
@@ -365,7 +383,7 @@ export class Ec2Strategy implements ClusterStrategy {
     if (this.ctx?.debug) this.ctx.logger.debug?.(message);
   }
 
-  private addressOf(instance: Instance): string | undefined {
+  private addressOf(instance: Ec2Instance): string | undefined {
     return (
       (this.ipType === 'public' ? instance.PublicIpAddress : instance.PrivateIpAddress) || undefined
     );
@@ -374,8 +392,8 @@ export class Ec2Strategy implements ClusterStrategy {
   /** One DescribeInstances call with a deadline; aborted by `stop()`. */
   private async describe(
     client: Ec2ClientLike,
-    input: DescribeInstancesCommandInput,
-  ): Promise<DescribeInstancesCommandOutput> {
+    input: DescribeInstancesInput,
+  ): Promise<DescribeInstancesOutput> {
     if (!this.running) throw new ClusterError('ec2 strategy stopped');
     const controller = new AbortController();
     let timedOut = false;
@@ -389,7 +407,7 @@ export class Ec2Strategy implements ClusterStrategy {
       const command = new this.sdk!.DescribeInstancesCommand(input);
       return (await client.send(command, {
         abortSignal: controller.signal,
-      })) as DescribeInstancesCommandOutput;
+      })) as DescribeInstancesOutput;
     } catch (err) {
       if (timedOut) {
         throw new Ec2DiscoveryError(
