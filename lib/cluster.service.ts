@@ -18,7 +18,7 @@ import type {
   RequestHandler,
   RequestOptions,
 } from './messaging/cluster-message.interface.js';
-import { ClusterMessaging } from './messaging/cluster-messaging.js';
+import type { ClusterMessaging } from './messaging/cluster-messaging.js';
 import type { Topology } from './strategies/strategy.factory.js';
 
 /** Default of `waitForMembers`' timeout. */
@@ -63,7 +63,7 @@ export class ClusterService
     @Inject(CLUSTER_TOPOLOGIES) topologies: Topology[],
   ) {
     this.node = new ClusterNode(options, topologies);
-    this.messaging = new ClusterMessaging(this.node.membership);
+    this.messaging = this.node.messaging;
     this.members$ = this.node.membership.members$;
     this.events$ = this.node.membership.events$;
     this.leader$ = this.node.membership.leader$;

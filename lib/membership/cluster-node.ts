@@ -5,6 +5,7 @@ import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
 import { Transport } from '../transport/transport.js';
+import { ClusterMessaging } from '../messaging/cluster-messaging.js';
 import { Membership } from './membership.js';
 import { Reconciler } from './reconciler.js';
 
@@ -25,6 +26,8 @@ export interface TopologyStatus {
  */
 export class ClusterNode {
   readonly membership: Membership;
+  /** Pub/sub and request/reply over the links (`ClusterService` exposes it; strategies get `peers`). */
+  readonly messaging: ClusterMessaging;
   private readonly logger: LoggerService;
   private transport?: Transport;
   private reconciler?: Reconciler;
@@ -45,6 +48,7 @@ export class ClusterNode {
       endpoint: '',
     };
     this.membership = new Membership(this.identity, new Logger('ClusterMembership'));
+    this.messaging = new ClusterMessaging(this.membership);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
 
@@ -158,6 +162,7 @@ export class ClusterNode {
       },
     };
     const node = this;
+    const topic = `nestjs-cluster:discovery:${topology.name}`;
     return {
       topology: topology.name,
       get self() {
@@ -174,6 +179,16 @@ export class ClusterNode {
       members: () => this.membership.members(),
       reportError: (error: unknown) => this.setStatus(topology.name, false, error),
       reportOk: () => this.setStatus(topology.name, true),
+      isLeader: () => this.membership.leader()?.name === this.identity.name,
+      peers: {
+        publish: (payload: unknown) => void this.messaging.publish(topic, payload),
+        subscribe: (handler: (payload: unknown, from: string) => void) => {
+          const sub = this.messaging.subscribe(topic).subscribe((m) => {
+            if (m.from !== this.identity.name) handler(m.payload, m.from);
+          });
+          return () => sub.unsubscribe();
+        },
+      },
     };
   }
 

@@ -2,6 +2,7 @@ import { readInstanceMetadata, type InstanceMetadata } from '../config/instance-
 import { ClusterError } from '../errors/cluster.error.js';
 import { Ec2DiscoveryError } from '../errors/ec2-discovery.error.js';
 import { MissingPackageError } from '../errors/missing-package.error.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { Ec2StrategyOptions } from '../interfaces/strategy-options.interface.js';
 import type { ClusterStrategy, DiscoveredEndpoint, StrategyContext } from './strategy.interface.js';
 
@@ -59,6 +60,22 @@ export interface Ec2StrategyConfig extends Ec2StrategyOptions {
   readMetadata?: () => Promise<InstanceMetadata | null>;
   /** Seam: loads the AWS SDK. @default `import('@aws-sdk/client-ec2')` */
   loadSdk?: () => Promise<Ec2SdkModule>;
+  /**
+   * A member that is not the leader polls on its own only when it has heard no poll result
+   * from another member for this long (jittered by ±20 %), ms. @default 60000
+   */
+  fallbackPollingIntervalMs?: number;
+}
+
+/** What a polling member shares with the others after each poll (JSON over the cluster's messaging). */
+interface Ec2Share {
+  readonly kind: 'ec2-poll';
+  /** `tagName=tagValue`: only members with the same filter use it. */
+  readonly filter: string;
+  /** The addresses found, on success. */
+  readonly hosts?: string[];
+  /** The failure, when the poll failed. */
+  readonly error?: { message: string; failure: Ec2DiscoveryError['failure']; hint: string };
 }
 
 /** Poll every 5 s, as libcluster_ec2 does. */
@@ -67,6 +84,10 @@ const DEFAULT_POLLING_INTERVAL_MS = 5000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** Failed polls back off up to a minute: lets a throttled account recover, still notices a fix soon. */
 const DEFAULT_MAX_BACKOFF_MS = 60_000;
+/** A follower's own poll when nobody shared a result for a minute: the budget's fallback. */
+const DEFAULT_FALLBACK_POLLING_INTERVAL_MS = 60_000;
+/** More shared hosts than this is not a poll result (the payload limit is 1 MiB anyway). */
+const MAX_SHARED_HOSTS = 10_000;
 /** The largest page EC2 serves; fewer round trips in big accounts. */
 const PAGE_SIZE = 1000;
 /** A guard against a service that keeps returning tokens: 1000 pages of 1000 instances. */
@@ -107,6 +128,17 @@ const NETWORK_CODES = new Set([
  * address are skipped. An instance that stops or loses the tag drops out of the next set,
  * and the core closes its link.
  *
+ * **API budget.** Once the node is a member of a cluster, only the leader (the oldest member)
+ * polls at `pollingIntervalMs` (jittered ±10 %) and shares each result — the addresses
+ * found, or the failure — with the other members over the cluster's own links; they hand
+ * the shared set to the core as if they had polled. A member that has heard no result for
+ * `fallbackPollingIntervalMs` (default 60 s, jittered) polls itself, and shares that too.
+ * A node not yet linked to anyone polls at the interval, as before. So the cluster's
+ * `DescribeInstances` rate stays one call per page per interval whatever its size (12 a
+ * minute at the default 5 s, instead of 12 per node), plus each newcomer's first polls;
+ * throttling slows the leader down with backoff and the followers wait with it. Without
+ * the context's `isLeader`/`peers` (a custom context) every node polls at the interval.
+ *
  * A failed poll (throttling, missing IAM permission, bad credentials, no region, network
  * down, timeout) keeps the current members: the strategy logs a warning that says what to
  * fix (e.g. `grant the IAM action ec2:DescribeInstances to this instance's role`), reports
@@ -132,6 +164,7 @@ const NETWORK_CODES = new Set([
  * - `region`: default `AWS_REGION` (read by the SDK), else the region from the instance
  *   metadata, else the SDK's shared config.
  * - `client`: an `EC2Client` to use instead of the default one (custom credentials, tests).
+ * - `fallbackPollingIntervalMs`: default 60000 (see API budget).
  * - `instanceMetadata`, `requestTimeoutMs` (default 10000), `maxBackoffMs` (default 60000),
  *   `readMetadata`, `loadSdk`: supplied by the core or seams for tests.
  *
@@ -166,6 +199,14 @@ export class Ec2Strategy implements ClusterStrategy {
   /** Bumped by every start/stop, so a poll from an earlier run never reports into a later one. */
   private generation = 0;
   private failures = 0;
+  private readonly fallbackPollingIntervalMs: number;
+  /** When this node last had a poll result: its own, or one a member shared. */
+  private lastHeardAt = 0;
+  /** The jittered fallback wait of the current round. */
+  private fallbackDueMs = 0;
+  private wasFollower = false;
+  private unsubscribe: (() => void) | undefined;
+  private limited: RateLimitedLogger | undefined;
 
   constructor(private readonly options: Ec2StrategyConfig) {
     if (typeof options.tagName !== 'string' || options.tagName.trim() === '') {
@@ -189,6 +230,8 @@ export class Ec2Strategy implements ClusterStrategy {
       throw new ClusterError('ec2 strategy: client must be an EC2Client (an object with send())');
     }
     this.pollingIntervalMs = options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS;
+    this.fallbackPollingIntervalMs =
+      options.fallbackPollingIntervalMs ?? DEFAULT_FALLBACK_POLLING_INTERVAL_MS;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.ipType = options.ipType ?? 'private';
@@ -215,6 +258,9 @@ export class Ec2Strategy implements ClusterStrategy {
     this.sdk = sdk;
     this.running = true;
     this.failures = 0;
+    this.wasFollower = false;
+    this.unsubscribe?.();
+    this.unsubscribe = ctx.peers?.subscribe((payload, from) => this.onShare(payload, from, generation));
     this.schedule(0);
   }
 
@@ -222,6 +268,8 @@ export class Ec2Strategy implements ClusterStrategy {
   stop(): void {
     this.running = false;
     this.generation++;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.inFlight?.abort();
@@ -239,9 +287,103 @@ export class Ec2Strategy implements ClusterStrategy {
     this.timer.unref();
   }
 
+  /**
+   * `solo`: no leader/peers in the context (poll at the interval); `alone`: no other member
+   * yet; `leader`; `follower`: another member polls and shares.
+   */
+  private role(): 'solo' | 'alone' | 'leader' | 'follower' {
+    const ctx = this.ctx!;
+    if (!ctx.isLeader || !ctx.peers) return 'solo';
+    if (ctx.members().length <= 1) return 'alone';
+    return ctx.isLeader() ? 'leader' : 'follower';
+  }
+
+  /** The regular pace: the interval, jittered ±10 % when members share (so polls do not align). */
+  private nextInterval(): number {
+    return this.role() === 'solo'
+      ? this.pollingIntervalMs
+      : this.pollingIntervalMs * (0.9 + Math.random() * 0.2);
+  }
+
+  private heard(): void {
+    this.lastHeardAt = Date.now();
+    this.fallbackDueMs = this.fallbackPollingIntervalMs * (0.8 + Math.random() * 0.4);
+  }
+
+  /** A poll result another member shared: used as this node's own when it is a follower. */
+  private onShare(payload: unknown, from: string, generation: number): void {
+    if (!this.running || generation !== this.generation || this.tagValue === undefined) return;
+    const share = payload as Partial<Ec2Share> | null;
+    if (!share || share.kind !== 'ec2-poll') return;
+    if (share.filter !== `${this.options.tagName}=${this.tagValue}`) return;
+    if (this.role() !== 'follower') return;
+    const ctx = this.ctx!;
+    if (Array.isArray(share.hosts)) {
+      const hosts = share.hosts.filter((h): h is string => typeof h === 'string' && h !== '');
+      if (hosts.length > MAX_SHARED_HOSTS) return;
+      this.heard();
+      const prefix = this.prefix();
+      if (this.failures > 0) {
+        ctx.logger.log(`EC2 discovery works again (${hosts.length} instance${hosts.length === 1 ? '' : 's'}) — polled by ${from}`);
+      }
+      this.failures = 0;
+      ctx.connect(hosts.map((host) => ({ host, port: this.options.clusterPort, name: `${prefix}@${host}` })));
+      ctx.reportOk();
+    } else if (share.error && typeof share.error.message === 'string') {
+      this.heard();
+      this.failures++;
+      const { message, failure, hint } = share.error;
+      const error = new Ec2DiscoveryError(`${message} (polled by ${from})`, failure ?? 'aws', hint ?? '');
+      this.limited ??= new RateLimitedLogger(ctx.logger, 60_000);
+      this.limited.warn(`shared:${failure}:${message}`, `EC2 discovery failed: ${error.message} (keeping the current members)`);
+      ctx.reportError(error);
+    }
+  }
+
+  /** Shares a poll result with the other members (never throws: sharing is best effort). */
+  private share(result: { hosts: string[] } | { error: Ec2DiscoveryError }): void {
+    const peers = this.ctx?.peers;
+    if (!peers || this.tagValue === undefined) return;
+    const filter = `${this.options.tagName}=${this.tagValue}`;
+    const share: Ec2Share =
+      'hosts' in result
+        ? { kind: 'ec2-poll', filter, hosts: result.hosts }
+        : {
+            kind: 'ec2-poll',
+            filter,
+            error: {
+              message: result.error.message.replace(/; [^;]*$/, ''),
+              failure: result.error.failure,
+              hint: result.error.hint,
+            },
+          };
+    try {
+      peers.publish(share);
+    } catch (err) {
+      this.debugLog(`could not share the poll result: ${(err as Error).message}`);
+    }
+  }
+
+  private prefix(): string {
+    return this.options.appPrefix ?? this.ctx!.self.name.split('@')[0] ?? 'app';
+  }
+
   private async poll(generation: number): Promise<void> {
     const ctx = this.ctx!;
     const current = (): boolean => this.running && generation === this.generation;
+    const role = this.role();
+    if (role === 'follower') {
+      // Newly a follower: the leader's next result is due within an interval.
+      if (!this.wasFollower) this.heard();
+      this.wasFollower = true;
+      if (Date.now() - this.lastHeardAt < this.fallbackDueMs) {
+        this.schedule(this.nextInterval());
+        return;
+      }
+      this.debugLog(`no EC2 poll result from another member for ${Date.now() - this.lastHeardAt} ms; polling`);
+    } else {
+      this.wasFollower = false;
+    }
     try {
       const client = await this.ensureClient();
       const tagValue = await this.ensureTagValue(client);
@@ -253,9 +395,11 @@ export class Ec2Strategy implements ClusterStrategy {
         );
       }
       this.failures = 0;
+      this.heard();
       ctx.connect(endpoints);
       ctx.reportOk();
-      this.schedule(this.pollingIntervalMs);
+      this.share({ hosts: endpoints.map((e) => e.host) });
+      this.schedule(this.nextInterval());
     } catch (err) {
       if (!current()) return;
       this.failures++;
@@ -270,6 +414,8 @@ export class Ec2Strategy implements ClusterStrategy {
         `EC2 discovery failed: ${error.message} (retrying in ${Math.round(delay)} ms)`,
       );
       ctx.reportError(error);
+      this.heard();
+      this.share({ error });
       this.schedule(delay);
     }
   }
@@ -340,7 +486,7 @@ export class Ec2Strategy implements ClusterStrategy {
 
   private async discover(client: Ec2ClientLike, tagValue: string): Promise<DiscoveredEndpoint[]> {
     const ctx = this.ctx!;
-    const prefix = this.options.appPrefix ?? ctx.self.name.split('@')[0] ?? 'app';
+    const prefix = this.prefix();
     const filters = [
       { Name: `tag:${this.options.tagName}`, Values: [tagValue] },
       { Name: 'instance-state-name', Values: ['running'] },

@@ -45,6 +45,28 @@ export interface StrategyContext {
   reportError(error: unknown): void;
   /** Reports that discovery works again (clears the error shown in health). */
   reportOk(): void;
+  /**
+   * True when this node is the cluster's leader (the oldest member, as
+   * `ClusterService.isLeader()`); a node alone is its own leader. Lets a strategy that calls a
+   * rate-limited API poll on one node only (the EC2 strategy does). Optional: a context
+   * without it means "act as if leader".
+   */
+  isLeader?(): boolean;
+  /**
+   * Messages between this topology's strategy instances on every member, over the cluster's
+   * messaging (topic `nestjs-cluster:discovery:<topology>`): what one strategy `publish`es,
+   * the others' `subscribe` handlers receive with the sender's name (never the sender's own).
+   * Lets one node share what it discovered. Optional: without it a strategy discovers alone.
+   */
+  readonly peers?: StrategyPeers;
+}
+
+/** See {@link StrategyContext.peers}. Payloads are JSON, at most 1 MiB. */
+export interface StrategyPeers {
+  /** Sends `payload` to this topology's strategy on every other member. */
+  publish(payload: unknown): void;
+  /** Calls `handler` for every payload another member's strategy publishes; returns the unsubscribe function. */
+  subscribe(handler: (payload: unknown, from: string) => void): () => void;
 }
 
 /** A discovery mechanism. One instance serves one topology. */

@@ -350,9 +350,10 @@ describe('EC2 strategy: three instances found by their tag', () => {
     expect(view.self.address).toBe(`${hostOf(5)}:${PORT}`);
     expect(view.mode).toBe('cluster');
     // It polls EC2 with the configured region and tag value (its requests carry its own key).
+    // Once it has joined, the leader polls for it (the EC2 API budget), so it may poll only once.
     const own = () => ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === 'AKIDNOMETADATA');
-    const polled = await pollUntil(() => own().length >= 3, 5000);
-    expect(polled, 'three DescribeInstances polls by the node within 5 s').toBe(true);
+    const polled = await pollUntil(() => own().length >= 1, 5000);
+    expect(polled, 'a DescribeInstances poll by the node within 5 s').toBe(true);
     for (const r of own()) {
       expect(r.region).toBe(REGION);
       expect(r.filters).toEqual(expect.arrayContaining([{ name: `tag:${TAG}`, values: [TAG_VALUE] }]));
