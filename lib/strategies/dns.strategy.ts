@@ -1,4 +1,5 @@
 import { promises as dnsPromises, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
 import { ClusterError } from '../errors/cluster.error.js';
 import { DnsDiscoveryError } from '../errors/dns-discovery.error.js';
 import type { DnsStrategyOptions } from '../interfaces/strategy-options.interface.js';
@@ -21,6 +22,16 @@ const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
 const systemResolver = (query: string): Promise<LookupAddress[]> =>
   dnsPromises.lookup(query, { all: true });
 
+/** What the strategy asks in SRV mode, and in A mode with `nameServers`. */
+interface DnsQueries {
+  resolveSrv(name: string): Promise<{ name: string; port: number }[]>;
+  resolve4(name: string): Promise<string[]>;
+  resolve6(name: string): Promise<string[]>;
+}
+
+/** A lookup that found the name but no records of the type (or no name): an empty answer. */
+const EMPTY_CODES = new Set(['ENODATA', 'ENOTFOUND']);
+
 /**
  * Discovers nodes from the A/AAAA records of one DNS name, like libcluster's
  * `Cluster.Strategy.DNSPoll`: typically a Kubernetes headless service, an ECS service
@@ -34,13 +45,26 @@ const systemResolver = (query: string): Promise<LookupAddress[]> =>
  * core (shown in health) and tries again at the next interval; the next good answer
  * reports recovery. An empty answer is a valid (empty) set.
  *
+ * **SRV mode** (`recordType: 'srv'`, `LIBCLUSTER_DNS_RECORD_TYPE=srv`, or
+ * `LIBCLUSTER_STRATEGY=Cluster.Strategy.Kubernetes.DNSSRV`): `query` is an SRV name —
+ * a StatefulSet's headless service (`_cluster._tcp.myapp.shop.svc.cluster.local`, or the
+ * service name itself), a Consul service (`myapp.service.consul`), an ECS/Cloud Map
+ * service. Each record's target becomes `{ host: <its address>, port: <the record's port>,
+ * name: '<nodeBasename>@<target>' }`, so the port comes from DNS (`CLUSTER_PORT=0` works)
+ * and StatefulSet names are stable (`myapp@myapp-0.myapp.shop.svc.cluster.local`). A target
+ * whose address does not resolve is skipped (debug log); the SRV lookup failing is a failed
+ * poll. `Cluster.Strategy.Kubernetes.DNS` is this strategy in A mode.
+ *
  * Options:
  * - `query` (required): the name to resolve (`LIBCLUSTER_DNS_QUERY`).
  * - `nodeBasename`: node-name prefix (`LIBCLUSTER_DNS_NODE_BASENAME`); default: the prefix
  *   of the local node name (the app name).
  * - `pollingIntervalMs`: default 5000 (`LIBCLUSTER_POLLING_INTERVAL`).
  * - `lookupTimeoutMs`: deadline of one lookup; default 10000.
- * - `resolver`: `(query) => Promise<LookupAddress[]>`; default
+ * - `recordType`: `'a'` (default) or `'srv'` (`LIBCLUSTER_DNS_RECORD_TYPE`).
+ * - `nameServers`: DNS servers to ask instead of the system's, `ip` or `ip:port`
+ *   (`LIBCLUSTER_DNS_SERVERS`, e.g. Consul's `127.0.0.1:8600`), through a `dns.Resolver`.
+ * - `resolver`: `(query) => Promise<LookupAddress[]>` (A mode); default
  *   `dns.promises.lookup(query, { all: true })`, which follows `/etc/hosts` and the system
  *   resolver like every other lookup of the process.
  *
@@ -55,6 +79,8 @@ export class DnsStrategy implements ClusterStrategy {
   private readonly pollingIntervalMs: number;
   private readonly lookupTimeoutMs: number;
   private readonly resolver: (query: string) => Promise<LookupAddress[]>;
+  private readonly queries: DnsQueries;
+  private readonly srv: boolean;
   private ctx: StrategyContext | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -68,7 +94,17 @@ export class DnsStrategy implements ClusterStrategy {
     }
     this.pollingIntervalMs = options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS;
     this.lookupTimeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
-    this.resolver = options.resolver ?? systemResolver;
+    this.srv = options.recordType === 'srv';
+    if (options.nameServers && options.nameServers.length > 0) {
+      // Our own deadline bounds the lookup; one try per server keeps that deadline meaningful.
+      const resolver = new dnsPromises.Resolver({ timeout: Math.max(100, Math.floor(this.lookupTimeoutMs / 2)), tries: 1 });
+      resolver.setServers(options.nameServers);
+      this.queries = resolver;
+      this.resolver = options.resolver ?? ((query) => resolveAll(resolver, query));
+    } else {
+      this.queries = dnsPromises;
+      this.resolver = options.resolver ?? systemResolver;
+    }
   }
 
   /** Starts polling; the first lookup runs at once. */
@@ -100,17 +136,20 @@ export class DnsStrategy implements ClusterStrategy {
     const { query } = this.options;
     const current = (): boolean => this.running && generation === this.generation;
     try {
-      const answers = await this.lookup(query);
-      if (!current()) return;
       const prefix = this.options.nodeBasename ?? ctx.self.name.split('@')[0] ?? 'app';
       const endpoints = new Map<string, DiscoveredEndpoint>();
-      for (const { address } of answers) {
-        endpoints.set(address, {
-          host: address,
-          port: this.options.clusterPort,
-          name: `${prefix}@${address}`,
-        });
+      if (this.srv) {
+        for (const e of await this.withDeadline(this.lookupSrv(query, prefix))) endpoints.set(`${e.host}|${e.port}`, e);
+      } else {
+        for (const { address } of await this.lookup(query)) {
+          endpoints.set(address, {
+            host: address,
+            port: this.options.clusterPort,
+            name: `${prefix}@${address}`,
+          });
+        }
       }
+      if (!current()) return;
       if (this.failing) ctx.logger.log(`DNS query ${query} resolves again`);
       this.failing = false;
       if (ctx.debug) {
@@ -130,7 +169,34 @@ export class DnsStrategy implements ClusterStrategy {
     this.schedule(this.pollingIntervalMs);
   }
 
-  private async lookup(query: string): Promise<LookupAddress[]> {
+  /** SRV records of `query`, each target resolved to its first address. */
+  private async lookupSrv(query: string, prefix: string): Promise<DiscoveredEndpoint[]> {
+    const records = await this.queries.resolveSrv(query);
+    const out: DiscoveredEndpoint[] = [];
+    await Promise.all(
+      records.map(async (record) => {
+        const target = record.name.replace(/\.$/, '');
+        let host: string | undefined = isIP(target) ? target : undefined;
+        if (!host) {
+          const v4 = await this.queries.resolve4(target).catch(() => [] as string[]);
+          const v6 = v4.length > 0 ? [] : await this.queries.resolve6(target).catch(() => [] as string[]);
+          host = v4[0] ?? v6[0];
+        }
+        if (!host) {
+          if (this.ctx?.debug) this.ctx.logger.debug?.(`SRV target ${target} of ${query} has no address; skipped`);
+          return;
+        }
+        out.push({ host, port: record.port, name: `${prefix}@${target}` });
+      }),
+    );
+    return out.sort((a, b) => (a.name! < b.name! ? -1 : a.name! > b.name! ? 1 : 0));
+  }
+
+  private lookup(query: string): Promise<LookupAddress[]> {
+    return this.withDeadline(this.resolver(query));
+  }
+
+  private async withDeadline<T>(work: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -145,9 +211,23 @@ export class DnsStrategy implements ClusterStrategy {
       timer.unref();
     });
     try {
-      return await Promise.race([this.resolver(query), deadline]);
+      return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+/** A and AAAA records of `query` from one resolver; a family with no records counts as empty. */
+async function resolveAll(resolver: DnsQueries, query: string): Promise<LookupAddress[]> {
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(query), resolver.resolve6(query)]);
+  const failed = [v4, v6].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const fatal = failed.find((r) => !EMPTY_CODES.has((r.reason as { code?: string })?.code ?? ''));
+  if (fatal) throw fatal.reason;
+  const missing = failed.find((r) => (r.reason as { code?: string })?.code === 'ENOTFOUND');
+  if (failed.length === 2 && missing) throw missing.reason; // the name does not exist at all
+  return [
+    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+  ];
 }
