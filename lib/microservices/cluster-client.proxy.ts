@@ -28,7 +28,7 @@ export interface ClusterClientOptions {
    * @default 30000
    */
   timeoutMs?: number;
-  /** Time to wait for one member's list of patterns, ms. @default 2000 */
+  /** Time to wait for one member's list of patterns, ms (asked up to 3 times). @default 1000 */
   discoveryTimeoutMs?: number;
   /** Serializer of outgoing packets (Nest's `ProducerSerializer`). @default identity */
   serializer?: { serialize(value: unknown): unknown };
@@ -40,9 +40,12 @@ export interface ClusterClientOptions {
 export const CLUSTER_CLIENT_DEFAULTS = Object.freeze({
   /** 30 s: longer than any sane handler, short enough that a stuck member is noticed. */
   timeoutMs: 30_000,
-  /** 2 s: a live member answers in milliseconds; a frozen one must not hold up connect(). */
-  discoveryTimeoutMs: 2_000,
+  /** 1 s: a live member answers in milliseconds; a frozen one must not hold up connect(). */
+  discoveryTimeoutMs: 1_000,
 });
+
+/** Times a member is asked for its patterns before the client waits for its announcement. */
+const DISCOVERY_ATTEMPTS = 3;
 
 /** Status of `ClusterClientProxy` (`client.status`). */
 export type ClusterClientStatus = 'connected' | 'closed';
@@ -202,14 +205,21 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
   }
 
   private async askPatterns(node: string): Promise<void> {
-    try {
-      const patterns = await this.cluster.request<string[]>(node, this.topics.patterns, null, {
-        timeoutMs: this.discoveryTimeoutMs,
-      });
-      this.setPatterns(node, patterns);
-    } catch (error) {
-      // No server there yet (it announces its patterns when it starts), or the member left.
-      if (!(error instanceof NoHandlerError)) this.logger.debug(`patterns of ${node} unknown: ${String(error)}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const patterns = await this.cluster.request<string[]>(node, this.topics.patterns, null, {
+          timeoutMs: this.discoveryTimeoutMs,
+        });
+        this.setPatterns(node, patterns);
+        return;
+      } catch (error) {
+        // A request sent while two nodes are still settling on one link can be lost: ask again.
+        const stillThere = this.cluster.members().some((m) => m.name === node);
+        if (error instanceof RequestTimeoutError && stillThere && attempt < DISCOVERY_ATTEMPTS) continue;
+        // No server there yet (it announces its patterns when it starts), or the member left.
+        if (!(error instanceof NoHandlerError)) this.logger.debug(`patterns of ${node} unknown: ${String(error)}`);
+        return;
+      }
     }
   }
 

@@ -61,6 +61,8 @@ export const CLUSTER_SOCKET_IO_DEFAULTS = Object.freeze({
 });
 
 const OFFSET: Promise<Offset> = Promise.resolve('');
+/** Second greeting of a member that joined, ms after the join. */
+const REGREET_MS = 1_000;
 
 /** The namespace an adapter serves (socket.io's `Namespace`, kept structural). */
 interface AdapterNamespace {
@@ -112,6 +114,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private readonly uidsByNode = new Map<string, Set<ServerId>>();
   private readonly nodeByUid = new Map<ServerId, string>();
   private readonly subscriptions: Subscription[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
 
   constructor(
@@ -182,6 +185,8 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
       this.logger.debug(`${this.topic}: goodbye not sent: ${String(error)}`);
     }
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   protected override doPublish(message: ClusterMessage): Promise<Offset> {
@@ -258,6 +263,15 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     }
   }
 
+  private greet(node: string): void {
+    if (this.closed || !this.cluster.members().some((m) => m.name === node)) return;
+    try {
+      this.cluster.send(node, this.topic, toWire(this.topic, { uid: this.uid, nsp: this.nsp.name, type: MessageType.INITIAL_HEARTBEAT }));
+    } catch (error) {
+      this.logger.debug(`${this.topic}: greeting to ${node} not sent: ${String(error)}`);
+    }
+  }
+
   private remember(uid: ServerId, node: string): void {
     const known = this.nodeByUid.get(uid);
     if (known === node) return;
@@ -276,11 +290,14 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     const node = event.member.name;
     if (event.type === 'join') {
       // Greet the new member now: it answers with a heartbeat, so both know each other at once.
-      try {
-        this.cluster.send(node, this.topic, toWire(this.topic, { uid: this.uid, nsp: this.nsp.name, type: MessageType.INITIAL_HEARTBEAT }));
-      } catch (error) {
-        this.logger.debug(`${this.topic}: greeting to ${node} not sent: ${String(error)}`);
-      }
+      // Once more a little later: a frame sent while two nodes settle on one link can be lost.
+      this.greet(node);
+      const again = setTimeout(() => {
+        this.timers.delete(again);
+        this.greet(node);
+      }, REGREET_MS);
+      again.unref();
+      this.timers.add(again);
       return;
     }
     const uids = this.uidsByNode.get(node);
