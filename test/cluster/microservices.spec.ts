@@ -96,7 +96,7 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(RPC_TIMEOUT_MS);
   });
 
-  it('a 10 MB body is refused with 413 (the transport's own limit is in test/e2e); the nodes keep answering', async () => {
+  it('a 10 MB body is refused with 413 (the transport limit itself is tested in test/e2e); the nodes keep answering', async () => {
     const huge = await node(1).http('POST', '/rpc/send', { pattern: 'sum', data: 'x'.repeat(10 * 1024 * 1024) });
     expect(huge.status).toBe(413);
     for (const i of INDEXES) {
