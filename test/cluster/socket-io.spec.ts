@@ -222,6 +222,6 @@ describe('Socket.IO rooms across three processes', () => {
     expect(at - started).toBeLessThan(timeoutMs);
     expect(at - killedAt).toBeLessThan(3_000);
     const expected = members.filter((c) => nodeOfClient(c) !== nameOf(3)).map((c) => c.id).sort();
-    expect(body.sockets.map((s: { id: string }) => s.id)).toEqual(expected);
+    expect(body.sockets.map((s: { id: string }) => s.id).sort()).toEqual(expected);
   });
 });
