@@ -9,6 +9,7 @@ import { FlagsModule } from './flags/flags.module.js';
 import { HealthModule } from './health/health.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { MessagesModule } from './messages/messages.module.js';
+import { RoomsModule } from './rooms/rooms.module.js';
 import { RpcModule } from './rpc/rpc.module.js';
 
 @Module({
@@ -21,6 +22,7 @@ import { RpcModule } from './rpc/rpc.module.js';
     ClusterApiModule,
     MessagesModule,
     RpcModule,
+    RoomsModule,
     FlagsModule,
     JobsModule,
     HealthModule,

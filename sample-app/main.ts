@@ -4,6 +4,8 @@ import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { ClusterService } from '../lib/index.js';
+import { ClusterTransport } from '../lib/microservices/index.js';
+import { ClusterIoAdapter } from '../lib/socket-io/index.js';
 import { AppModule } from './app.module.js';
 
 /** `LOG_LEVEL` → the levels Nest prints (that level and the more severe ones). */
@@ -28,6 +30,12 @@ async function bootstrap(): Promise<void> {
   // The dashboard route sends its own, stricter Content-Security-Policy.
   app.useSecurityHeaders({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   app.enableCsrfProtection();
+
+  // Socket.IO rooms across the cluster (no Redis adapter), and @MessagePattern() handlers
+  // answering ClientProxy.send() from any member (no broker).
+  app.useWebSocketAdapter(new ClusterIoAdapter(app));
+  app.connectMicroservice({ strategy: new ClusterTransport(app.get(ClusterService)) }, { inheritAppConfig: true });
+  await app.startAllMicroservices();
 
   const port = Number(config.get<string>('PORT') ?? 3000);
   const host = config.get<string>('HOST') ?? '0.0.0.0';

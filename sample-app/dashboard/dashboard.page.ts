@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
  * GET /cluster/events and GET /messages/events. Data is always rendered as text, never
  * as HTML. Stable hooks for tests: #node-name, #leader-mark, #member-count,
  * tr[data-member="<name>"][data-state="up|down|leave"], #events li[data-event-type],
- * #messages li[data-topic], #job-runs li[data-node], #flags tr[data-flag].
+ * #messages li[data-topic], #job-runs li[data-node], #flags tr[data-flag],
+ * #room-status[data-joined="<room>"], #room-messages li[data-room][data-from].
+ * The room panel talks Socket.IO (the client script socket.io serves at /socket.io/).
  */
 
 const STYLE = `
@@ -49,6 +51,9 @@ button { background:var(--accent); color:#fff; border-color:var(--accent); curso
 #publish-result, #flag-result { grid-column:1 / -1; color:var(--muted); font-size:.85rem; min-height:1.2em; }
 #publish-result.error, #flag-result.error { color:var(--bad); }
 #flag-form { grid-template-columns:1fr auto auto; align-items:center; margin-top:.6rem; }
+#room-join-form, #room-send-form { grid-template-columns:1fr auto; margin-bottom:.5rem; }
+#room-result { grid-column:1 / -1; color:var(--muted); font-size:.85rem; min-height:1.2em; }
+#room-result.error { color:var(--bad); }
 #toasts { position:fixed; right:1rem; bottom:1rem; display:flex; flex-direction:column; gap:.4rem; z-index:10; }
 .toast { background:#1d2330; color:#fff; padding:.5rem .8rem; border-radius:6px; box-shadow:0 4px 14px rgba(0,0,0,.2); font-size:.85rem; max-width:28rem; }
 .toast.down { background:var(--bad); } .toast.leave { background:var(--warn); } .toast.join { background:var(--ok); }
@@ -224,7 +229,57 @@ $('#flag-form').addEventListener('submit', async (event) => {
   }
 });
 
+/* Room panel: a Socket.IO connection to this node; the cluster adapter brings the room's messages from every node. */
+const room = { socket: null, joined: null };
+function addRoomMessage(message) {
+  if (!message || typeof message.room !== 'string') return;
+  prepend($('#room-messages'), el('li', { 'data-room': message.room, 'data-from': message.from },
+    timeEl(new Date().toISOString()), el('span', { class: 'kind' }, message.room), 'from ' + message.from + ': ', el('span', { class: 'text' }, message.text)));
+}
+function roomResult(text, isError) { const node = $('#room-result'); node.className = isError ? 'error' : ''; node.textContent = text; }
+async function joinRoom(name) {
+  const ack = await room.socket.timeout(5000).emitWithAck('join', name);
+  if (!ack.ok) throw new Error(ack.error);
+  room.joined = ack.room;
+  const status = $('#room-status');
+  status.dataset.joined = ack.room;
+  status.textContent = 'in "' + ack.room + '" on ' + ack.node;
+  $('#room-send-form button').disabled = false;
+}
+function startRooms() {
+  if (typeof io !== 'function') { $('#room-status').textContent = 'socket.io client not available'; return; }
+  room.socket = io({ transports: ['websocket'] });
+  room.socket.on('room-message', addRoomMessage);
+  // After a reconnection the server has forgotten the room: join it again.
+  room.socket.on('connect', () => { if (room.joined) joinRoom(room.joined).catch((error) => roomResult(String(error.message || error), true)); });
+  room.socket.on('disconnect', () => { $('#room-status').textContent = 'disconnected, reconnecting…'; });
+}
+$('#room-join-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    if (room.joined) await room.socket.timeout(5000).emitWithAck('leave', room.joined);
+    await joinRoom($('#room-name').value.trim());
+    roomResult('joined', false);
+  } catch (error) {
+    roomResult(String(error.message || error), true);
+  }
+});
+$('#room-send-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!room.joined) return roomResult('join a room first', true);
+  try {
+    const response = await fetch('/rooms/' + encodeURIComponent(room.joined) + '/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: $('#room-text').value }) });
+    const body = await response.json();
+    if (!response.ok) throw new Error([].concat(body.message).join('; '));
+    roomResult('sent to "' + body.room + '" on every node', false);
+    $('#room-text').value = '';
+  } catch (error) {
+    roomResult(String(error.message || error), true);
+  }
+});
+
 (async () => {
+  startRooms();
   try {
     renderSnapshot(await getJson('/cluster'));
     const [messages, runs, flags] = await Promise.all([getJson('/messages'), getJson('/jobs'), getJson('/flags')]);
@@ -288,6 +343,19 @@ const BODY = `
       <div id="flag-result" role="status"></div>
     </form>
   </section>
+  <section aria-labelledby="room-title">
+    <h2 id="room-title">Room <span class="meta" id="room-status">not joined</span></h2>
+    <form id="room-join-form">
+      <input id="room-name" name="room" value="lobby" required maxlength="200" aria-label="room name">
+      <button type="submit">Join</button>
+    </form>
+    <form id="room-send-form">
+      <input id="room-text" name="text" placeholder="message to everyone in the room, on every node" required maxlength="10000" aria-label="room message">
+      <button type="submit" disabled>Send</button>
+      <div id="room-result" role="status"></div>
+    </form>
+    <ul id="room-messages" class="log"><li class="empty">no room message yet</li></ul>
+  </section>
 </main>
 <div id="toasts" aria-live="polite"></div>
 `;
@@ -304,6 +372,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 </head>
 <body>
 ${BODY}
+<script src="/socket.io/socket.io.min.js"></script>
 <script>${SCRIPT}</script>
 </body>
 </html>
@@ -318,7 +387,8 @@ const sha256 = (text: string): string =>
  */
 export const DASHBOARD_CSP = [
   "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
+  // 'self': the Socket.IO client script, served by socket.io on this node.
+  `script-src 'self' ${sha256(SCRIPT)}`,
   `style-src ${sha256(STYLE)}`,
   "connect-src 'self'",
   "img-src 'self' data:",
