@@ -11,7 +11,7 @@ import type { ResolvedClusterOptions } from './config/resolve-options.js';
 import { ClusterError } from './errors/cluster.error.js';
 import { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';
 import type { ClusterEvent, Member } from './interfaces/member.interface.js';
-import { ClusterNode, type TopologyStatus } from './membership/cluster-node.js';
+import { ClusterNode, type TopologyStatus } from './node/cluster-node.js';
 import type {
   ClusterMessage,
   PublishResult,

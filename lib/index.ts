@@ -33,7 +33,7 @@ export type {
   KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from './interfaces/strategy-options.interface.js';
-export type { TopologyStatus } from './membership/cluster-node.js';
+export type { TopologyStatus } from './node/cluster-node.js';
 
 export type {
   ClusterStrategy,

@@ -1,7 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 
 /** Log levels the rate limiter forwards. */
-export type RateLimitedLevel = 'warn' | 'log' | 'debug';
+export type RateLimitedLevel = 'error' | 'warn' | 'log' | 'debug';
 
 interface Slot {
   lastAt: number;
@@ -48,8 +48,14 @@ export class RateLimitedLogger {
     const line = suppressed > 0 ? `${message} (${suppressed} similar suppressed)` : message;
     if (level === 'debug') this.logger.debug?.(line);
     else if (level === 'warn') this.logger.warn(line);
+    else if (level === 'error') this.logger.error(line);
     else this.logger.log(line);
     return true;
+  }
+
+  /** `write('error', key, message)`. */
+  error(key: string, message: string): boolean {
+    return this.write('error', key, message);
   }
 
   /** `write('warn', key, message)`. */

@@ -1,3 +1,4 @@
+import { compareAge } from '../identity/identity.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 
 /**
@@ -13,9 +14,4 @@ export function pickLeader<T extends NodeIdentity>(members: readonly T[]): T | n
   return best;
 }
 
-/** Negative when `a` is older than `b` (leads before it). */
-export function compareAge(a: NodeIdentity, b: NodeIdentity): number {
-  if (a.startedAt !== b.startedAt) return a.startedAt - b.startedAt;
-  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
-  return a.incarnation < b.incarnation ? -1 : a.incarnation > b.incarnation ? 1 : 0;
-}
+export { compareAge };

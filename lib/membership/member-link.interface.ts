@@ -2,6 +2,8 @@ import type { NodeIdentity } from '../interfaces/member.interface.js';
 
 /** Why a link closed, as the transport reports it. */
 export type MemberLinkCloseReason = 'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
+/** Why a peer left, carried in its LEAVE frame. */
+export type MemberLinkLeaveCause = 'shutdown' | 'discovery';
 
 /** What membership needs from an authenticated link (the transport's `Link`). */
 export interface MemberLink {
@@ -9,11 +11,14 @@ export interface MemberLink {
   readonly direction: 'inbound' | 'outbound';
   /** `host:port` of the socket's remote end. */
   readonly remoteAddress: string;
-  /** True once the link closed or started leaving. */
+  /** True once the link closed, started leaving or was retired. */
   readonly closed: boolean;
   send(type: number, payload: Buffer): boolean;
-  leave(): Promise<void>;
-  close(reason?: 'local'): void;
+  /** Sends LEAVE with its cause and ends the link. */
+  leave(cause?: MemberLinkLeaveCause): Promise<void>;
+  /** Stops sending, ends the link after queued frames, keeps delivering what still arrives. */
+  retire(): void;
+  close(reason?: string): void;
   on(event: 'frame', listener: (type: number, payload: Buffer) => void): unknown;
-  on(event: 'close', listener: (reason: MemberLinkCloseReason) => void): unknown;
+  on(event: 'close', listener: (reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause) => void): unknown;
 }

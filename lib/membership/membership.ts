@@ -1,60 +1,112 @@
 import { Logger, type LoggerService } from '@nestjs/common';
-import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { BehaviorSubject, Subject, filter, map, type Observable } from 'rxjs';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
-import type {
-  ClusterEvent,
-  DownReason,
-  LeaveReason,
-  Member,
-  NodeIdentity,
-} from '../interfaces/member.interface.js';
+import type { AdmissionRefusal, LinkRefusedError } from '../errors/link-refused.error.js';
+import { parseEndpoint } from '../identity/endpoint.js';
+import { compareAge, describeIdentity, sameProcess } from '../identity/identity.js';
+import type { ClusterEvent, DownReason, LeaveReason, Member, NodeIdentity } from '../interfaces/member.interface.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { PeerChannel } from '../messaging/peer-channel.interface.js';
+import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
 import { FrameType } from '../transport/frame-types.js';
-import { compareAge, pickLeader } from './leader.js';
-import type { MemberLink, MemberLinkCloseReason } from './member-link.interface.js';
+import { pickLeader } from './leader.js';
+import type { MemberLink, MemberLinkCloseReason, MemberLinkLeaveCause } from './member-link.interface.js';
+import type { MembershipChange } from './membership-change.js';
 
 interface Entry {
   member: Member;
   link: MemberLink;
 }
 
+interface Remembered {
+  readonly identity: NodeIdentity;
+  readonly until: number;
+}
+
+/** Options of the member table. */
+export interface MembershipOptions {
+  readonly clock?: Clock;
+  readonly logger?: LoggerService;
+  /**
+   * How long this node stays without a leader after learning that a newer process runs under
+   * its name, ms; every further refusal renews it. @default 30000
+   */
+  readonly supersededHoldMs?: number;
+  /** How long a node dropped by discovery is refused unless discovery lists it again, ms. @default 60000 */
+  readonly dropHoldMs?: number;
+  /** How long the newest incarnation of a departed name is remembered, ms. @default 600000 */
+  readonly rememberMs?: number;
+  /** Entries of each remembered-identity map at most. @default 4096 */
+  readonly maxRemembered?: number;
+}
+
 /** Most members a PEERS frame may list; more is treated as garbage. */
-const MAX_PEERS_PER_FRAME = 4096;
+export const MAX_PEERS_PER_FRAME = 4096;
 
 /**
- * The member table: one live link per remote node, join / leave / down events, the leader,
- * and peer exchange (a new link learns the members the peer knows, so the cluster becomes a
- * full mesh — Erlang's transitive connect).
+ * The member table — the one owner of links. The transport hands it every admitted link,
+ * inbound or outbound; it decides which link is a member's, publishes one typed stream of
+ * changes (`changes`), keeps the leader, and exchanges peers (a new link learns the members
+ * the peer knows, so the cluster becomes a full mesh — Erlang's transitive connect).
  *
- * Rules, applied the same way on every node so that both ends of a link agree:
- * - Two live links to one node (both dialled at once): keep the one dialled by the node whose
- *   name sorts first; the other is closed without events.
- * - A link from a newer incarnation of a known name replaces the old member (`leave` with
- *   reason `replaced`, then `join`); a link from an older incarnation is refused.
- * - A link whose peer claims this node's own name is closed.
+ * Rules, the same on every node so that both ends of a link agree:
+ * - Admission (in the handshake, once the peer proved the cookie — see `admit`): this very
+ *   process is refused `self`; another process with this node's name `name-taken`; an
+ *   incarnation older than one known for its name `superseded`; a node this node's discovery
+ *   dropped `dropped`, until discovery lists it again.
+ * - Two live links to one process (both dialled at once): keep the one dialled by the node
+ *   whose name sorts first; the other is retired without events and without losing a frame.
+ * - A link from a newer incarnation of a member's name replaces it (`leave` with reason
+ *   `replaced`, then `join`).
+ * - A node that learns that a newer process runs under its own name is *superseded*: it logs
+ *   an error naming `NODE_NAME`, keeps serving alone, and has no leader (so runs no
+ *   leader-only work) while that lasts.
+ * - The leader (the oldest member) is updated before `members$` emits, so every subscriber
+ *   sees a consistent pair.
  */
 export class Membership implements PeerChannel {
+  private readonly clock: Clock;
   private readonly logger: LoggerService;
+  private readonly limited: RateLimitedLogger;
   private readonly table = new Map<string, Entry>();
-  private readonly events = new Subject<ClusterEvent>();
+  private readonly changeSubject = new Subject<MembershipChange>();
   private readonly membersSubject: BehaviorSubject<Member[]>;
   private readonly leaderSubject: BehaviorSubject<Member | null>;
   private readonly frameHandlers = new Map<number, (from: string, payload: Buffer) => void>();
   private readonly goneHandlers = new Set<(name: string) => void>();
+  /** Newest incarnation seen per name (members and recent members). */
+  private readonly newest = new Map<string, Remembered>();
+  /** Processes dropped because discovery no longer lists them, by name. */
+  private readonly dropped = new Map<string, Remembered>();
+  private readonly supersededHoldMs: number;
+  private readonly dropHoldMs: number;
+  private readonly rememberMs: number;
+  private readonly maxRemembered: number;
   private selfMember: Member;
+  private supersededBy: NodeIdentity | undefined;
+  private supersededTimer: TimerHandle | undefined;
   private closed = false;
 
-  /** Called with endpoints learned through peer exchange (the reconciler dials them). */
-  onPeersLearned: (endpoints: DiscoveredEndpoint[]) => void = () => {};
-  /** Called when a remote member is gone (the reconciler redials discovered endpoints). */
-  onMemberRemoved: (member: Member, graceful: boolean) => void = () => {};
+  /** Every change, in order: join, leave, down, learned peers. */
+  readonly changes: Observable<MembershipChange> = this.changeSubject.asObservable();
+  /** Join / leave / down, as the app sees them. */
+  readonly events$: Observable<ClusterEvent> = this.changes.pipe(
+    filter((c): c is Exclude<MembershipChange, { type: 'learned' }> => c.type !== 'learned'),
+    map((c): ClusterEvent => (c.type === 'join' ? { ...c, reason: 'linked' } : c)),
+  );
 
-  constructor(self: NodeIdentity, logger?: LoggerService) {
-    this.logger = logger ?? new Logger(Membership.name);
-    this.selfMember = toMember(self, true, Date.now());
-    this.membersSubject = new BehaviorSubject<Member[]>([this.selfMember]);
+  constructor(self: NodeIdentity, options: MembershipOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? new Logger(Membership.name);
+    this.limited = new RateLimitedLogger(this.logger, 60_000, 1024, () => this.clock.now());
+    this.supersededHoldMs = options.supersededHoldMs ?? 30_000;
+    this.dropHoldMs = options.dropHoldMs ?? 60_000;
+    this.rememberMs = options.rememberMs ?? 600_000;
+    this.maxRemembered = options.maxRemembered ?? 4096;
+    this.selfMember = toMember(self, true, this.clock.wallNow());
     this.leaderSubject = new BehaviorSubject<Member | null>(this.selfMember);
+    this.membersSubject = new BehaviorSubject<Member[]>([this.selfMember]);
   }
 
   get selfName(): string {
@@ -65,16 +117,21 @@ export class Membership implements PeerChannel {
     return this.selfMember;
   }
 
+  /** True while a newer process is known to run under this node's name. */
+  get superseded(): boolean {
+    return this.supersededBy !== undefined;
+  }
+
   /** Updates the local identity (the endpoint is known once the listener is bound). */
   setSelf(self: NodeIdentity): void {
     this.selfMember = toMember(self, true, this.selfMember.joinedAt);
     this.publish();
   }
 
-  readonly events$: Observable<ClusterEvent> = this.events.asObservable();
   get members$(): Observable<Member[]> {
     return this.membersSubject.asObservable();
   }
+
   get leader$(): Observable<Member | null> {
     return this.leaderSubject.asObservable();
   }
@@ -92,8 +149,13 @@ export class Membership implements PeerChannel {
     return this.table.has(name);
   }
 
-  /** The member whose advertised endpoint is `endpoint`, if any. */
-  byEndpoint(endpoint: string): Member | undefined {
+  /** The remote member named `name`, if any. */
+  member(name: string): Member | undefined {
+    return this.table.get(name)?.member;
+  }
+
+  /** The remote member whose advertised endpoint is `endpoint`, if any. */
+  memberAt(endpoint: string): Member | undefined {
     for (const { member } of this.table.values()) {
       if (member.endpoint === endpoint) return member;
     }
@@ -104,71 +166,146 @@ export class Membership implements PeerChannel {
     return [...this.table.keys()];
   }
 
+  /** Sizes of the internal maps (for bounded-state checks). */
+  stateSize(): { members: number; remembered: number; dropped: number } {
+    return { members: this.table.size, remembered: this.newest.size, dropped: this.dropped.size };
+  }
+
   /**
-   * Takes a freshly authenticated link (inbound or outbound) and decides whether it becomes
-   * the member's link. Returns false when the link was refused and closed.
+   * The admission rule, run by the transport in every handshake once the peer has proven the
+   * cookie: undefined admits, a reason refuses (the peer's dial fails with it).
    */
-  addLink(link: MemberLink): boolean {
+  admit(peer: NodeIdentity): AdmissionRefusal | undefined {
+    const self = this.selfMember;
+    if (peer.name === self.name) {
+      if (peer.incarnation === self.incarnation) return 'self';
+      this.nameClash(peer, peer.endpoint || 'a link');
+      return 'name-taken';
+    }
+    const existing = this.table.get(peer.name);
+    if (existing && !sameProcess(existing.member, peer) && compareAge(peer, existing.member) < 0) return 'superseded';
+    const known = this.recall(this.newest, peer.name);
+    if (known && !sameProcess(known, peer) && compareAge(peer, known) < 0) return 'superseded';
+    const dropped = this.recall(this.dropped, peer.name);
+    if (dropped && sameProcess(dropped, peer)) return 'dropped';
+    return undefined;
+  }
+
+  /** Discovery lists the node at `endpoint` again: it is admitted again. */
+  readmit(endpoint: string): void {
+    for (const [name, entry] of this.dropped) {
+      if (entry.identity.endpoint === endpoint) this.dropped.delete(name);
+    }
+  }
+
+  /**
+   * A handshake ended in a refusal (the transport's `'refused'`). Refusals are logged once a
+   * minute per peer address and reason; being told `superseded`, or meeting a newer process
+   * with this node's name, makes this node superseded.
+   */
+  noteRefusal(refusal: LinkRefusedError): void {
+    if (this.closed) return;
+    const { peer, reason, by, address } = refusal;
+    if (reason === 'self') return;
+    if (by === 'remote' && reason === 'superseded') {
+      this.becomeSuperseded(undefined, `${peer.name} at ${address} knows a newer process named ${this.selfMember.name}`);
+      return;
+    }
+    if (reason === 'name-taken') {
+      this.nameClash(peer, address);
+      return;
+    }
+    if (by === 'local') {
+      this.limited.warn(
+        `refused:${reason}:${address}`,
+        reason === 'superseded'
+          ? `refused a link with ${describeIdentity(peer)} at ${address}: a newer process named ${peer.name} is known — the old process must stop, or NODE_NAME must be unique per process`
+          : `refused a link with ${describeIdentity(peer)} at ${address}: this node's discovery no longer lists it`,
+      );
+    } else {
+      this.limited.write('log', `refused:${reason}:${address}`, `${peer.name} at ${address} does not take this node (${reason}); waiting until its discovery lists this node again`);
+    }
+  }
+
+  /**
+   * Another process claims this node's name (gossip heard it, or a handshake met it). Logged
+   * as an error naming `NODE_NAME`; when that process is the newer one, this node is superseded.
+   */
+  nameClash(other: NodeIdentity, where: string): void {
+    if (this.closed || sameProcess(other, this.selfMember)) return;
+    if (compareAge(this.selfMember, other) < 0) {
+      this.becomeSuperseded(other, `${describeIdentity(other)} (${where}) runs under this node's name`);
+    } else {
+      this.limited.error(
+        `name-clash:${other.incarnation}`,
+        `another process runs under this node's name ${this.selfMember.name}: ${describeIdentity(other)} (${where}) — give every process its own NODE_NAME (or APP_NAME and host); this node, the newer one, keeps its membership`,
+      );
+    }
+  }
+
+  /**
+   * Takes an admitted link (inbound or outbound) and decides whether it becomes the member's
+   * link. The rules are re-applied: the table may have changed while the handshake ran.
+   */
+  addLink(link: MemberLink): void {
     const peer = link.peer;
     if (this.closed) {
-      link.close('local');
-      return false;
+      link.close('this node is leaving');
+      return;
     }
-    if (peer.name === this.selfMember.name) {
-      if (peer.incarnation !== this.selfMember.incarnation) {
-        this.logger.error(
-          `another node claims this node's name ${peer.name} (at ${link.remoteAddress}); names must be unique — set NODE_NAME`,
-        );
-      }
-      link.close('local');
-      return false;
+    const refusal = peer.name === this.selfMember.name ? 'self' : undefined;
+    if (refusal) {
+      link.close('the peer has this node name');
+      return;
     }
-
     const existing = this.table.get(peer.name);
     if (existing) {
-      if (existing.member.incarnation === peer.incarnation) {
-        // Two links to one node: both ends keep the link dialled by the smaller name.
-        const keepNew = this.preferred(link, existing.link);
-        if (!keepNew) {
-          link.close('local');
-          return false;
+      if (sameProcess(existing.member, peer)) {
+        if (existing.link.closed || this.preferred(link, existing.link)) {
+          const old = existing.link;
+          existing.link = link;
+          this.watch(link);
+          old.retire();
+        } else {
+          this.watch(link);
+          link.retire();
         }
-        const old = existing.link;
-        existing.link = link;
-        this.watch(link);
-        old.close('local');
-        return true;
+        return;
       }
       if (compareAge(peer, existing.member) < 0) {
-        this.logger.warn(
-          `refused link from ${peer.name} (incarnation ${peer.incarnation}): an incarnation that started later is a member`,
-        );
-        link.close('local');
-        return false;
+        link.close('an incarnation that started later is a member');
+        return;
       }
-      // A newer incarnation replaces the old process.
       this.table.delete(peer.name);
-      existing.link.close('local');
+      existing.link.close('replaced by a newer incarnation');
       this.emitGone(existing.member, 'leave', 'replaced');
     }
 
-    const member = toMember(peer, false, Date.now());
+    const member = toMember(peer, false, this.clock.wallNow());
     this.table.set(peer.name, { member, link });
+    this.remember(this.newest, peer);
     this.watch(link);
     this.publish();
     this.logger.log(`${member.name} joined (${member.address}, ${link.direction})`);
-    this.events.next({ type: 'join', member, at: member.joinedAt, reason: 'linked' });
+    this.changeSubject.next({ type: 'join', member, at: member.joinedAt });
     this.sendPeers(link);
-    return true;
   }
 
-  /** Closes the link to `name` and removes it with a `leave` event of `reason`. */
-  disconnect(name: string, reason: LeaveReason = 'discovery'): void {
-    const entry = this.table.get(name);
-    if (!entry) return;
-    this.table.delete(name);
-    entry.link.close('local');
-    this.emitGone(entry.member, 'leave', reason);
+  /**
+   * Discovery no longer lists the member at `endpoint`: tells it so (LEAVE with cause
+   * `discovery`, so both ends record a `leave`), closes the link, and refuses that process
+   * until discovery lists it again. Only the member advertising exactly that endpoint (and,
+   * when given, with that name) is affected. Returns true when a member was dropped.
+   */
+  drop(endpoint: string, name?: string): boolean {
+    const member = this.memberAt(endpoint);
+    if (!member || (name !== undefined && member.name !== name)) return false;
+    const entry = this.table.get(member.name)!;
+    this.table.delete(member.name);
+    this.remember(this.dropped, member);
+    void entry.link.leave('discovery');
+    this.emitGone(member, 'leave', 'discovery');
+    return true;
   }
 
   sendFrame(node: string, type: number, payload: Buffer): boolean {
@@ -199,14 +336,14 @@ export class Membership implements PeerChannel {
     const entries = [...this.table.values()];
     this.closed = true;
     this.table.clear();
-    await Promise.allSettled(entries.map((e) => e.link.leave()));
+    await Promise.allSettled(entries.map((e) => e.link.leave('shutdown')));
     this.complete();
   }
 
   /** Closes every link and completes the observables. */
   close(): void {
     this.closed = true;
-    for (const entry of this.table.values()) entry.link.close('local');
+    for (const entry of this.table.values()) entry.link.close('this node is closing');
     this.table.clear();
     this.complete();
     this.goneHandlers.clear();
@@ -214,9 +351,26 @@ export class Membership implements PeerChannel {
   }
 
   private complete(): void {
-    this.events.complete();
+    this.clock.clearTimeout(this.supersededTimer);
+    this.changeSubject.complete();
     this.membersSubject.complete();
     this.leaderSubject.complete();
+  }
+
+  private becomeSuperseded(by: NodeIdentity | undefined, why: string): void {
+    const first = this.supersededBy === undefined;
+    this.supersededBy = by ?? this.supersededBy ?? this.selfMember;
+    this.limited.error(
+      'superseded',
+      `NODE_NAME ${this.selfMember.name} is taken by a newer process: ${why}. This process keeps serving alone and runs no leader-only work — give every process its own NODE_NAME, and stop the old one`,
+    );
+    this.clock.clearTimeout(this.supersededTimer);
+    this.supersededTimer = this.clock.setTimeout(() => {
+      this.supersededBy = undefined;
+      this.supersededTimer = undefined;
+      if (!this.closed) this.publish();
+    }, this.supersededHoldMs);
+    if (first) this.publish();
   }
 
   private preferred(candidate: MemberLink, current: MemberLink): boolean {
@@ -230,12 +384,13 @@ export class Membership implements PeerChannel {
 
   private watch(link: MemberLink): void {
     link.on('frame', (type, payload) => this.onLinkFrame(link, type, payload));
-    link.on('close', (reason) => this.onLinkClose(link, reason));
+    link.on('close', (reason, cause) => this.onLinkClose(link, reason, cause));
   }
 
   private onLinkFrame(link: MemberLink, type: number, payload: Buffer): void {
     const entry = this.table.get(link.peer.name);
-    if (!entry || entry.link !== link) return;
+    // Frames from a retired duplicate of the member's link are the member's frames too.
+    if (!entry || !sameProcess(entry.member, link.peer)) return;
     if (type === FrameType.PEERS) {
       this.receivePeers(link, payload);
       return;
@@ -252,23 +407,23 @@ export class Membership implements PeerChannel {
     }
   }
 
-  private onLinkClose(link: MemberLink, reason: MemberLinkCloseReason): void {
+  private onLinkClose(link: MemberLink, reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause): void {
     const entry = this.table.get(link.peer.name);
-    if (!entry || entry.link !== link) return; // a redundant or replaced link
+    if (!entry || entry.link !== link) return; // a retired or replaced link
     this.table.delete(link.peer.name);
-    if (reason === 'leave') this.emitGone(entry.member, 'leave', 'shutdown');
+    if (reason === 'leave') this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
     else this.emitGone(entry.member, 'down', downReason(reason));
   }
 
   private emitGone(member: Member, type: 'leave' | 'down', reason: LeaveReason | DownReason): void {
     this.publish();
-    const at = Date.now();
+    const at = this.clock.wallNow();
     if (type === 'leave') {
       this.logger.log(`${member.name} left (${reason})`);
-      this.events.next({ type: 'leave', member, at, reason: reason as LeaveReason });
+      this.changeSubject.next({ type: 'leave', member, at, reason: reason as LeaveReason });
     } else {
       this.logger.warn(`${member.name} is down (${reason})`);
-      this.events.next({ type: 'down', member, at, reason: reason as DownReason });
+      this.changeSubject.next({ type: 'down', member, at, reason: reason as DownReason });
     }
     for (const handler of this.goneHandlers) {
       try {
@@ -277,7 +432,6 @@ export class Membership implements PeerChannel {
         this.logger.error(`member-gone handler failed: ${(error as Error).message}`);
       }
     }
-    if (!this.closed) this.onMemberRemoved(member, type === 'leave');
   }
 
   private sendPeers(link: MemberLink): void {
@@ -292,35 +446,51 @@ export class Membership implements PeerChannel {
     try {
       list = JSON.parse(payload.toString('utf8'));
     } catch {
-      this.logger.warn(`malformed peer list from ${link.peer.name}; ignored`);
-      return;
+      list = undefined;
     }
     if (!Array.isArray(list) || list.length > MAX_PEERS_PER_FRAME) {
-      this.logger.warn(`malformed peer list from ${link.peer.name}; ignored`);
+      this.limited.warn(`peers:${link.peer.name}`, `malformed peer list from ${link.peer.name}; ignored`);
       return;
     }
     const learned: DiscoveredEndpoint[] = [];
     for (const item of list as unknown[]) {
-      const p = item as { name?: unknown; endpoint?: unknown };
+      const p = item as { name?: unknown; incarnation?: unknown; endpoint?: unknown };
       if (typeof p.name !== 'string' || typeof p.endpoint !== 'string') continue;
       if (p.name === this.selfMember.name || this.table.has(p.name)) continue;
       const endpoint = parseEndpoint(p.endpoint);
-      if (endpoint) learned.push({ ...endpoint, name: p.name });
+      if (!endpoint) continue;
+      learned.push({ ...endpoint, name: p.name, ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}) });
     }
-    if (learned.length > 0) this.onPeersLearned(learned);
+    if (learned.length > 0) this.changeSubject.next({ type: 'learned', from: link.peer.name, endpoints: learned });
+  }
+
+  private remember(map: Map<string, Remembered>, identity: NodeIdentity): void {
+    map.delete(identity.name);
+    map.set(identity.name, { identity, until: this.clock.now() + (map === this.dropped ? this.dropHoldMs : this.rememberMs) });
+    while (map.size > this.maxRemembered) map.delete(map.keys().next().value!);
+  }
+
+  private recall(map: Map<string, Remembered>, name: string): NodeIdentity | undefined {
+    const entry = map.get(name);
+    if (!entry) return undefined;
+    if (entry.until <= this.clock.now()) {
+      map.delete(name);
+      return undefined;
+    }
+    return entry.identity;
   }
 
   private publish(): void {
-    if (this.closed && this.membersSubject.closed) return;
+    if (this.membersSubject.closed) return;
     const list = [this.selfMember, ...[...this.table.values()].map((e) => e.member)].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     );
-    this.membersSubject.next(list);
-    const leader = pickLeader(list);
+    const leader = this.supersededBy ? null : pickLeader(list);
     const current = this.leaderSubject.value;
     if (leader?.name !== current?.name || leader?.incarnation !== current?.incarnation) {
       this.leaderSubject.next(leader);
     }
+    this.membersSubject.next(list);
   }
 }
 
@@ -345,14 +515,4 @@ function downReason(reason: MemberLinkCloseReason): DownReason {
     default:
       return 'connection-closed';
   }
-}
-
-/** Parses `host:port` or `[v6]:port`. */
-export function parseEndpoint(value: string): { host: string; port: number } | undefined {
-  const v6 = /^\[([^\]]+)\]:(\d{1,5})$/.exec(value);
-  const m = v6 ?? /^([^:\s]+):(\d{1,5})$/.exec(value);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1]!, port };
 }

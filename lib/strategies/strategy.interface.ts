@@ -11,6 +11,11 @@ export interface DiscoveredEndpoint {
    * skip endpoints that are already members; the handshake is what proves identity.
    */
   readonly name?: string;
+  /**
+   * The incarnation expected there, when the strategy knows it (gossip heartbeats and peer
+   * exchange carry it): an incarnation known to have left is not dialled again.
+   */
+  readonly incarnation?: string;
 }
 
 /**
@@ -45,6 +50,12 @@ export interface StrategyContext {
   reportError(error: unknown): void;
   /** Reports that discovery works again (clears the error shown in health). */
   reportOk(): void;
+  /**
+   * Reports another process that announces this node's own name (gossip hears it): the core
+   * logs it as an error naming `NODE_NAME` and, when that process is the newer one, this node
+   * runs no leader-only work. Optional for contexts outside a node.
+   */
+  reportNameClash?(other: NodeIdentity, where: string): void;
   /**
    * True when this node is the cluster's leader (the oldest member, as
    * `ClusterService.isLeader()`); a node alone is its own leader. Lets a strategy that calls a

@@ -1,11 +1,14 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { CookieMismatchError } from '../errors/cookie-mismatch.error.js';
 import { HandshakeFailedError } from '../errors/handshake-failed.error.js';
 import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
 import { MalformedFrameError } from '../errors/malformed-frame.error.js';
 import { ProtocolVersionError } from '../errors/protocol-version.error.js';
+import { LinkRefusedError, type AdmissionRefusal } from '../errors/link-refused.error.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
+import type { Clock, TimerHandle } from '../runtime/clock.js';
+import type { Random } from '../runtime/random.js';
+import type { Wire } from './wire.js';
 import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
 
@@ -18,14 +21,22 @@ export const PROOF_BYTES = 32;
 /** Limits of the identity fields exchanged in HELLO (UTF-8 bytes). */
 export const IDENTITY_LIMITS = { name: 255, incarnation: 128, endpoint: 300 } as const;
 
-/** Why a handshake was refused, as carried in a REFUSE frame. */
-export type RefuseReason = 'cookie-mismatch' | 'protocol-version' | 'busy' | 'malformed';
+/** Why a handshake was refused, as carried in a REFUSE frame (or the dialer's AUTH). */
+export type RefuseReason = 'cookie-mismatch' | 'protocol-version' | 'busy' | 'malformed' | AdmissionRefusal;
+const ADMISSION_REFUSALS: ReadonlySet<string> = new Set<AdmissionRefusal>(['self', 'name-taken', 'superseded', 'dropped']);
 const REFUSE_REASONS: ReadonlySet<string> = new Set<RefuseReason>([
   'cookie-mismatch',
   'protocol-version',
   'busy',
   'malformed',
+  ...(ADMISSION_REFUSALS as ReadonlySet<AdmissionRefusal>),
 ]);
+
+/**
+ * Decides, once the peer has proven the cookie, whether it may have a link: undefined to
+ * admit, or the reason to refuse (membership's rules).
+ */
+export type Admission = (peer: NodeIdentity) => AdmissionRefusal | undefined;
 
 /** Which side of the handshake a proof comes from. */
 export type HandshakeRole = 'dialer' | 'listener';
@@ -92,8 +103,8 @@ export function proofMatches(expected: Buffer, received: Buffer): boolean {
 }
 
 /** A fresh random nonce. */
-export function createNonce(): Buffer {
-  return randomBytes(NONCE_BYTES);
+export function createNonce(random: Random): Buffer {
+  return random.bytes(NONCE_BYTES);
 }
 
 /** Encodes a HELLO payload (JSON, binary fields in base64). */
@@ -165,14 +176,22 @@ export function decodeHello(payload: Buffer, withProof: boolean): HelloMessage {
   return { nonce, identity, proof: fixedBytes(o['proof'], 'proof', PROOF_BYTES) };
 }
 
-/** Encodes an AUTH payload: `{"proof": base64}`. */
-export function encodeAuth(proof: Buffer): Buffer {
-  return Buffer.from(JSON.stringify({ proof: proof.toString('base64') }), 'utf8');
+/**
+ * Encodes an AUTH payload: `{"proof": base64}`, plus `"refuse": reason` when the dialer,
+ * having authenticated the listener, refuses it (the proof makes the refusal trustworthy).
+ */
+export function encodeAuth(proof: Buffer, refuse?: AdmissionRefusal): Buffer {
+  return Buffer.from(JSON.stringify({ proof: proof.toString('base64'), ...(refuse ? { refuse } : {}) }), 'utf8');
 }
 
-/** Decodes an AUTH payload. */
-export function decodeAuth(payload: Buffer): Buffer {
-  return fixedBytes(parseJsonObject(payload, 'AUTH')['proof'], 'proof', PROOF_BYTES);
+/** Decodes an AUTH payload; an unknown `refuse` value is malformed. */
+export function decodeAuth(payload: Buffer): { proof: Buffer; refuse?: AdmissionRefusal } {
+  const o = parseJsonObject(payload, 'AUTH');
+  const proof = fixedBytes(o['proof'], 'proof', PROOF_BYTES);
+  const refuse = o['refuse'];
+  if (refuse === undefined) return { proof };
+  if (typeof refuse !== 'string' || !ADMISSION_REFUSALS.has(refuse)) throw new MalformedFrameError('refuse is not a known reason');
+  return { proof, refuse: refuse as AdmissionRefusal };
 }
 
 /** Encodes a REFUSE payload: `{"reason": ...}`. */
@@ -201,6 +220,10 @@ export interface HandshakeResult {
 /** Inputs of one side of the handshake. */
 export interface HandshakeOptions {
   readonly cookie: string;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Membership's admission rule, applied once the peer is authenticated. @default admit all */
+  readonly admit?: Admission;
   /** The local identity at the time of the handshake. */
   readonly identity: NodeIdentity;
   /** Deadline of the whole handshake, ms. */
@@ -219,18 +242,17 @@ class HandshakeReader {
   readonly decoder: FrameDecoder;
   private waiter: { resolve: (frame: Frame) => void; reject: (error: Error) => void } | undefined;
   private failure: Error | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: TimerHandle;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: Wire,
     private readonly options: HandshakeOptions,
   ) {
     this.decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES, options.version ?? PROTOCOL_VERSION);
-    this.timer = setTimeout(
+    this.timer = options.clock.setTimeout(
       () => this.fail(new HandshakeTimeoutError(options.peerAddress, options.timeoutMs)),
       options.timeoutMs,
     );
-    this.timer.unref();
     socket.on('data', this.onData);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -250,7 +272,7 @@ class HandshakeReader {
 
   /** Stops reading (the socket is paused) and clears the deadline. */
   detach(): void {
-    clearTimeout(this.timer);
+    this.options.clock.clearTimeout(this.timer);
     this.socket.pause();
     this.socket.off('data', this.onData);
     this.socket.off('error', this.onError);
@@ -303,7 +325,7 @@ class HandshakeReader {
     this.failure = error instanceof ProtocolVersionError
       ? new ProtocolVersionError(error.peerVersion, error.localVersion, this.options.peerAddress)
       : error;
-    clearTimeout(this.timer);
+    this.options.clock.clearTimeout(this.timer);
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.reject(this.failure);
@@ -315,16 +337,17 @@ function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
 }
 
-function send(socket: Socket, type: number, payload: Buffer, version: number): void {
+function send(socket: Wire, type: number, payload: Buffer, version: number): void {
   if (!socket.destroyed && socket.writable) socket.write(encodeFrame(type, payload, version));
 }
 
 /** Sends a REFUSE frame (best effort) before the caller closes the connection. */
-export function sendRefuse(socket: Socket, reason: RefuseReason, version: number = PROTOCOL_VERSION): void {
+export function sendRefuse(socket: Wire, reason: RefuseReason, version: number = PROTOCOL_VERSION): void {
   send(socket, FrameType.REFUSE, encodeRefuse(reason), version);
 }
 
-function refusalError(reason: RefuseReason, peerAddress: string): Error {
+function refusalError(reason: RefuseReason, peerAddress: string, peer?: NodeIdentity): Error {
+  if (peer && ADMISSION_REFUSALS.has(reason)) return new LinkRefusedError(peerAddress, peer, reason as AdmissionRefusal, 'remote');
   switch (reason) {
     case 'cookie-mismatch':
       return new CookieMismatchError(peerAddress);
@@ -345,11 +368,11 @@ function unexpected(frame: Frame, expected: string): MalformedFrameError {
  * Rejects with `CookieMismatchError`, `ProtocolVersionError`, `HandshakeTimeoutError`,
  * `MalformedFrameError` or `HandshakeFailedError`; the caller closes the socket then.
  */
-export async function dialerHandshake(socket: Socket, options: HandshakeOptions): Promise<HandshakeResult> {
+export async function dialerHandshake(socket: Wire, options: HandshakeOptions): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
   try {
-    const nonceD = createNonce();
+    const nonceD = createNonce(options.random);
     const self = options.identity;
     send(socket, FrameType.HELLO, encodeHello({ nonce: nonceD, identity: self }), version);
 
@@ -363,10 +386,12 @@ export async function dialerHandshake(socket: Socket, options: HandshakeOptions)
       throw new CookieMismatchError(options.peerAddress);
     }
     const proof = computeProof(options.cookie, 'dialer', version, nonceD, hello.nonce, self, hello.identity);
-    send(socket, FrameType.AUTH, encodeAuth(proof), version);
+    const refuse = options.admit?.(hello.identity);
+    send(socket, FrameType.AUTH, encodeAuth(proof, refuse), version);
+    if (refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
 
     const last = await reader.next();
-    if (last.type === FrameType.REFUSE) throw refusalError(decodeRefuse(last.payload), options.peerAddress);
+    if (last.type === FrameType.REFUSE) throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
     if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
     return { peer: hello.identity, decoder: reader.decoder };
   } finally {
@@ -380,7 +405,7 @@ export async function dialerHandshake(socket: Socket, options: HandshakeOptions)
  * Rejects like `dialerHandshake`; on a version mismatch, a cookie mismatch or malformed
  * data it has already sent a REFUSE frame, and the caller closes the socket.
  */
-export async function listenerHandshake(socket: Socket, options: HandshakeOptions): Promise<HandshakeResult> {
+export async function listenerHandshake(socket: Wire, options: HandshakeOptions): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
   try {
@@ -388,7 +413,7 @@ export async function listenerHandshake(socket: Socket, options: HandshakeOption
     if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
     const hello = decodeHello(first.payload, false);
     const self = options.identity;
-    const nonceL = createNonce();
+    const nonceL = createNonce(options.random);
     const proofL = computeProof(options.cookie, 'listener', version, hello.nonce, nonceL, hello.identity, self);
     send(socket, FrameType.HELLO, encodeHello({ nonce: nonceL, identity: self, proof: proofL }), version);
 
@@ -396,9 +421,16 @@ export async function listenerHandshake(socket: Socket, options: HandshakeOption
     if (second.type === FrameType.REFUSE) throw refusalError(decodeRefuse(second.payload), options.peerAddress);
     if (second.type !== FrameType.AUTH) throw unexpected(second, 'AUTH');
     const expected = computeProof(options.cookie, 'dialer', version, hello.nonce, nonceL, hello.identity, self);
-    if (!proofMatches(expected, decodeAuth(second.payload))) {
+    const auth = decodeAuth(second.payload);
+    if (!proofMatches(expected, auth.proof)) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);
+    }
+    if (auth.refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, auth.refuse, 'remote');
+    const refuse = options.admit?.(hello.identity);
+    if (refuse) {
+      sendRefuse(socket, refuse, version);
+      throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
     }
     send(socket, FrameType.WELCOME, Buffer.alloc(0), version);
     return { peer: hello.identity, decoder: reader.decoder };

@@ -1,6 +1,6 @@
-import { performance } from 'node:perf_hooks';
+import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
 
-/** What the monitor needs from a link. Times are monotonic milliseconds (`performance.now()`). */
+/** What the monitor needs from a link. Times are monotonic milliseconds (the clock's `now()`). */
 export interface MonitoredLink {
   /** When bytes were last received. */
   readonly lastReceivedAt: number;
@@ -25,8 +25,8 @@ export interface HeartbeatMonitorOptions {
    * loop was blocked, so nobody is judged on that tick.
    */
   readonly onStall?: (lagMs: number) => void;
-  /** Monotonic clock seam. @default `performance.now` */
-  readonly now?: () => number;
+  /** Time seam. @default systemClock */
+  readonly clock?: Clock;
 }
 
 /**
@@ -40,16 +40,16 @@ export interface HeartbeatMonitorOptions {
  */
 export class HeartbeatMonitor {
   private readonly links = new Set<MonitoredLink>();
-  private readonly now: () => number;
+  private readonly clock: Clock;
   /** Period of the checker, ms. */
   readonly tickMs: number;
   /** Lateness above which a tick counts as a stall, ms. */
   readonly stallThresholdMs: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private expectedAt = 0;
 
   constructor(private readonly options: HeartbeatMonitorOptions) {
-    this.now = options.now ?? (() => performance.now());
+    this.clock = options.clock ?? systemClock;
     this.tickMs = Math.max(5, Math.floor(Math.min(options.heartbeatIntervalMs / 2, options.failureTimeoutMs / 4)));
     this.stallThresholdMs = Math.max(options.heartbeatIntervalMs / 2, this.tickMs);
   }
@@ -63,7 +63,7 @@ export class HeartbeatMonitor {
   add(link: MonitoredLink): void {
     this.links.add(link);
     if (this.timer === undefined) {
-      this.expectedAt = this.now() + this.tickMs;
+      this.expectedAt = this.clock.now() + this.tickMs;
       this.schedule();
     }
   }
@@ -76,19 +76,18 @@ export class HeartbeatMonitor {
 
   /** Stops the timer and forgets every link. */
   stop(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.links.clear();
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => this.tick(), Math.max(0, this.expectedAt - this.now()));
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(() => this.tick(), Math.max(0, this.expectedAt - this.clock.now()));
   }
 
   private tick(): void {
     this.timer = undefined;
-    const now = this.now();
+    const now = this.clock.now();
     const lagMs = now - this.expectedAt;
     const stalled = lagMs > this.stallThresholdMs;
     if (stalled) this.options.onStall?.(lagMs);

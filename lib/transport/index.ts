@@ -14,4 +14,4 @@ export {
 } from './frame-types.js';
 export { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 export { HeartbeatMonitor } from './heartbeat-monitor.js';
-export { formatAddress } from './address.js';
+export { formatEndpoint, parseEndpoint } from '../identity/endpoint.js';

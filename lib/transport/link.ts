@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { Logger } from '@nestjs/common';
 import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
-import { endSocket, remoteAddressOf } from './address.js';
+import type { Clock } from '../runtime/clock.js';
+import { endWire, remoteAddressOf, type Wire } from './wire.js';
 import { encodeFrame, frameBodyBytes, type Frame, type FrameDecoder } from './frame.js';
 import { FrameType, frameTypeName, isTransportFrameType } from './frame-types.js';
 import type { MonitoredLink } from './heartbeat-monitor.js';
@@ -20,17 +19,31 @@ import type { RateLimitedLogger } from '../logging/rate-limited-logger.js';
  */
 export type LinkCloseReason = 'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
 
+/** Why a peer left, carried in its LEAVE frame: it shuts down, or its discovery dropped this node. */
+export type LeaveCause = 'shutdown' | 'discovery';
+
+/** Encodes a LEAVE payload: the cause in UTF-8 (an empty payload means `shutdown`). */
+export function encodeLeave(cause: LeaveCause): Buffer {
+  return cause === 'shutdown' ? Buffer.alloc(0) : Buffer.from(cause, 'utf8');
+}
+
+/** Decodes a LEAVE payload; anything unknown reads as `shutdown`. */
+export function decodeLeave(payload: Buffer): LeaveCause {
+  return payload.toString('utf8') === 'discovery' ? 'discovery' : 'shutdown';
+}
+
 /** Events of a link. */
 export interface LinkEvents {
   /** A frame of one of the transport's accepted types arrived. */
   frame: [type: number, payload: Buffer];
-  /** The link closed; emitted exactly once. */
-  close: [reason: LinkCloseReason];
+  /** The link closed; emitted exactly once. `cause` is set when the reason is `leave`. */
+  close: [reason: LinkCloseReason, cause?: LeaveCause];
 }
 
 /** Everything a link is built from; created by the transport after a successful handshake. */
 export interface LinkInit {
-  readonly socket: Socket;
+  readonly socket: Wire;
+  readonly clock: Clock;
   /** The connection's decoder, possibly already holding bytes of the first frames. */
   readonly decoder: FrameDecoder;
   readonly peer: NodeIdentity;
@@ -67,9 +80,11 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   lastReceivedAt: number;
   /** @internal monotonic time a frame was last written */
   lastSentAt: number;
-  private readonly socket: Socket;
+  private readonly socket: Wire;
+  private readonly clock: Clock;
   private readonly init: LinkInit;
   private closeReason: LinkCloseReason | undefined;
+  private retiring = false;
   private leaving: Promise<void> | undefined;
 
   /** @internal */
@@ -79,19 +94,33 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.socket = init.socket;
     this.peer = init.peer;
     this.direction = init.direction;
+    this.clock = init.clock;
     this.remoteAddress = remoteAddressOf(init.socket);
-    this.lastReceivedAt = performance.now();
+    this.lastReceivedAt = this.clock.now();
     this.lastSentAt = this.lastReceivedAt;
     init.decoder.maxFrameBytes = init.maxFrameBytes;
     this.socket.setNoDelay(true);
     this.socket.on('error', this.onError);
     this.socket.on('close', this.onSocketClose);
-    setImmediate(() => this.start());
+    this.clock.defer(() => this.start());
   }
 
-  /** True once the link closed (or started leaving); `send` returns false then. */
+  /** True once the link closed, started leaving or was retired; `send` returns false then. */
   get closed(): boolean {
-    return this.closeReason !== undefined;
+    return this.closeReason !== undefined || this.retiring;
+  }
+
+  /**
+   * Retires a redundant link (two nodes dialled each other at once; the other link won):
+   * nothing more is sent, the socket is ended after what is queued, and frames the peer sent
+   * before it retired its end are still delivered — none is lost. `'close'` follows when the
+   * socket closes.
+   */
+  retire(): void {
+    if (this.closed) return;
+    this.retiring = true;
+    this.init.onClosed(this);
+    void endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
   }
 
   /** Bytes queued in the socket, not yet handed to the kernel. */
@@ -114,22 +143,22 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   /**
-   * Leaves gracefully: sends LEAVE, flushes and ends the socket. The peer sees `'close'` with
-   * reason `'leave'`; this link emits `'close'` with `'local'` at once. Resolves when the socket
-   * closed, or after `leaveTimeoutMs` at most.
+   * Leaves gracefully: sends LEAVE with its cause, flushes and ends the socket. The peer sees
+   * `'close'` with reason `'leave'` and the cause; this link emits `'close'` with `'local'` at
+   * once. Resolves when the socket closed, or after `leaveTimeoutMs` at most.
    */
-  leave(): Promise<void> {
+  leave(cause: LeaveCause = 'shutdown'): Promise<void> {
     if (this.leaving) return this.leaving;
     if (this.closed) return Promise.resolve();
-    this.write(FrameType.LEAVE, Buffer.alloc(0));
-    this.leaving = endSocket(this.socket, this.init.leaveTimeoutMs);
+    this.write(FrameType.LEAVE, encodeLeave(cause));
+    this.leaving = endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
     this.finish('local');
     return this.leaving;
   }
 
   /** Closes the link at once (no LEAVE); emits `'close'` with `'local'`. */
   close(reason = 'closed by this node'): void {
-    if (this.closed) return;
+    if (this.closeReason !== undefined) return;
     this.logger.debug(`closing link to ${this.describe()}: ${reason}`);
     this.finish('local');
     this.socket.destroy();
@@ -171,7 +200,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
       process.nextTick(this.uncork);
     }
     this.socket.write(encodeFrame(type, payload));
-    this.lastSentAt = performance.now();
+    this.lastSentAt = this.clock.now();
   }
 
   private corked = false;
@@ -181,16 +210,16 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   };
 
   private start(): void {
-    if (this.closed) return;
+    if (this.closeReason !== undefined) return;
     this.drain();
-    if (this.closed) return;
+    if (this.closeReason !== undefined) return;
     this.socket.on('data', this.onData);
     this.socket.resume();
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.closed) return;
-    this.lastReceivedAt = performance.now();
+    if (this.closeReason !== undefined) return;
+    this.lastReceivedAt = this.clock.now();
     try {
       this.init.decoder.write(chunk);
     } catch (error) {
@@ -202,7 +231,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
 
   /** Reads and handles every complete frame held by the decoder. */
   private drain(): void {
-    while (!this.closed) {
+    while (this.closeReason === undefined) {
       let frame: Frame | undefined;
       try {
         frame = this.init.decoder.read();
@@ -216,18 +245,20 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   private handle(frame: Frame): void {
+    if (this.retiring && frame.type === FrameType.HEARTBEAT) return;
     if (frame.type === FrameType.HEARTBEAT) {
       // Answer a heartbeat with ours when we have not sent for half an interval: the answer
       // carries the TCP acknowledgement of the peer's, and both ends fall into one exchange
       // per interval (three packets instead of four, one timer doing the work).
-      const now = performance.now();
+      const now = this.clock.now();
       if (now - this.lastSentAt >= this.init.heartbeatIntervalMs / 2) this.sendHeartbeat(now);
       return;
     }
     if (frame.type === FrameType.LEAVE) {
-      this.logger.debug(`${this.describe()} left`);
-      this.finish('leave');
-      void endSocket(this.socket, this.init.leaveTimeoutMs);
+      const cause = decodeLeave(frame.payload);
+      this.logger.debug(`${this.describe()} left (${cause})`);
+      this.finish('leave', cause);
+      void endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
       return;
     }
     if (isTransportFrameType(frame.type) || !this.init.acceptedTypes.has(frame.type)) {
@@ -245,7 +276,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   private protocolError(detail: string): void {
-    if (this.closed) return;
+    if (this.closeReason !== undefined) return;
     this.init.rateLimited.warn(
       `protocol:${this.socket.remoteAddress ?? 'unknown'}`,
       `closing link to ${this.describe()}: protocol error: ${detail}`,
@@ -264,11 +295,11 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.finish('closed');
   };
 
-  private finish(reason: LinkCloseReason): void {
+  private finish(reason: LinkCloseReason, cause?: LeaveCause): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
     this.socket.off('data', this.onData);
     this.init.onClosed(this);
-    this.emit('close', reason);
+    this.emit('close', reason, cause);
   }
 }

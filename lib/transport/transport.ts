@@ -1,24 +1,29 @@
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { Logger, type LoggerService } from '@nestjs/common';
 import { CLUSTER_DEFAULTS } from '../config/cluster.defaults.js';
-import { createServer, connect, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
-import { Logger } from '@nestjs/common';
 import { ClusterError } from '../errors/cluster.error.js';
 import { CookieMismatchError } from '../errors/cookie-mismatch.error.js';
 import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
 import { HandshakeFailedError } from '../errors/handshake-failed.error.js';
 import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
+import { LinkRefusedError } from '../errors/link-refused.error.js';
 import { ListenError } from '../errors/listen.error.js';
 import { MalformedFrameError } from '../errors/malformed-frame.error.js';
 import { PeerUnreachableError } from '../errors/peer-unreachable.error.js';
 import { ProtocolVersionError } from '../errors/protocol-version.error.js';
 import { TransportClosedError } from '../errors/transport-closed.error.js';
+import { formatEndpoint } from '../identity/endpoint.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
-import { endSocket, formatAddress, remoteAddressOf, remoteHostOf } from './address.js';
+import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemRandom, type Random } from '../runtime/random.js';
 import { isTransportFrameType } from './frame-types.js';
-import { dialerHandshake, listenerHandshake, type HandshakeResult } from './handshake.js';
+import { dialerHandshake, listenerHandshake, type Admission, type HandshakeResult } from './handshake.js';
 import { HeartbeatMonitor } from './heartbeat-monitor.js';
 import { Link } from './link.js';
-import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
+import { TcpNetwork } from './tcp-network.js';
+import { endWire, ignore, remoteAddressOf, remoteHostOf, type Network, type NetworkServer, type Wire } from './wire.js';
 
 /** Options of the link transport. */
 export interface TransportOptions {
@@ -31,6 +36,11 @@ export interface TransportOptions {
   readonly cookie: string;
   /** Frame types (16–255) delivered as `'frame'` events; any other type closes the link. */
   readonly acceptedTypes: ReadonlySet<number>;
+  /**
+   * Membership's admission rule, applied in every handshake once the peer proved the cookie;
+   * a refused peer gets a REFUSE with the reason and its dial fails. @default admit all
+   */
+  readonly admit?: Admission;
   /** Address the listener binds (`CLUSTER_BIND_ADDRESS`). @default '0.0.0.0' */
   readonly bindAddress?: string;
   /** Port the listener binds, 0 for any free port (`CLUSTER_PORT`). @default 45893 */
@@ -49,6 +59,14 @@ export interface TransportOptions {
   readonly maxWriteBufferBytes?: number;
   /** How long `Link.leave()` waits for the socket to close, ms. @default 1000 */
   readonly leaveTimeoutMs?: number;
+  /** Where connections come from. @default TCP */
+  readonly network?: Network;
+  /** Time seam. @default systemClock */
+  readonly clock?: Clock;
+  /** Randomness seam (nonces). @default systemRandom */
+  readonly random?: Random;
+  /** @default a Nest `Logger` named `Transport` */
+  readonly logger?: LoggerService;
 }
 
 /** Defaults of the optional transport options: the module's defaults (reasons there). */
@@ -64,55 +82,73 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   leaveTimeoutMs: CLUSTER_DEFAULTS.leaveTimeoutMs,
 });
 
-type ResolvedOptions = Required<TransportOptions>;
+type ResolvedOptions = Required<Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger'>>;
 
 /** Events of the transport. */
 export interface TransportEvents {
-  /** An inbound connection completed the handshake. Attach listeners synchronously. */
+  /**
+   * A connection completed the handshake and was admitted — inbound, or outbound from
+   * `dial()` (emitted before `dial` resolves). Attach listeners synchronously.
+   */
   link: [link: Link];
+  /** An authenticated handshake ended in a refusal, by either side (see `LinkRefusedError`). */
+  refused: [error: LinkRefusedError];
 }
 
 /**
- * The link layer: a TCP listener and dialer, length-prefixed frames, the mutual cookie
- * handshake, heartbeats and graceful leave. Bytes only: it never decides about membership,
- * duplicate links or names — every authenticated connection becomes a `Link`.
+ * The link layer: a listener and dialer on a `Network` (TCP in production), length-prefixed
+ * frames, the mutual cookie handshake with membership's admission rule, heartbeats and
+ * graceful leave. It never decides about duplicate links: every admitted connection becomes
+ * a `Link`, emitted as `'link'` whichever side dialled, for its one consumer (membership).
  *
  * Pre-authentication connections cost bounded memory: only handshake frames of at most
  * 4 KiB, a handshake deadline, at most `maxPendingHandshakes` inbound handshakes at once
- * (more are closed on arrival), and closing on the first violation.
+ * (more are closed on arrival), and closing on the first violation. Every wire carries an
+ * `'error'` listener from its first moment to its last: no network error ends the process.
  *
  * One shared checker timer sends heartbeats and expires silent links; after a stall of the
  * local event loop it judges no one (see `HeartbeatMonitor`).
  *
  * @example
  * const transport = new Transport({ identity: () => self, cookie, port: 0, acceptedTypes: new Set([16]) });
- * const { port } = await transport.listen();
  * transport.on('link', (link) => link.on('frame', (type, payload) => ...));
- * const link = await transport.dial('10.0.1.7', 45893);
+ * const { port } = await transport.listen();
+ * await transport.dial('10.0.1.7', 45893);
  */
 export class Transport extends EventEmitter<TransportEvents> {
-  private readonly logger = new Logger(Transport.name);
+  private readonly logger: LoggerService;
   private readonly rateLimited: RateLimitedLogger;
   private readonly options: ResolvedOptions;
+  private readonly network: Network;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly admit: Admission | undefined;
   private readonly monitor: HeartbeatMonitor;
   private readonly acceptedTypes: ReadonlySet<number>;
   private readonly links = new Set<Link>();
-  private readonly pendingInbound = new Set<Socket>();
-  private readonly pendingOutbound = new Set<Socket>();
-  private server: Server | undefined;
+  private readonly pendingInbound = new Set<Wire>();
+  private readonly pendingOutbound = new Set<Wire>();
+  private server: NetworkServer | undefined;
+  private listening = false;
   private isClosed = false;
 
   constructor(options: TransportOptions) {
     super();
     const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
     this.options = { ...TRANSPORT_DEFAULTS, ...defined } as ResolvedOptions;
+    this.network = options.network ?? new TcpNetwork();
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.admit = options.admit;
+    this.logger = options.logger ?? new Logger(Transport.name);
     this.acceptedTypes = new Set(
       [...options.acceptedTypes].filter((type) => !isTransportFrameType(type) && type <= 255),
     );
-    this.rateLimited = new RateLimitedLogger(this.logger);
+    this.rateLimited = new RateLimitedLogger(this.logger, 60_000, 1024, () => this.clock.now());
     this.monitor = new HeartbeatMonitor({
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       failureTimeoutMs: this.options.failureTimeoutMs,
+      clock: this.clock,
       onStall: (lagMs) =>
         this.rateLimited.warn(
           'stall',
@@ -126,6 +162,11 @@ export class Transport extends EventEmitter<TransportEvents> {
     return this.pendingInbound.size;
   }
 
+  /** Outbound connections currently connecting or in handshake. */
+  get pendingDials(): number {
+    return this.pendingOutbound.size;
+  }
+
   /** Live links, both directions. */
   get linkCount(): number {
     return this.links.size;
@@ -135,63 +176,67 @@ export class Transport extends EventEmitter<TransportEvents> {
    * Opens the listener. Resolves with the bound address (the actual port when `port` is 0).
    * @throws ListenError (e.g. `EADDRINUSE`, naming `CLUSTER_PORT`)
    */
-  listen(): Promise<{ host: string; port: number }> {
-    if (this.isClosed) return Promise.reject(new TransportClosedError('listen'));
-    if (this.server) return Promise.reject(new ClusterError('the link transport is already listening'));
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.isClosed) throw new TransportClosedError('listen');
+    if (this.listening) throw new ClusterError('the link transport is already listening');
+    this.listening = true;
     const { bindAddress, port } = this.options;
-    const server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException): void => {
-        this.server = undefined;
-        reject(new ListenError(bindAddress, port, error.code ?? 'UNKNOWN', error));
-      };
-      server.once('error', onError);
-      server.listen({ host: bindAddress, port }, () => {
-        server.off('error', onError);
-        server.on('error', (error: NodeJS.ErrnoException) =>
-          this.logger.error(`link listener failed: ${error.code ?? error.message}`),
-        );
-        const address = server.address() as AddressInfo;
-        this.logger.log(`listening for links on ${formatAddress(address.address, address.port)}`);
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    try {
+      this.server = await this.network.listen(bindAddress, port, (wire) => this.onConnection(wire));
+    } catch (error) {
+      this.listening = false;
+      throw new ListenError(bindAddress, port, (error as NodeJS.ErrnoException).code ?? 'UNKNOWN', error);
+    }
+    const address = this.server.address;
+    if (this.isClosed) {
+      await this.server.close();
+      throw new TransportClosedError('listen');
+    }
+    this.logger.log(`listening for links on ${formatEndpoint(address)}`);
+    return { host: address.host, port: address.port };
   }
 
   /**
-   * Connects to a peer and runs the handshake.
-   * @throws PeerUnreachableError (retryable) when the TCP connection cannot be opened
+   * Connects to a peer, runs the handshake (with the admission rule on the listener's
+   * identity), emits `'link'` and resolves with the link.
+   * @throws PeerUnreachableError (retryable) when the connection cannot be opened
+   * @throws LinkRefusedError when either side refused the other after authenticating
    * @throws CookieMismatchError, ProtocolVersionError, HandshakeTimeoutError, HandshakeFailedError
    * @throws TransportClosedError when the transport closed meanwhile
    */
   async dial(host: string, port: number): Promise<Link> {
     if (this.isClosed) throw new TransportClosedError('dial');
-    const address = formatAddress(host, port);
-    const socket = await this.connect(host, port);
+    const address = formatEndpoint(host, port);
+    const wire = await this.connect(host, port);
     let result: HandshakeResult;
     try {
-      result = await dialerHandshake(socket, {
+      result = await dialerHandshake(wire, {
         cookie: this.options.cookie,
+        clock: this.clock,
+        random: this.random,
+        ...(this.admit ? { admit: this.admit } : {}),
         identity: this.options.identity(),
         timeoutMs: this.options.handshakeTimeoutMs,
         peerAddress: address,
       });
     } catch (error) {
-      this.pendingOutbound.delete(socket);
-      void endSocket(socket, this.options.leaveTimeoutMs);
+      this.pendingOutbound.delete(wire);
+      void endWire(wire, this.options.leaveTimeoutMs, this.clock);
       if (this.isClosed) throw new TransportClosedError('dial');
       if (error instanceof ProtocolVersionError) this.rateLimited.warn(`version:${host}`, error.message);
+      if (error instanceof LinkRefusedError) this.emitRefused(error);
       throw error instanceof ClusterError
         ? error
         : new HandshakeFailedError(address, 'unexpected error', { cause: error });
     }
-    this.pendingOutbound.delete(socket);
+    this.pendingOutbound.delete(wire);
     if (this.isClosed) {
-      socket.destroy();
+      wire.destroy();
       throw new TransportClosedError('dial');
     }
-    return this.createLink(socket, result, 'outbound');
+    const link = this.createLink(wire, result, 'outbound');
+    this.emitLink(link);
+    return link;
   }
 
   /** Closes the listener, every pending handshake and every link (without LEAVE), and the timer. */
@@ -200,102 +245,112 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.isClosed = true;
     const server = this.server;
     this.server = undefined;
-    const serverClosed = server
-      ? new Promise<void>((resolve) => server.close(() => resolve()))
-      : Promise.resolve();
-    for (const socket of [...this.pendingInbound, ...this.pendingOutbound]) socket.destroy();
+    for (const wire of [...this.pendingInbound, ...this.pendingOutbound]) wire.destroy();
     this.pendingInbound.clear();
     this.pendingOutbound.clear();
     for (const link of [...this.links]) link.close('the transport is closing');
     this.monitor.stop();
-    await serverClosed;
+    await server?.close();
   }
 
-  private connect(host: string, port: number): Promise<Socket> {
+  private connect(host: string, port: number): Promise<Wire> {
     return new Promise((resolve, reject) => {
       // Dial from the bind address when it is a specific one, so peers see (and log) the
       // address this node is known by, and multi-homed hosts use the intended interface.
       const bind = this.options.bindAddress;
       const localAddress = bind && bind !== '0.0.0.0' && bind !== '::' && isIP(bind) === isIP(host) ? bind : undefined;
-      const socket = connect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
-      this.pendingOutbound.add(socket);
-      const timer = setTimeout(() => fail('ETIMEDOUT'), this.options.handshakeTimeoutMs);
-      timer.unref();
+      const wire = this.network.connect(host, port, localAddress);
+      wire.on('error', ignore);
+      this.pendingOutbound.add(wire);
+      let settled = false;
+      const timer = this.clock.setTimeout(() => fail('ETIMEDOUT'), this.options.handshakeTimeoutMs);
       const onError = (error: NodeJS.ErrnoException): void => fail(error.code ?? 'UNKNOWN', error);
       const fail = (code: string, cause?: unknown): void => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        socket.on('error', () => undefined);
-        socket.destroy();
-        this.pendingOutbound.delete(socket);
+        if (settled) return;
+        settled = true;
+        this.clock.clearTimeout(timer);
+        wire.off('error', onError);
+        wire.destroy();
+        this.pendingOutbound.delete(wire);
         reject(this.isClosed ? new TransportClosedError('dial') : new PeerUnreachableError(host, port, code, cause));
       };
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
+      wire.once('error', onError);
+      wire.once('connect', () => {
+        if (settled) return;
         if (this.isClosed) {
           fail('ECONNABORTED');
           return;
         }
-        resolve(socket);
+        settled = true;
+        this.clock.clearTimeout(timer);
+        wire.off('error', onError);
+        resolve(wire);
       });
-      socket.once('close', () => {
-        if (!socket.connecting) return;
-        fail('ECONNRESET');
-      });
+      wire.once('close', () => fail('ECONNRESET'));
     });
   }
 
-  private onConnection(socket: Socket): void {
-    socket.on('error', () => undefined);
+  private onConnection(wire: Wire): void {
+    wire.on('error', ignore);
     if (this.isClosed) {
-      socket.destroy();
+      wire.destroy();
       return;
     }
-    const address = remoteAddressOf(socket);
+    const address = remoteAddressOf(wire);
     if (this.pendingInbound.size >= this.options.maxPendingHandshakes) {
-      socket.destroy();
+      wire.destroy();
       this.rateLimited.warn(
         'pending-cap',
         `${this.options.maxPendingHandshakes} handshakes already pending: dropping the connection from ${address}`,
       );
       return;
     }
-    socket.setNoDelay(true);
-    this.pendingInbound.add(socket);
-    listenerHandshake(socket, {
+    wire.setNoDelay(true);
+    this.pendingInbound.add(wire);
+    listenerHandshake(wire, {
       cookie: this.options.cookie,
+      clock: this.clock,
+      random: this.random,
+      ...(this.admit ? { admit: this.admit } : {}),
       identity: this.options.identity(),
       timeoutMs: this.options.handshakeTimeoutMs,
       peerAddress: address,
     }).then(
       (result) => {
-        this.pendingInbound.delete(socket);
-        if (this.isClosed || socket.destroyed) {
-          socket.destroy();
+        this.pendingInbound.delete(wire);
+        if (this.isClosed || wire.destroyed) {
+          wire.destroy();
           return;
         }
-        const link = this.createLink(socket, result, 'inbound');
-        try {
-          this.emit('link', link);
-        } catch (error) {
-          this.logger.error(
-            `a 'link' listener threw for ${link.peer.name}`,
-            error instanceof Error ? error.stack : String(error),
-          );
-        }
+        this.emitLink(this.createLink(wire, result, 'inbound'));
       },
       (error: unknown) => {
-        this.pendingInbound.delete(socket);
-        this.logInboundFailure(socket, address, error);
-        void endSocket(socket, Math.min(this.options.leaveTimeoutMs, 1000));
+        this.pendingInbound.delete(wire);
+        if (error instanceof LinkRefusedError) this.emitRefused(error);
+        else this.logInboundFailure(wire, address, error);
+        void endWire(wire, Math.min(this.options.leaveTimeoutMs, 1000), this.clock);
       },
     );
   }
 
-  private logInboundFailure(socket: Socket, address: string, error: unknown): void {
-    const host = remoteHostOf(socket);
+  private emitLink(link: Link): void {
+    try {
+      this.emit('link', link);
+    } catch (error) {
+      this.logger.error(`a 'link' listener threw for ${link.peer.name}`, error instanceof Error ? error.stack : String(error));
+    }
+  }
+
+  private emitRefused(error: LinkRefusedError): void {
+    try {
+      this.emit('refused', error);
+    } catch (thrown) {
+      this.logger.error(`a 'refused' listener threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+    }
+  }
+
+  private logInboundFailure(wire: Wire, address: string, error: unknown): void {
+    const host = remoteHostOf(wire);
     if (error instanceof CookieMismatchError) {
       this.rateLimited.warn(`cookie:${host}`, `cookie mismatch from ${address} — check NODE_COOKIE on both nodes`);
     } else if (error instanceof ProtocolVersionError) {
@@ -310,9 +365,10 @@ export class Transport extends EventEmitter<TransportEvents> {
     }
   }
 
-  private createLink(socket: Socket, result: HandshakeResult, direction: 'inbound' | 'outbound'): Link {
+  private createLink(wire: Wire, result: HandshakeResult, direction: 'inbound' | 'outbound'): Link {
     const link = new Link({
-      socket,
+      socket: wire,
+      clock: this.clock,
       decoder: result.decoder,
       peer: result.peer,
       direction,
@@ -329,7 +385,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     });
     this.links.add(link);
     this.monitor.add(link);
-    this.logger.debug(`link ${direction === 'inbound' ? 'from' : 'to'} ${result.peer.name} (${link.remoteAddress}) is up`);
+    this.logger.debug?.(`link ${direction === 'inbound' ? 'from' : 'to'} ${result.peer.name} (${link.remoteAddress}) is up`);
     return link;
   }
 }

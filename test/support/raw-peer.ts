@@ -1,3 +1,5 @@
+import { systemClock } from '../../lib/runtime/clock.js';
+import { systemRandom } from '../../lib/runtime/random.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -35,6 +37,8 @@ export class RawPeer {
     await once(socket, 'connect');
     const result = await dialerHandshake(socket, {
       cookie,
+      clock: systemClock,
+      random: systemRandom,
       identity,
       timeoutMs: 5000,
       peerAddress: `${host}:${port}`,
@@ -96,7 +100,7 @@ export async function rawListen(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
-    listenerHandshake(socket, { cookie, identity, timeoutMs: 5000, peerAddress: 'raw' }).then(
+    listenerHandshake(socket, { cookie, clock: systemClock, random: systemRandom, identity, timeoutMs: 5000, peerAddress: 'raw' }).then(
       (result) => onPeer(new RawPeer(socket, result.peer, result.decoder)),
       () => socket.destroy(),
     );

@@ -7,7 +7,7 @@ import type {
   PublishResult,
 } from '../../lib/messaging/cluster-message.interface.js';
 import type { ClusterService } from '../../lib/cluster.service.js';
-import type { TopologyStatus } from '../../lib/membership/cluster-node.js';
+import type { TopologyStatus } from '../../lib/node/cluster-node.js';
 
 type StubTopologyStatus = TopologyStatus;
 

@@ -1,3 +1,4 @@
+import { isUnspecifiedHost, parseEndpoint, type Endpoint } from '../../identity/endpoint.js';
 import type { KeyObject } from 'node:crypto';
 import type { RemoteInfo, Socket, BindOptions } from 'node:dgram';
 import type { LoggerService } from '@nestjs/common';
@@ -318,8 +319,14 @@ export class GossipSession {
     const now = this.now();
     const verdict = this.replay.check(hb.nonce, hb.sentAt, now);
     if (verdict !== 'fresh') return this.drop(verdict, from);
-    if (hb.name === self.name) return this.drop('self-incarnation', from);
-    const endpoint = parseEndpoint(hb.endpoint, rinfo.address);
+    if (hb.name === self.name) {
+      this.ctx.reportNameClash?.(
+        { name: hb.name, incarnation: hb.incarnation, startedAt: hb.startedAt, endpoint: hb.endpoint },
+        `gossip from ${from}`,
+      );
+      return this.drop('self-incarnation', from);
+    }
+    const endpoint = heartbeatEndpoint(hb.endpoint, rinfo.address);
     if (!endpoint) return this.drop('endpoint', from);
 
     const isMember = this.ctx.members().some((m) => m.name === hb.name);
@@ -369,16 +376,13 @@ export class GossipSession {
 }
 
 /**
- * Parses `host:port` or `[v6]:port`. An unspecified host (`0.0.0.0`, `::`) means "the
- * address this packet came from".
+ * The link endpoint a heartbeat announces (`host:port` or `[v6]:port`). An unspecified host
+ * (`0.0.0.0`, `::`) means "the address this packet came from".
  */
-export function parseEndpoint(endpoint: string, sourceAddress: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(endpoint);
-  if (!match) return undefined;
-  const port = Number(match[3]);
-  if (port < 1 || port > 65535) return undefined;
-  const host = match[1] ?? match[2] ?? '';
-  return { host: host === '0.0.0.0' || host === '::' ? sourceAddress : host, port };
+export function heartbeatEndpoint(endpoint: string, sourceAddress: string): Endpoint | undefined {
+  const parsed = parseEndpoint(endpoint);
+  if (!parsed) return undefined;
+  return isUnspecifiedHost(parsed.host) ? { host: sourceAddress, port: parsed.port } : parsed;
 }
 
 function step(operation: GossipSocketOperation, target: string, action: () => void): void {

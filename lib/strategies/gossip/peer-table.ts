@@ -75,7 +75,7 @@ export class PeerTable {
   endpoints(): DiscoveredEndpoint[] {
     return [...this.peers.values()]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      .map((p) => ({ host: p.host, port: p.port, name: p.name }));
+      .map((p) => ({ host: p.host, port: p.port, name: p.name, incarnation: p.incarnation }));
   }
 }
 

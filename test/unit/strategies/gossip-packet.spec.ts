@@ -12,7 +12,7 @@ import {
   sealHeartbeat,
   type GossipHeartbeat,
 } from '../../../lib/strategies/gossip/gossip-packet.js';
-import { parseEndpoint } from '../../../lib/strategies/gossip/gossip-session.js';
+import { heartbeatEndpoint as parseEndpoint } from '../../../lib/strategies/gossip/gossip-session.js';
 import { PeerTable } from '../../../lib/strategies/gossip/peer-table.js';
 import { ReplayWindow } from '../../../lib/strategies/gossip/replay-window.js';
 import { GOSSIP_DEFAULTS, GossipStrategy } from '../../../lib/strategies/gossip.strategy.js';
@@ -167,7 +167,7 @@ describe('PeerTable', () => {
     expect(t.hear(peer('i1', 100, 4000), 20)).toBe('changed');
     expect(t.hear(peer('i2', 200, 5000), 30)).toBe('changed');
     expect(t.hear(peer('i1', 100), 40)).toBe('older');
-    expect(t.endpoints()).toEqual([{ host: '10.0.0.1', port: 5000, name: 'a@10.0.0.1' }]);
+    expect(t.endpoints()).toEqual([{ host: '10.0.0.1', port: 5000, name: 'a@10.0.0.1', incarnation: 'i2' }]);
     // equal start times: the larger incarnation id wins, deterministically on every node
     expect(t.hear(peer('i3', 200, 6000), 50)).toBe('changed');
     expect(t.hear(peer('i0', 200, 7000), 60)).toBe('older');

@@ -125,8 +125,8 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     console.info(`[gossip] 2 nodes discovered each other in ${elapsed.toFixed(1)} ms`);
     expect(elapsed).toBeLessThan(500);
 
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.3', port: 45893, name: b.name }]);
-    expect(b.ctx.lastConnect).toEqual([{ host: '127.0.0.2', port: 45893, name: a.name }]);
+    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) }]);
+    expect(b.ctx.lastConnect).toEqual([{ host: '127.0.0.2', port: 45893, name: a.name, incarnation: expect.any(String) }]);
     expect(a.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 1 });
     expect(b.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 0 });
     expect(a.ctx.oks).toHaveLength(1);
@@ -148,8 +148,8 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     console.info(`[gossip] 3 nodes converged in ${elapsed.toFixed(1)} ms`);
     expect(elapsed).toBeLessThan(500);
     expect(nodes[0]!.ctx.lastConnect).toEqual([
-      { host: '127.0.0.3', port: 40_003, name: 'app3@127.0.0.3' },
-      { host: '127.0.0.4', port: 40_004, name: 'app4@127.0.0.4' },
+      { host: '127.0.0.3', port: 40_003, name: 'app3@127.0.0.3', incarnation: expect.any(String) },
+      { host: '127.0.0.4', port: 40_004, name: 'app4@127.0.0.4', incarnation: expect.any(String) },
     ]);
     // no node ever hands itself to the core
     for (const n of nodes) expect(n.ctx.connects.flat().some((e) => e.name === n.name)).toBe(false);
@@ -161,7 +161,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await a.strategy.start(a.ctx);
     await b.strategy.start(b.ctx);
     await Promise.all([a.ctx.waitFor(sees(a, b.name), 2000, b.name), b.ctx.waitFor(sees(b, a.name), 2000, a.name)]);
-    expect(a.ctx.lastConnect[0]).toEqual({ host: '127.0.0.3', port: 45893, name: b.name });
+    expect(a.ctx.lastConnect[0]).toEqual({ host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) });
   });
 
   it('keys from the cookie when no secret is set, interoperating with an equal secret', async () => {
@@ -231,7 +231,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     const raw = await rawSocket({ address: '127.0.0.7' });
     await sendTo(raw, packet({ name: 'wild@card', endpoint: '0.0.0.0:4000' }), port);
     await a.ctx.waitFor((c) => c.lastConnect.length === 1, 2000, 'wildcard endpoint');
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.7', port: 4000, name: 'wild@card' }]);
+    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.7', port: 4000, name: 'wild@card', incarnation: expect.any(String) }]);
   });
 
   it('answers a newly heard peer with one unicast heartbeat, rate-limited per peer', async () => {
@@ -277,7 +277,7 @@ describe('GossipStrategy against hostile packets', () => {
     console.info(`[gossip] ${sent} truncated/bit-flipped packets dropped: ${JSON.stringify(stats.dropped)}`);
     expect(stats.packetsReceived).toBe(sent + 1 + 1); // + the intact one + our own heartbeat looped back
     expect(stats.heartbeatsAccepted).toBe(1);
-    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.40', port: 45893, name: 'victim@127.0.0.40' }]]);
+    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.40', port: 45893, name: 'victim@127.0.0.40', incarnation: expect.any(String) }]]);
   });
 
   it('drops packets sealed with a wrong key', async () => {
@@ -391,7 +391,7 @@ describe('GossipStrategy against hostile packets', () => {
     );
     expect(stats.packetsReceived).toBeGreaterThan(FLOOD * 0.9);
     expect(stats.heartbeatsAccepted).toBe(1);
-    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.60', port: 45893, name: 'after-flood@127.0.0.60' }]]);
+    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.60', port: 45893, name: 'after-flood@127.0.0.60', incarnation: expect.any(String) }]]);
     expect(a.ctx.logger.at('debug').length).toBeLessThan(20); // rate-limited
 
     const b = node(3, { port, heartbeatMaxMs: 60_000 });

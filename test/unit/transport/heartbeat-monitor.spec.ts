@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { VirtualTime } from '../../../lib/runtime/virtual-time.js';
 import { HeartbeatMonitor, type MonitoredLink } from '../../../lib/transport/heartbeat-monitor.js';
 
 class FakeLink implements MonitoredLink {
@@ -27,57 +28,54 @@ describe('HeartbeatMonitor', () => {
     vi.useRealTimers();
   });
 
-  it('sends heartbeats on idle links and expires silent ones after failureTimeoutMs', () => {
-    vi.useFakeTimers();
-    let now = 0;
-    const monitor = new HeartbeatMonitor({ heartbeatIntervalMs: 100, failureTimeoutMs: 400, now: () => now });
+  it('sends heartbeats on idle links and expires silent ones after failureTimeoutMs', async () => {
+    const time = new VirtualTime();
+    const clock = time.process();
+    const monitor = new HeartbeatMonitor({ heartbeatIntervalMs: 100, failureTimeoutMs: 400, clock });
     const link = new FakeLink(0);
     let expiredAt: number | undefined;
     link.expire = (silentMs) => {
-      expiredAt = now;
+      expiredAt = clock.now();
       link.expired.push(silentMs);
       monitor.delete(link);
     };
     monitor.add(link);
-    for (let step = 0; step < 100 && expiredAt === undefined; step++) {
-      now += monitor.tickMs;
-      vi.advanceTimersByTime(monitor.tickMs);
-    }
+    await time.runUntil(2000, () => expiredAt !== undefined);
     expect(expiredAt).toBeGreaterThan(400);
     expect(expiredAt).toBeLessThanOrEqual(400 + monitor.tickMs);
     // About one heartbeat per interval while idle.
     expect(link.heartbeats.length).toBeGreaterThanOrEqual(3);
     expect(link.heartbeats.length).toBeLessThanOrEqual(5);
     expect(monitor.size).toBe(0);
-    expect(vi.getTimerCount()).toBe(0);
+    await time.runFor(1000);
+    expect(time.pending).toBe(0);
   });
 
-  it('a late tick (local stall) judges no one, grants a fresh window and heartbeats at once', () => {
-    vi.useFakeTimers();
-    let now = 0;
+  it('a late tick (local stall) judges no one, grants a fresh window and heartbeats at once', async () => {
+    const time = new VirtualTime();
+    const clock = time.process();
     const stalls: number[] = [];
     const monitor = new HeartbeatMonitor({
       heartbeatIntervalMs: 100,
       failureTimeoutMs: 400,
-      now: () => now,
+      clock,
       onStall: (lag) => stalls.push(lag),
     });
     const link = new FakeLink(0);
     monitor.add(link);
-    // The loop is blocked for 2 s: the timer fires once, very late.
-    now = 2000;
-    vi.advanceTimersByTime(monitor.tickMs);
+    // The process is stopped for 2 s (the event loop blocked): the timer fires once, very late.
+    clock.freeze();
+    await time.runUntil(2000);
+    clock.thaw();
+    await time.runUntil(2000);
     expect(stalls).toHaveLength(1);
     expect(stalls[0]).toBeGreaterThan(1500);
     expect(link.expired).toEqual([]);
     expect(link.lastReceivedAt).toBe(2000);
     expect(link.heartbeats).toEqual([2000]);
     // Still silent afterwards: expired one failure window after the stall.
-    for (let step = 0; step < 100 && link.expired.length === 0; step++) {
-      now += monitor.tickMs;
-      vi.advanceTimersByTime(monitor.tickMs);
-    }
-    expect(now).toBeGreaterThan(2400);
+    await time.runUntil(4000, () => link.expired.length > 0);
+    expect(clock.now()).toBeGreaterThan(2400);
     expect(link.expired.length).toBe(1);
     monitor.stop();
   });

@@ -1,13 +1,29 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../config/resolve-options.js';
+import { formatEndpoint } from '../identity/endpoint.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
+import { Membership } from '../membership/membership.js';
+import { ClusterMessaging } from '../messaging/cluster-messaging.js';
+import { Reconciler } from '../reconciler/reconciler.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemRandom, type Random } from '../runtime/random.js';
 import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
 import { Transport } from '../transport/transport.js';
-import { ClusterMessaging } from '../messaging/cluster-messaging.js';
-import { Membership } from './membership.js';
-import { Reconciler } from './reconciler.js';
+import type { Network } from '../transport/wire.js';
+
+/**
+ * The seams of a node: time, randomness, the network and loggers. Production uses the
+ * defaults; the simulator passes virtual ones and runs this same composition.
+ */
+export interface ClusterNodeSeams {
+  readonly clock?: Clock;
+  readonly random?: Random;
+  readonly network?: Network;
+  /** Logger per component (`ClusterModule`, `ClusterMembership`, …). @default Nest `Logger`s */
+  readonly logger?: (context: string) => LoggerService;
+}
 
 /** Discovery state of one topology, as health shows it. */
 export interface TopologyStatus {
@@ -18,8 +34,10 @@ export interface TopologyStatus {
 }
 
 /**
- * One running node: the link transport, the member table, the reconciler and the discovery
- * strategies, wired together. `ClusterService` is its public face.
+ * One running node — the composition root of the core: the link transport, the member table,
+ * the reconciler and the discovery strategies. Data flows down (strategies → reconciler →
+ * transport / membership), events flow up (transport `'link'` → membership → `changes` →
+ * reconciler and `ClusterService`). `ClusterService` is its public face.
  *
  * Start order: listen (so the endpoint is known) → strategies. Stop order: strategies →
  * reconciler → graceful leave on every link → transport closed.
@@ -36,24 +54,43 @@ export class ClusterNode {
   private started = false;
   private stopped = false;
 
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly loggerFor: (context: string) => LoggerService;
+
   constructor(
     private readonly options: ResolvedClusterOptions,
     private readonly topologies: readonly Topology[],
+    private readonly seams: ClusterNodeSeams = {},
   ) {
-    this.logger = new Logger('ClusterModule');
+    this.clock = seams.clock ?? systemClock;
+    this.random = seams.random ?? systemRandom;
+    this.loggerFor = seams.logger ?? ((context) => new Logger(context));
+    this.logger = this.loggerFor('ClusterModule');
     this.identity = {
       name: options.nodeName,
       incarnation: options.incarnation,
       startedAt: options.startedAt,
       endpoint: '',
     };
-    this.membership = new Membership(this.identity, new Logger('ClusterMembership'));
+    this.membership = new Membership(this.identity, { clock: this.clock, logger: this.loggerFor('ClusterMembership') });
     this.messaging = new ClusterMessaging(this.membership);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
 
   get self(): NodeIdentity {
     return this.identity;
+  }
+
+  /** True when this node leads (never while superseded by a newer process of its name). */
+  isLeader(): boolean {
+    const leader = this.membership.leader();
+    return leader !== null && leader.name === this.identity.name && leader.incarnation === this.identity.incarnation;
+  }
+
+  /** The reconciler's map sizes (bounded-state checks), undefined before start. */
+  reconcilerStats(): ReturnType<Reconciler['stats']> | undefined {
+    return this.reconciler?.stats();
   }
 
   /** Discovery state per topology. */
@@ -88,32 +125,34 @@ export class ClusterNode {
       maxFrameBytes: o.maxFrameBytes,
       maxWriteBufferBytes: o.maxWriteBufferBytes,
       acceptedTypes: accepted,
+      admit: (peer) => this.membership.admit(peer),
+      network: this.seams.network,
+      clock: this.clock,
+      random: this.random,
+      logger: this.loggerFor('ClusterTransport'),
     });
     this.transport = transport;
-    const bound = await transport.listen();
-    this.identity = { ...this.identity, endpoint: endpointOf(o.advertiseAddress, bound.port) };
-    this.membership.setSelf(this.identity);
+    // The transport's one consumer: every admitted link, and every refusal, goes to membership.
     transport.on('link', (link) => this.membership.addLink(link));
+    transport.on('refused', (refusal) => this.membership.noteRefusal(refusal));
+    const bound = await transport.listen();
+    this.identity = { ...this.identity, endpoint: formatEndpoint(o.advertiseAddress, bound.port) };
+    this.membership.setSelf(this.identity);
 
-    const reconciler = new Reconciler(
+    this.reconciler = new Reconciler(
       {
         dial: (host, port) => transport.dial(host, port),
-        accept: (link) => this.membership.addLink(link),
-        isMember: (name) => this.membership.has(name),
-        memberAt: (endpoint) => this.membership.byEndpoint(endpoint)?.name,
-        drop: (name) => this.membership.disconnect(name, 'discovery'),
+        membership: this.membership,
         self: () => ({ name: this.identity.name, endpoint: this.identity.endpoint }),
       },
       {
         baseDelayMs: o.reconnectBaseMs,
         maxDelayMs: o.reconnectMaxMs,
-        clusterPort: o.port,
-        logger: new Logger('ClusterReconciler'),
+        clock: this.clock,
+        random: this.random,
+        logger: this.loggerFor('ClusterReconciler'),
       },
     );
-    this.reconciler = reconciler;
-    this.membership.onPeersLearned = (endpoints) => reconciler.learn(endpoints);
-    this.membership.onMemberRemoved = (member, graceful) => reconciler.memberGone(member.name, graceful);
 
     this.logger.log(
       `node ${this.identity.name} (incarnation ${this.identity.incarnation}) accepting links on ${o.bindAddress}:${bound.port}, advertised as ${this.identity.endpoint}; discovery: ${this.topologies.map((t) => `${t.name}=${t.strategyName}`).join(', ')}`,
@@ -148,17 +187,17 @@ export class ClusterNode {
 
   private context(topology: Topology): StrategyContext {
     const prefix = `[${topology.name}] `;
-    const base = new Logger(`Cluster:${topology.strategyName}`);
+    const base = this.loggerFor(`Cluster:${topology.strategyName}`);
     const debug = this.options.debug;
     const logger: LoggerService = {
       log: (m: unknown) => base.log(prefix + String(m)),
       warn: (m: unknown) => base.warn(prefix + String(m)),
       error: (m: unknown, ...rest: unknown[]) => base.error(prefix + String(m), ...(rest as [])),
       debug: (m: unknown) => {
-        if (debug) base.debug(prefix + String(m));
+        if (debug) base.debug?.(prefix + String(m));
       },
       verbose: (m: unknown) => {
-        if (debug) base.verbose(prefix + String(m));
+        if (debug) base.verbose?.(prefix + String(m));
       },
     };
     const node = this;
@@ -179,7 +218,8 @@ export class ClusterNode {
       members: () => this.membership.members(),
       reportError: (error: unknown) => this.setStatus(topology.name, false, error),
       reportOk: () => this.setStatus(topology.name, true),
-      isLeader: () => this.membership.leader()?.name === this.identity.name,
+      reportNameClash: (other: NodeIdentity, where: string) => this.membership.nameClash(other, where),
+      isLeader: () => this.isLeader(),
       peers: {
         publish: (payload: unknown) => void this.messaging.publish(topic, payload),
         subscribe: (handler: (payload: unknown, from: string) => void) => {
@@ -195,8 +235,4 @@ export class ClusterNode {
   private setStatus(topology: string, ok: boolean, error?: unknown): void {
     this.status.set(topology, ok ? { ok } : { ok, error: error instanceof Error ? error.message : String(error) });
   }
-}
-
-function endpointOf(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

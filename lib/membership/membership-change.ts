@@ -1,0 +1,14 @@
+import type { DownReason, LeaveReason, Member } from '../interfaces/member.interface.js';
+import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
+
+/**
+ * The one event stream membership publishes (`Membership.changes`), in the order things
+ * happened. The reconciler is its consumer inside the core; `ClusterService.events$` shows the
+ * join / leave / down part to the app.
+ */
+export type MembershipChange =
+  | { readonly type: 'join'; readonly member: Member; readonly at: number }
+  | { readonly type: 'leave'; readonly member: Member; readonly at: number; readonly reason: LeaveReason }
+  | { readonly type: 'down'; readonly member: Member; readonly at: number; readonly reason: DownReason }
+  /** A member told this node about others (peer exchange); they are not members here yet. */
+  | { readonly type: 'learned'; readonly from: string; readonly endpoints: readonly DiscoveredEndpoint[] };
