@@ -74,6 +74,8 @@ export class VirtualTime {
       } catch (error) {
         this.uncaught.push(error);
       }
+      // Timers due at the same instant run back to back; promise jobs settle once after them.
+      if (this.heap[0]?.at === this.current) continue;
       await settle();
       if (shouldStop?.()) return;
     }

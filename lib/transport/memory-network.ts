@@ -109,7 +109,8 @@ export class MemoryNetwork {
   /** @internal */
   deliveryDelay(to: string): number {
     const [min, max] = this.latency;
-    return min + this.random.next() * (max - min) + (this.extraDelay.get(to) ?? 0);
+    // Whole milliseconds: deliveries due together run as one batch on the virtual clock.
+    return Math.round(min + this.random.next() * (max - min) + (this.extraDelay.get(to) ?? 0));
   }
 
   /** @internal */

@@ -220,7 +220,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await a.ctx.waitFor((c) => c.lastConnect.some((e) => e.port === 2000), 2000, 'new incarnation');
     await sendTo(raw, packet({ name, incarnation: 'old', startedAt: t - 1000, endpoint: '127.0.0.20:1000' }), port);
     await until(() => a.strategy.stats().dropped['older-incarnation'] === 1, 2000, 'older incarnation dropped');
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.20', port: 2000, name }]);
+    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.20', port: 2000, name, incarnation: 'new' }]);
     expect(a.ctx.connects).toHaveLength(2);
   });
 
