@@ -16,8 +16,12 @@ export interface MemberLink {
   send(type: number, payload: Buffer): boolean;
   /** Sends LEAVE with its cause and ends the link. */
   leave(cause?: MemberLinkLeaveCause): Promise<void>;
-  /** Stops sending, ends the link after queued frames, keeps delivering what still arrives. */
+  /** Stops sending on a redundant link; it stays open and keeps delivering what arrives. */
   retire(): void;
+  /** Makes a retired link usable again; false when it closed meanwhile. */
+  reinstate(): boolean;
+  /** Ends a retired link after queued frames; what the peer sent before its end still arrives. */
+  end(): void;
   close(reason?: string): void;
   on(event: 'frame', listener: (type: number, payload: Buffer) => void): unknown;
   on(event: 'close', listener: (reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause) => void): unknown;

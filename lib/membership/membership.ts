@@ -17,6 +17,11 @@ import type { MembershipChange } from './membership-change.js';
 interface Entry {
   member: Member;
   link: MemberLink;
+  /**
+   * The redundant link of two dialled at once, retired: kept open until the peer is seen using
+   * `link` (any frame on it), so that neither end closes the connection the other still uses.
+   */
+  spare?: MemberLink;
 }
 
 interface Remembered {
@@ -215,15 +220,17 @@ export class Membership implements PeerChannel {
       this.nameClash(peer, address);
       return;
     }
+    // Keyed by the peer's advertised endpoint: an inbound address changes port on every dial.
+    const key = `refused:${reason}:${peer.endpoint || address}`;
     if (by === 'local') {
       this.limited.warn(
-        `refused:${reason}:${address}`,
+        key,
         reason === 'superseded'
           ? `refused a link with ${describeIdentity(peer)} at ${address}: a newer process named ${peer.name} is known — the old process must stop, or NODE_NAME must be unique per process`
           : `refused a link with ${describeIdentity(peer)} at ${address}: this node's discovery no longer lists it`,
       );
     } else {
-      this.limited.write('log', `refused:${reason}:${address}`, `${peer.name} at ${address} does not take this node (${reason}); waiting until its discovery lists this node again`);
+      this.limited.write('log', key, `${peer.name} at ${address} does not take this node (${reason}); waiting until its discovery lists this node again`);
     }
   }
 
@@ -261,15 +268,16 @@ export class Membership implements PeerChannel {
     const existing = this.table.get(peer.name);
     if (existing) {
       if (sameProcess(existing.member, peer)) {
+        this.watch(link);
+        existing.spare?.end();
         if (existing.link.closed || this.preferred(link, existing.link)) {
-          const old = existing.link;
+          existing.spare = existing.link;
           existing.link = link;
-          this.watch(link);
-          old.retire();
         } else {
-          this.watch(link);
-          link.retire();
+          existing.spare = link;
         }
+        existing.spare.retire();
+        existing.link.send(FrameType.LINK_CHOSEN, Buffer.alloc(0));
         return;
       }
       if (compareAge(peer, existing.member) < 0) {
@@ -278,6 +286,7 @@ export class Membership implements PeerChannel {
       }
       this.table.delete(peer.name);
       existing.link.close('replaced by a newer incarnation');
+      existing.spare?.close('replaced by a newer incarnation');
       this.emitGone(existing.member, 'leave', 'replaced');
     }
 
@@ -303,6 +312,7 @@ export class Membership implements PeerChannel {
     const entry = this.table.get(member.name)!;
     this.table.delete(member.name);
     this.remember(this.dropped, member);
+    entry.spare?.close('dropped by discovery');
     void entry.link.leave('discovery');
     this.emitGone(member, 'leave', 'discovery');
     return true;
@@ -336,6 +346,7 @@ export class Membership implements PeerChannel {
     const entries = [...this.table.values()];
     this.closed = true;
     this.table.clear();
+    for (const e of entries) e.spare?.close('this node is leaving');
     await Promise.allSettled(entries.map((e) => e.link.leave('shutdown')));
     this.complete();
   }
@@ -343,7 +354,10 @@ export class Membership implements PeerChannel {
   /** Closes every link and completes the observables. */
   close(): void {
     this.closed = true;
-    for (const entry of this.table.values()) entry.link.close('this node is closing');
+    for (const entry of this.table.values()) {
+      entry.spare?.close('this node is closing');
+      entry.link.close('this node is closing');
+    }
     this.table.clear();
     this.complete();
     this.goneHandlers.clear();
@@ -391,10 +405,16 @@ export class Membership implements PeerChannel {
     const entry = this.table.get(link.peer.name);
     // Frames from a retired duplicate of the member's link are the member's frames too.
     if (!entry || !sameProcess(entry.member, link.peer)) return;
+    if (entry.spare && link === entry.link) {
+      // The peer uses the winning link: the spare can go (what is in flight on it still arrives).
+      entry.spare.end();
+      entry.spare = undefined;
+    }
     if (type === FrameType.PEERS) {
       this.receivePeers(link, payload);
       return;
     }
+    if (type === FrameType.LINK_CHOSEN) return;
     const handler = this.frameHandlers.get(type);
     if (!handler) {
       this.logger.debug?.(`no handler for frame type ${type} from ${link.peer.name}`);
@@ -409,7 +429,19 @@ export class Membership implements PeerChannel {
 
   private onLinkClose(link: MemberLink, reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause): void {
     const entry = this.table.get(link.peer.name);
-    if (!entry || entry.link !== link) return; // a retired or replaced link
+    if (!entry) return;
+    if (entry.spare === link) {
+      entry.spare = undefined;
+      return;
+    }
+    if (entry.link !== link) return; // a replaced link
+    if (entry.spare?.reinstate()) {
+      // The winning link failed before the peer switched to it: the spare carries on.
+      entry.link = entry.spare;
+      entry.spare = undefined;
+      return;
+    }
+    entry.spare?.close('the member is gone');
     this.table.delete(link.peer.name);
     if (reason === 'leave') this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
     else this.emitGone(entry.member, 'down', downReason(reason));

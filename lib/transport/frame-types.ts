@@ -23,6 +23,11 @@ export const FrameType = {
   REFUSE: 6,
   /** Membership: the members the sender knows (peer exchange). */
   PEERS: 16,
+  /**
+   * Membership: of two links to one peer (both dialled at once), the sender keeps the one this
+   * frame travels on; the receiver may end its spare. Empty payload.
+   */
+  LINK_CHOSEN: 17,
 } as const;
 
 /** First and last frame type of the membership range. */

@@ -85,6 +85,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   private readonly init: LinkInit;
   private closeReason: LinkCloseReason | undefined;
   private retiring = false;
+  private ending = false;
   private leaving: Promise<void> | undefined;
 
   /** @internal */
@@ -111,15 +112,29 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   /**
-   * Retires a redundant link (two nodes dialled each other at once; the other link won):
-   * nothing more is sent, the socket is ended after what is queued, and frames the peer sent
-   * before it retired its end are still delivered — none is lost. `'close'` follows when the
-   * socket closes.
+   * Retires a redundant link (two nodes dialled each other at once and the other link won):
+   * nothing more is sent on it, but it stays open and keeps delivering what arrives, until
+   * `end()` — or `reinstate()` if the winning link fails first.
    */
   retire(): void {
-    if (this.closed) return;
+    if (this.closeReason === undefined) this.retiring = true;
+  }
+
+  /** Makes a retired, still open link usable again; false when it has closed meanwhile. */
+  reinstate(): boolean {
+    if (this.closeReason !== undefined || this.ending) return false;
+    this.retiring = false;
+    return true;
+  }
+
+  /**
+   * Ends a retired link: a FIN after what is queued; frames the peer sent before its own end
+   * are still delivered, and `'close'` follows when the socket closes.
+   */
+  end(): void {
+    if (this.closeReason !== undefined || this.ending) return;
     this.retiring = true;
-    this.init.onClosed(this);
+    this.ending = true;
     void endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
   }
 

@@ -31,6 +31,8 @@ export class MemoryNetwork {
   private readonly extraDelay = new Map<string, number>();
   private readonly latency: readonly [number, number];
   private nextPort = 40000;
+  /** Connection attempts per destination `host:port` (for tests and the simulator). */
+  readonly connects = new Map<string, number>();
 
   constructor(
     readonly time: VirtualTime,
@@ -143,6 +145,8 @@ export class MemoryNetwork {
   }
 
   private connect(from: string, to: string, port: number): Wire {
+    const target = formatEndpoint(to, port);
+    this.connects.set(target, (this.connects.get(target) ?? 0) + 1);
     const client = new MemoryWire(this, from, this.nextPort++, to, port);
     this.track(client);
     const clock = this.clockOf(from);
