@@ -160,9 +160,33 @@ describe('static strategy: five processes, one full mesh', () => {
     const view = await node(1).waitForMembers(5, 5000);
     expect(view.members.find((m) => m.name === name)!.incarnation).toBe(newIncarnation);
 
+    // The old process wakes up (SIGCONT): refused in every handshake (superseded), it joins
+    // nothing, loses each link it had once, runs alone with no leader and says why, once.
+    const thawedAt = Date.now();
+    old.cont();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const oldEvents = ['join', 'leave', 'down'].flatMap((type) =>
+      streams
+        .get(5)!
+        .ofType<EventView>(type)
+        .filter((e) => e.receivedAt >= thawedAt)
+        .map((e) => `${type} ${e.data.member}`),
+    );
+    expect(oldEvents.filter((e) => e.startsWith('join'))).toEqual([]);
+    expect(new Set(oldEvents).size).toBe(oldEvents.length); // no member twice: no flap
+    expect(oldEvents.length).toBeLessThanOrEqual(4);
+    const oldView = await old.cluster();
+    expect(oldView.members.map((m) => m.name)).toEqual([name]);
+    expect(oldView.leader).toBeNull();
+    expect(old.output().match(/NODE_NAME app@127\.0\.0\.6 is taken by a newer process/g)?.length).toBe(1);
+    for (const i of [1, 2, 3, 4]) {
+      const v = await node(i).cluster();
+      expect(v.members.find((m) => m.name === name)!.incarnation).toBe(newIncarnation);
+      expect(node(i).output().match(/refused a link with app@127\.0\.0\.6/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    }
+
     // The old process dies later: nobody reports the current member down.
     const killedAt = Date.now();
-    old.cont();
     old.kill('SIGKILL');
     await old.exited;
     await new Promise((r) => setTimeout(r, 1000));
