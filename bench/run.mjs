@@ -1005,6 +1005,7 @@ function mergeResults(results) {
     groups,
     notes,
     runs: results.map((r, i) => ({
+      machine: r.machine,
       startedAt: r.startedAt,
       finishedAt: r.finishedAt,
       options: r.options,

@@ -120,10 +120,20 @@ export function markdown({ startedAt, finishedAt, machine, versions, options, gr
   out.push('Cells: median (min–max) over the repetitions; "not observed" = the event did not');
   out.push('happen within the scenario deadline.', '');
   out.push('## Machine', '');
-  out.push(`| | |`, `|---|---|`);
-  out.push(`| CPU | ${machine.cpuModel} |`, `| cores | ${machine.cores} |`);
-  out.push(`| memory | ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB |`);
-  out.push(`| kernel | ${machine.kernel} |`, `| node | ${machine.node} |`, '');
+  // Several runs: one column per run (they may have run on different machines of one kind).
+  const machines = runs?.length > 1 ? runs.map((r) => r.machine ?? machine) : [machine];
+  const row = (label, f) => out.push(`| ${label} | ${machines.map(f).join(' | ')} |`);
+  if (machines.length > 1) {
+    out.push(`| | ${runs.map((r) => r.scenarios.join(', ')).join(' | ')} |`, `|---|${machines.map(() => '---').join('|')}|`);
+  } else {
+    out.push(`| | |`, `|---|---|`);
+  }
+  row('CPU', (m) => m.cpuModel);
+  row('cores', (m) => m.cores);
+  row('memory', (m) => `${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB`);
+  row('kernel', (m) => m.kernel);
+  row('node', (m) => m.node);
+  out.push('');
   out.push('## Package versions', '', '| package | version |', '|---|---|');
   for (const [k, v] of Object.entries(versions)) out.push(`| ${k} | ${v ?? '—'} |`);
   out.push('');
