@@ -996,8 +996,12 @@ function mergeResults(results) {
     for (const g of r.groups) owner.set(g.scenario, i);
   });
   const groups = results.flatMap((r, i) => r.groups.filter((g) => owner.get(g.scenario) === i));
+  const scenariosOf = (i) => [...new Set(groups.filter((g) => owner.get(g.scenario) === i).map((g) => g.scenario))];
+  // A general note of one run says which run it is about.
   const notes = results.flatMap((r, i) =>
-    r.notes.filter((n) => n.scenario !== 'targets' && (n.scenario === null ? true : owner.get(n.scenario) === i)),
+    r.notes
+      .filter((n) => n.scenario !== 'targets' && (n.scenario === null || owner.get(n.scenario) === i))
+      .map((n) => (n.scenario === null ? { ...n, text: `Run of ${scenariosOf(i).join(', ')}: ${n.text}` } : n)),
   );
   for (const line of targets(groups)) notes.push({ scenario: 'targets', text: line });
   const versions = {};
@@ -1013,7 +1017,7 @@ function mergeResults(results) {
       startedAt: r.startedAt,
       finishedAt: r.finishedAt,
       options: r.options,
-      scenarios: [...new Set(groups.filter((g) => owner.get(g.scenario) === i).map((g) => g.scenario))],
+      scenarios: scenariosOf(i),
     })),
   };
 }
