@@ -16,6 +16,8 @@ import { freePorts, type NodeProcess, randomCookie, startNode, staticEnv, useNod
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const NAMES = ['room1@127.0.0.1', 'room2@127.0.0.1'];
 const UI_TIMEOUT_MS = 10_000;
+// Chromium, two nodes and the other test files share the machine's cores: a step can be slow.
+const TEST_TIMEOUT_MS = 60_000;
 
 describe('room panel in two browser pages on two nodes', () => {
   useNodeCleanup();
@@ -83,7 +85,7 @@ describe('room panel in two browser pages on two nodes', () => {
       const { sockets } = await node.json<{ sockets: { node: string }[] }>(`/rooms/${room}/sockets`);
       expect(sockets.map((s) => s.node).sort()).toEqual([...NAMES].sort());
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   it("each page sees the other page's message, and its own, exactly once", async () => {
     const texts = NAMES.map((name) => `hello from the page on ${name}`);
@@ -116,7 +118,7 @@ describe('room panel in two browser pages on two nodes', () => {
       expect(await page.locator('#room-messages li[data-room]').count()).toBe(4);
       expect(await page.locator(`#room-messages li[data-room="${room}"]`).count()).toBe(4);
     }
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('ran without script errors or blocked resources', () => {
     expect(pageErrors).toEqual([]);
