@@ -80,10 +80,16 @@ describe('room panel in two browser pages on two nodes', () => {
       // The real Socket.IO client the node serves, on a WebSocket from the start (no polling).
       expect(await page.evaluate('room.socket.connected && room.socket.io.engine.transport.name')).toBe('websocket');
     }
-    // The room spans both nodes: fetchSockets from either one finds one socket per node.
+    // The room spans both nodes: fetchSockets from either one finds one socket per node (once
+    // the two socket.io adapters have greeted each other, which follows the cluster join).
     for (const node of nodes) {
-      const { sockets } = await node.json<{ sockets: { node: string }[] }>(`/rooms/${room}/sockets`);
-      expect(sockets.map((s) => s.node).sort()).toEqual([...NAMES].sort());
+      await expect
+        .poll(
+          async () =>
+            (await node.json<{ sockets: { node: string }[] }>(`/rooms/${room}/sockets`)).sockets.map((s) => s.node).sort(),
+          { timeout: UI_TIMEOUT_MS, message: `${node.name}: GET /rooms/${room}/sockets` },
+        )
+        .toEqual([...NAMES].sort());
     }
   }, TEST_TIMEOUT_MS);
 
