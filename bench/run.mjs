@@ -4,7 +4,7 @@
 //
 //   --quick                 1 repetition, smaller sizes, 10 s idle window (about 8 minutes)
 //   --only a,b              scenarios: cold-start, late-join, failure, idle, messaging,
-//                           scale, scale-many
+//                           scale, scale-many, socket-io, microservices
 //   --systems a,b           nestjs-cluster, moleculer, node-discover, redis
 //   --profiles a,b          defaults, matched
 //   --reps N                repetitions (default 3)
@@ -12,12 +12,14 @@
 //   --idle-seconds S        idle measurement window (default 30)
 //   --out DIR               where the JSON and a RESULTS.md go (default: bench/results and
 //                           bench/RESULTS.md)
-//   --report FILE           only re-render bench/RESULTS.md from a saved results file
+//   --report FILE[,FILE]    only re-render bench/RESULTS.md from saved results files (several:
+//                           one report, each scenario from the last file that has it)
 //
 // Every worker runs one node and reports observations as JSON lines with Date.now()
 // timestamps (see workers/common.mjs); this file only starts, signals and times them.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { Worker, killAll, sleep, cpuSeconds, rssBytes, loBytes } from './lib/procs.mjs';
@@ -41,7 +43,7 @@ const { values: flags } = parseArgs({
 
 const quick = flags.quick || process.env.BENCH_QUICK === '1';
 const list = (s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : null);
-const ALL_SCENARIOS = ['cold-start', 'late-join', 'failure', 'idle', 'messaging', 'scale', 'scale-many'];
+const ALL_SCENARIOS = ['cold-start', 'late-join', 'failure', 'idle', 'messaging', 'scale', 'scale-many', 'socket-io', 'microservices'];
 const opts = {
   quick,
   scenarios: list(flags.only ?? process.env.BENCH_ONLY) ?? ALL_SCENARIOS,
@@ -60,6 +62,15 @@ const opts = {
   detectTimeoutMs: 12000,
   stallMs: 2000,
   stallWatchMs: 6000,
+  // Socket.IO room broadcast: node 1 → ioPerNode clients on each of 3 nodes.
+  ioNodes: 3,
+  ioPerNode: 2,
+  ioBroadcasts: quick ? 10000 : 20000,
+  ioLatencyRate: 1000,
+  ioLatencySeconds: quick ? 2 : 3,
+  // @nestjs/microservices request/reply: one client process → one server process.
+  msRequests: quick ? 10000 : 20000,
+  msConcurrency: [1, 50],
 };
 
 // ---------------------------------------------------------------------------------------
@@ -487,6 +498,231 @@ async function messaging() {
   note('messaging', 'Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node\'s event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError).');
 }
 
+// ---------------------------------------------------------------------------------------
+// Socket.IO adapter and @nestjs/microservices transport, each against its Redis counterpart
+// on a redis-server of its own (127.0.0.1, random free port, stopped by PID).
+
+/** The redis-server binary of the two Redis comparisons (BENCH_REDIS_SERVER). */
+const REDIS_SERVER = process.env.BENCH_REDIS_SERVER || 'redis-server';
+
+function redisServerInstalled() {
+  try {
+    execFileSync(REDIS_SERVER, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private redis-server on 127.0.0.1 (no persistence); null when it does not answer. */
+async function startPrivateRedis() {
+  const port = await freeTcpPort();
+  const proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await Promise.race([exited, sleep(3000)]);
+  };
+  const { default: Redis } = await import('ioredis');
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {});
+    const ok = await probe.connect().then(() => probe.ping(), () => null).catch(() => null);
+    probe.disconnect();
+    if (ok === 'PONG') return { proc, port, stop };
+  }
+  await stop();
+  return null;
+}
+
+/** Systems of the two Redis comparisons: ours always, Redis when redis-server is installed. */
+function redisComparison(scenario, what) {
+  const systems = ['nestjs-cluster', 'redis'].filter((s) => !opts.systems || opts.systems.includes(s));
+  if (!ourAvailable()) systems.splice(systems.indexOf('nestjs-cluster'), 1);
+  if (systems.includes('redis') && !redisServerInstalled()) {
+    systems.splice(systems.indexOf('redis'), 1);
+    // A general note: with Redis skipped the scenario may have no table to carry it.
+    note(null, `${scenario}: ${REDIS_SERVER} is not installed, so ${what} was not measured (apt-get install redis-server).`);
+    log(`${scenario}: ${REDIS_SERVER} not installed, ${what} skipped`);
+  }
+  return systems;
+}
+
+/** Id of a worker command, echoed in its answer. */
+let commandSeq = 0;
+
+const IO_LABEL = { 'nestjs-cluster': 'ClusterIoAdapter', redis: '@socket.io/redis-adapter' };
+const MS_LABEL = { 'nestjs-cluster': 'ClusterTransport + ClusterClientProxy', redis: 'Transport.REDIS' };
+
+/** One broadcast run: `count` broadcasts from node 1 at `rate`/s (0: as fast as it goes). */
+async function broadcastRun(sender, clients, clientCount, count, rate) {
+  const t = Date.now();
+  clients.send({ cmd: 'sink', count: count * clientCount, idleMs: 3000 });
+  if (!(await clients.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t }))) return null;
+  sender.send({ cmd: 'send', count, size: 100, rate, batch: 100 });
+  const sent = await sender.waitFor((e) => e.ev === 'send-done', 90000, { since: t });
+  const got = await clients.waitFor((e) => e.ev === 'sink-done', 90000, { since: t });
+  return sent && got ? { sent, got } : null;
+}
+
+async function socketIo() {
+  const systems = redisComparison('socket-io', 'the @socket.io/redis-adapter comparison');
+  const clientCount = opts.ioNodes * opts.ioPerNode;
+  const param = `${opts.ioNodes} nodes × ${opts.ioPerNode} clients`;
+  // Systems alternate within each repetition, so that other load on the machine falls on both.
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const name of systems) {
+      const label = IO_LABEL[name];
+      const redis = name === 'redis' ? await startPrivateRedis() : null;
+      if (name === 'redis' && !redis) {
+        note('socket-io', `redis-server did not answer — @socket.io/redis-adapter not measured in repetition ${rep}.`);
+        continue;
+      }
+      clusterSeq++;
+      const base = {
+        BENCH_IO_SYSTEM: name,
+        BENCH_CLUSTER: `io${clusterSeq}p${process.pid}`,
+        BENCH_UDP_PORT: String(20000 + (clusterSeq % 20000)),
+        BENCH_IO_ROOM: 'bench-room',
+        ...(redis ? { BENCH_REDIS_PORT: String(redis.port) } : {}),
+      };
+      const nodes = Array.from({ length: opts.ioNodes }, (_, i) => new Worker('io-node.mjs', { ...base, BENCH_NAME: `io${i + 1}@127.0.0.1` }));
+      const stopAll = async (more = []) => {
+        await killAll([...more, ...nodes]);
+        await redis?.stop();
+      };
+      const ports = await Promise.all(nodes.map((w) => w.waitFor((e) => e.ev === 'io-listening', 30000)));
+      const ready = (await readyAll(nodes, 30000)) && (name !== 'nestjs-cluster' || (await converged(nodes, opts.ioNodes, 30000)));
+      if (!ready || ports.some((p) => !p)) {
+        log(`socket-io ${name} rep ${rep}: nodes did not start or form`);
+        note('socket-io', `${label} rep ${rep}: nodes did not start or form; not measured.`);
+        await stopAll();
+        continue;
+      }
+      const clients = new Worker('io-clients.mjs', {
+        ...base,
+        BENCH_NAME: 'io-clients',
+        BENCH_IO_URLS: ports.map((p) => `http://127.0.0.1:${p.port}`).join(','),
+        BENCH_IO_PER_NODE: String(opts.ioPerNode),
+      });
+      if (!(await readyAll([clients], 30000))) {
+        note('socket-io', `${label} rep ${rep}: clients did not connect; not measured.`);
+        await stopAll([clients]);
+        continue;
+      }
+      await sleep(1000);
+      const [sender] = nodes;
+      await broadcastRun(sender, clients, clientCount, 1000, 0); // warm-up
+      await sleep(500);
+      const pids = [sender, ...nodes.slice(1), clients].map((w) => w.pid);
+      const redisCpu0 = redis ? cpuSeconds(redis.proc.pid) : 0;
+      const cpu0 = pids.map(cpuSeconds);
+      const tput = await broadcastRun(sender, clients, clientCount, opts.ioBroadcasts, 0);
+      const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]);
+      const redisCpu = redis ? cpuSeconds(redis.proc.pid) - redisCpu0 : null;
+      if (tput) {
+        // CPU per 1000 broadcasts: where the time goes (sender, each other node, the clients).
+        const per1k = (sec) => (sec * 1e6) / opts.ioBroadcasts;
+        record('socket-io', name, label, param, rep, 'senderCpuMsPer1k', per1k(cpu[0]));
+        record('socket-io', name, label, param, rep, 'otherNodeCpuMsPer1k', per1k(median(cpu.slice(1, -1))));
+        record('socket-io', name, label, param, rep, 'clientsCpuMsPer1k', per1k(cpu[cpu.length - 1]));
+        if (redis) record('socket-io', name, label, param, rep, 'redisCpuMsPer1k', per1k(redisCpu));
+      }
+      const perSec = tput && tput.got.got > 0 ? tput.got.got / clientCount / ((tput.got.lastT - tput.sent.startT) / 1000) : null;
+      record('socket-io', name, label, param, rep, 'broadcastsPerSec', perSec);
+      record('socket-io', name, label, param, rep, 'deliveriesPerSec', perSec === null ? null : perSec * clientCount);
+      record('socket-io', name, label, param, rep, 'deliveredPct', tput ? (tput.got.got / (opts.ioBroadcasts * clientCount)) * 100 : null);
+      await sleep(500);
+      const count = opts.ioLatencyRate * opts.ioLatencySeconds;
+      const lat = await broadcastRun(sender, clients, clientCount, count, opts.ioLatencyRate);
+      record('socket-io', name, label, param, rep, 'ioP50LatencyUs', lat?.got.p50us ?? null);
+      record('socket-io', name, label, param, rep, 'ioP99LatencyUs', lat?.got.p99us ?? null);
+      record('socket-io', name, label, param, rep, 'pacedDeliveredPct', lat ? (lat.got.got / (count * clientCount)) * 100 : null);
+      log(`socket-io ${name} rep ${rep}: ${perSec?.toFixed(0)} broadcasts/s (${tput?.got.got}/${opts.ioBroadcasts * clientCount} deliveries), paced p50 ${lat?.got.p50us?.toFixed(0)} us, p99 ${lat?.got.p99us?.toFixed(0)} us`);
+      await stopAll([clients]);
+    }
+  }
+  note('socket-io', `${opts.ioNodes} socket.io servers (one process each, HTTP on 127.0.0.1), ${opts.ioPerNode} socket.io-client connections (WebSocket) to each, all in one room, the clients in one more process. Node 1 runs io.to(room).emit('m', <100 bytes>). Throughput: ${opts.ioBroadcasts} broadcasts in batches of 100 with a yield to I/O between batches; broadcasts/s = deliveries / clients / (last delivery − first send); deliveries/s = broadcasts/s × ${clientCount}. Latency: ${opts.ioLatencyRate} broadcasts/s for ${opts.ioLatencySeconds} s, measured at every client, one-way, CLOCK_MONOTONIC (process.hrtime). After a warm-up of 1000 broadcasts.`);
+  note('socket-io', 'ClusterIoAdapter: nestjs-cluster from dist/ (gossip on loopback), IoAdapter.createIOServer on a plain HTTP server, as Nest does for a gateway. @socket.io/redis-adapter: createAdapter(pub, sub) with two ioredis clients per node on a private redis-server.');
+}
+
+async function microservices() {
+  const systems = redisComparison('microservices', "the Transport.REDIS comparison");
+  // Systems alternate within each repetition, so that other load on the machine falls on both.
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const name of systems) {
+      const label = MS_LABEL[name];
+      const redis = name === 'redis' ? await startPrivateRedis() : null;
+      if (name === 'redis' && !redis) {
+        note('microservices', `redis-server did not answer — Transport.REDIS not measured in repetition ${rep}.`);
+        continue;
+      }
+      clusterSeq++;
+      const base = {
+        BENCH_MS_SYSTEM: name,
+        BENCH_CLUSTER: `ms${clusterSeq}p${process.pid}`,
+        BENCH_UDP_PORT: String(20000 + (clusterSeq % 20000)),
+        ...(redis ? { BENCH_REDIS_PORT: String(redis.port) } : {}),
+      };
+      const server = new Worker('ms-node.mjs', { ...base, BENCH_NAME: 'ms-server@127.0.0.1', BENCH_MS_ROLE: 'server' });
+      const client = new Worker('ms-node.mjs', { ...base, BENCH_NAME: 'ms-client@127.0.0.1', BENCH_MS_ROLE: 'client' });
+      const stopAll = async () => {
+        await killAll([client, server]);
+        await redis?.stop();
+      };
+      const ready = (await readyAll([server, client], 30000)) && (name !== 'nestjs-cluster' || (await converged([server, client], 2, 30000)));
+      // The client knows the server's patterns (ours) / the server subscribed (Redis).
+      let answered = false;
+      for (let i = 0; ready && !answered && i < 50; i++) {
+        const id = ++commandSeq;
+        client.send({ cmd: 'probe', id });
+        answered = (await client.waitFor((e) => e.ev === 'probe' && e.id === id, 10000))?.ok === true;
+        if (!answered) await sleep(200);
+      }
+      if (!answered) {
+        log(`microservices ${name} rep ${rep}: no answer to the probe`);
+        note('microservices', `${label} rep ${rep}: the server did not answer; not measured.`);
+        await stopAll();
+        continue;
+      }
+      const load = async (count, concurrency) => {
+        const id = ++commandSeq;
+        client.send({ cmd: 'load', id, count, concurrency, maxMs: 60000 });
+        return client.waitFor((e) => e.ev === 'load-done' && e.id === id, 90000);
+      };
+      await load(2000, 10); // warm-up
+      for (const concurrency of opts.msConcurrency) {
+        const count = concurrency === 1 ? Math.round(opts.msRequests / 4) : opts.msRequests;
+        const r = await load(count, concurrency);
+        const param = `${concurrency} in flight`;
+        record('microservices', name, label, param, rep, 'requestsPerSec', r && r.errors === 0 ? r.rps : null);
+        record('microservices', name, label, param, rep, 'rttP50Us', r?.p50us ?? null);
+        record('microservices', name, label, param, rep, 'rttP99Us', r?.p99us ?? null);
+        record('microservices', name, label, param, rep, 'errors', r ? r.errors : null);
+        if (r?.errors) note('microservices', `${label} ${param} rep ${rep}: ${r.errors} errors, first: ${r.firstError}`);
+        log(`microservices ${name} rep ${rep} ${param}: ${r?.rps?.toFixed(0)} req/s (${r?.done}/${count}, ${r?.errors} errors), p50 ${r?.p50us?.toFixed(0)} us, p99 ${r?.p99us?.toFixed(0)} us`);
+      }
+      await stopAll();
+    }
+  }
+  note('microservices', `One client process sends client.send('sum', {a, b}) to one server process with a @MessagePattern('sum') handler; N callers each await the reply before sending again; ${opts.msRequests} requests at ${opts.msConcurrency.filter((c) => c > 1).join(', ')} in flight, ${Math.round(opts.msRequests / 4)} at 1 in flight, after a warm-up of 2000. Round-trip time per request with performance.now().`);
+  note('microservices', 'nestjs-cluster: server = NestFactory.create + connectMicroservice({ strategy: new ClusterTransport(cluster) }), client = new ClusterClientProxy({ cluster }), both from dist/ over links (gossip on loopback). Redis: NestFactory.createMicroservice({ transport: Transport.REDIS }) and ClientProxyFactory.create({ transport: Transport.REDIS }) on a private redis-server.');
+}
+
 async function scale() {
   for (const n of opts.scaleSizes) {
     for (const [name, sys] of systemsWith('membership')) {
@@ -592,6 +828,8 @@ const METRIC_INFO = {
     messaging: '6. Messaging, node 1 → node 2',
     scale: '7a. Scale — one process per node',
     'scale-many': '7b. Scale — many nodes in one process',
+    'socket-io': '8. Socket.IO room broadcast, node 1 → clients on 3 nodes',
+    microservices: '9. @nestjs/microservices request/reply, client process → server process',
   },
   metrics: {
     convergeFromSpawnMs: { label: 'converged, from spawn', unit: ' ms' },
@@ -614,6 +852,19 @@ const METRIC_INFO = {
     minMembersSeen: { label: 'smallest membership seen', unit: '' },
     eventLoopP99Ms: { label: 'event-loop delay p99', unit: ' ms' },
     removalsAfterConverge: { label: 'removals after converge', unit: '' },
+    broadcastsPerSec: { label: 'broadcasts/s', unit: '' },
+    senderCpuMsPer1k: { label: 'CPU ms / 1000 broadcasts, node 1', unit: ' ms' },
+    otherNodeCpuMsPer1k: { label: 'CPU ms / 1000 broadcasts, other node', unit: ' ms' },
+    clientsCpuMsPer1k: { label: 'CPU ms / 1000 broadcasts, clients', unit: ' ms' },
+    redisCpuMsPer1k: { label: 'CPU ms / 1000 broadcasts, redis-server', unit: ' ms' },
+    deliveriesPerSec: { label: 'deliveries/s', unit: '' },
+    ioP50LatencyUs: { label: `p50 latency @${opts.ioLatencyRate}/s`, unit: ' µs' },
+    ioP99LatencyUs: { label: `p99 latency @${opts.ioLatencyRate}/s`, unit: ' µs' },
+    pacedDeliveredPct: { label: `delivered % @${opts.ioLatencyRate}/s`, unit: ' %' },
+    requestsPerSec: { label: 'requests/s', unit: '' },
+    rttP50Us: { label: 'p50 round trip', unit: ' µs' },
+    rttP99Us: { label: 'p99 round trip', unit: ' µs' },
+    errors: { label: 'errors', unit: '' },
   },
 };
 
@@ -622,7 +873,11 @@ const SCENARIOS = {
   messaging,
   scale,
   'scale-many': scaleMany,
+  'socket-io': socketIo,
+  microservices,
 };
+
+const fmtRatio = (x) => `${x.toFixed(2)}×`;
 
 function targets(groups) {
   const get = (sc, sys, param, metric, profile) =>
@@ -648,11 +903,33 @@ function targets(groups) {
   if (stall) lines.push(`zero false downs in a 2 s stall: max ${stall.max} — ${stall.max === 0 ? 'met' : 'NOT met'}`);
   const idle20 = get('idle', ours, 20, 'cpuPctPerNode');
   if (idle20) lines.push(`idle CPU < 0.5 % of a core per node at 20 nodes: ${idle20.median?.toFixed(3)} % — ${idle20.max !== null && idle20.max < 0.5 ? 'met' : 'NOT met'}`);
+  // Against Redis: medians over the repetitions, the two systems measured alternately.
+  const pair = (sc, metric) => {
+    const mine = groups.find((g) => g.scenario === sc && g.system === ours && g.metric === metric);
+    const theirs = groups.find((g) => g.scenario === sc && g.system === 'redis' && String(g.param) === String(mine?.param) && g.metric === metric);
+    return mine?.median != null && theirs?.median != null ? { mine, theirs } : null;
+  };
+  const io = pair('socket-io', 'broadcastsPerSec');
+  if (io) {
+    const ratio = io.mine.median / io.theirs.median;
+    lines.push(`Socket.IO room broadcast ≥ 2× @socket.io/redis-adapter in broadcasts/s: ${fmtRatio(ratio)} (${io.mine.median.toFixed(0)} vs ${io.theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`);
+  }
+  const ioP99 = pair('socket-io', 'ioP99LatencyUs');
+  if (ioP99) {
+    lines.push(`Socket.IO room broadcast p99 latency below @socket.io/redis-adapter's: ${ioP99.mine.median.toFixed(0)} µs vs ${ioP99.theirs.median.toFixed(0)} µs — ${ioP99.mine.median < ioP99.theirs.median ? 'met' : 'NOT met'}`);
+  }
+  for (const g of groups.filter((x) => x.scenario === 'microservices' && x.system === ours && x.metric === 'requestsPerSec')) {
+    const theirs = groups.find((x) => x.scenario === 'microservices' && x.system === 'redis' && x.param === g.param && x.metric === 'requestsPerSec');
+    if (g.median == null || theirs?.median == null) continue;
+    const ratio = g.median / theirs.median;
+    lines.push(`@nestjs/microservices request/reply ≥ 2× Transport.REDIS in requests/s, ${g.param}: ${fmtRatio(ratio)} (${g.median.toFixed(0)} vs ${theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`);
+  }
   return lines;
 }
 
 async function main() {
   const startedAt = new Date().toISOString();
+  const loadAtStart = os.loadavg()[0];
   if (process.env.CLUSTER_TEST_NETNS !== '1') {
     log('not inside the private network namespace; run through scripts/in-netns.sh (npm run bench)');
     if (process.env.BENCH_ALLOW_HOST !== '1') process.exit(2);
@@ -685,6 +962,7 @@ async function main() {
     log(`--- ${sc} done in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   }
   const finishedAt = new Date().toISOString();
+  note(null, `Load average (1 min) of the machine when the run started: ${loadAtStart.toFixed(2)}, when it ended: ${os.loadavg()[0].toFixed(2)} (${machine.cores} cores; anything above the bench's own processes is other work on the machine).`);
   const groups = aggregate(samples);
   for (const line of targets(groups)) note('targets', line);
   const outDir = new URL(`${flags.out ?? 'bench/results'}/`, ROOT);
@@ -708,9 +986,47 @@ function writeReport(result, file = new URL('bench/RESULTS.md', ROOT)) {
   writeFileSync(file, md);
 }
 
+/**
+ * Several saved runs as one: each scenario's groups and notes from the last file that has
+ * it, the targets worked out again over the whole, one "Run" line per file.
+ */
+function mergeResults(results) {
+  const owner = new Map();
+  results.forEach((r, i) => {
+    for (const g of r.groups) owner.set(g.scenario, i);
+  });
+  const groups = results.flatMap((r, i) => r.groups.filter((g) => owner.get(g.scenario) === i));
+  const scenariosOf = (i) => [...new Set(groups.filter((g) => owner.get(g.scenario) === i).map((g) => g.scenario))];
+  // A general note of one run says which run it is about.
+  const notes = results.flatMap((r, i) =>
+    r.notes
+      .filter((n) => n.scenario !== 'targets' && (n.scenario === null || owner.get(n.scenario) === i))
+      .map((n) => (n.scenario === null ? { ...n, text: `Run of ${scenariosOf(i).join(', ')}: ${n.text}` } : n)),
+  );
+  for (const line of targets(groups)) notes.push({ scenario: 'targets', text: line });
+  const versions = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.versions)) if (v != null || !(k in versions)) versions[k] = v;
+  return {
+    ...results[results.length - 1],
+    machine: results[results.length - 1].machine,
+    versions,
+    groups,
+    notes,
+    runs: results.map((r, i) => ({
+      machine: r.machine,
+      startedAt: r.startedAt,
+      finishedAt: r.finishedAt,
+      options: r.options,
+      scenarios: scenariosOf(i),
+    })),
+  };
+}
+
 if (flags.report) {
-  // Re-render RESULTS.md from a saved run: node bench/run.mjs --report bench/results/<file>.json
-  writeReport(JSON.parse(readFileSync(flags.report, 'utf8')));
+  // Re-render RESULTS.md from saved runs: node bench/run.mjs --report bench/results/<a>.json[,<b>.json]
+  const files = list(flags.report);
+  const results = files.map((f) => JSON.parse(readFileSync(f, 'utf8')));
+  writeReport(results.length === 1 ? results[0] : mergeResults(results));
   process.exit(0);
 }
 await main();

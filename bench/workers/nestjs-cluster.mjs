@@ -38,9 +38,50 @@ export function observe(service, { added, removed }) {
   return () => subs.forEach((s) => s.unsubscribe());
 }
 
-export function clusterModule(options) {
+/** ClusterModule options of the worker's node: gossip through 127.0.0.1 on BENCH_UDP_PORT. */
+export function clusterOptions(ctx) {
+  const host = env('BENCH_HOST', '127.0.0.1');
+  const options = {
+    cookie: `bench-${ctx.cluster}`,
+    nodeName: ctx.name.includes('@') ? ctx.name : `${ctx.name}@${host}`,
+    port: 0,
+    bindAddress: host,
+    advertiseAddress: host,
+    strategy: 'gossip',
+    strategyConfig: {
+      multicastIf: '127.0.0.1',
+      port: Number(env('BENCH_UDP_PORT', '45892')),
+    },
+    ...(ctx.profile === 'matched' ? { heartbeatIntervalMs: 1000, failureTimeoutMs: 5000 } : {}),
+  };
+  ctx.name = options.nodeName;
+  return options;
+}
+
+/** Reports the membership of `cluster` through the worker context (`added`, `removed`). */
+export function report(cluster, ctx) {
+  const self = cluster.self.name;
+  const known = new Set();
+  return observe(cluster, {
+    added: (n) => {
+      if (n === self) return;
+      known.add(n);
+      ctx.added(n);
+    },
+    removed: (n, reason, current) => {
+      if (current) {
+        for (const k of [...known]) if (!current.has(k)) (known.delete(k), ctx.removed(k, reason));
+        return;
+      }
+      known.delete(n);
+      ctx.removed(n, reason);
+    },
+  });
+}
+
+export function clusterModule(options, extra = {}) {
   class BenchAppModule {}
-  Module({ imports: [ClusterModule.forRoot(options)] })(BenchAppModule);
+  Module({ ...extra, imports: [ClusterModule.forRoot(options), ...(extra.imports ?? [])] })(BenchAppModule);
   return BenchAppModule;
 }
 
@@ -51,41 +92,12 @@ const isMain = import.meta.url === new URL(process.argv[1], 'file://').href;
 if (isMain) {
   await runWorker({
     async start(ctx) {
-      const host = env('BENCH_HOST', '127.0.0.1');
-      const options = {
-        cookie: `bench-${ctx.cluster}`,
-        nodeName: ctx.name.includes('@') ? ctx.name : `${ctx.name}@${host}`,
-        port: 0,
-        bindAddress: host,
-        advertiseAddress: host,
-        strategy: 'gossip',
-        strategyConfig: {
-          multicastIf: '127.0.0.1',
-          port: Number(env('BENCH_UDP_PORT', '45892')),
-        },
-        ...(ctx.profile === 'matched' ? { heartbeatIntervalMs: 1000, failureTimeoutMs: 5000 } : {}),
-      };
-      ctx.name = options.nodeName;
+      const options = clusterOptions(ctx);
       app = await NestFactory.createApplicationContext(clusterModule(options), {
         logger: ['error', 'warn'],
       });
       cluster = app.get(ClusterService);
-      const known = new Set();
-      observe(cluster, {
-        added: (n) => {
-          if (n === options.nodeName) return;
-          known.add(n);
-          ctx.added(n);
-        },
-        removed: (n, reason, current) => {
-          if (current) {
-            for (const k of [...known]) if (!current.has(k)) (known.delete(k), ctx.removed(k, reason));
-            return;
-          }
-          known.delete(n);
-          ctx.removed(n, reason);
-        },
-      });
+      report(cluster, ctx);
       const sub = cluster.subscribe(topic);
       const onMsg = (m) => ctx.message(typeof m === 'string' ? m : (m?.payload ?? m));
       if (typeof sub?.subscribe === 'function') sub.subscribe(onMsg);

@@ -124,6 +124,16 @@ export class ClusterTransport
       .sort();
   }
 
+  /**
+   * The route of an incoming pattern. Nest's own lookup first tries `JSON.parse(pattern)`,
+   * which throws, and builds a stack trace, for every plain string pattern such as `'sum'`:
+   * a tenth of a busy server's CPU. A pattern that already is the route of a handler (what
+   * `ClusterClientProxy` sends) needs no parsing; any other goes through Nest's lookup.
+   */
+  protected override getRouteFromPattern(pattern: string): string {
+    return this.messageHandlers.has(pattern) ? pattern : super.getRouteFromPattern(pattern);
+  }
+
   private announce(patterns: string[]): void {
     try {
       this.cluster.publish<PatternsAnnouncement>(this.topics.patternsChanged, { patterns });
