@@ -48,7 +48,7 @@ export class ClusterNode {
       endpoint: '',
     };
     this.membership = new Membership(this.identity, new Logger('ClusterMembership'));
-    this.messaging = new ClusterMessaging(this.membership);
+    this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
 
