@@ -15,7 +15,9 @@ export type { InstanceMetadata } from './config/instance-metadata.js';
 
 export type {
   BuiltinStrategyName,
+  ClusterModuleBaseOptions,
   ClusterModuleOptions,
+  StrategyShorthand,
   TopologyOptions,
 } from './interfaces/cluster-options.interface.js';
 export type {

@@ -1,3 +1,4 @@
+import { MESSAGING_DEFAULTS } from '../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../lib/config/resolve-options.js';
 import { formatEndpoint } from '../lib/identity/endpoint.js';
@@ -248,6 +249,7 @@ export class Simulation {
       reconnectMaxMs: 5000,
       debug: false,
       topologies: [],
+      messaging: MESSAGING_DEFAULTS,
     };
     const discovery = new SimDiscovery();
     const sink = this.o.verbose ? (line: string): void => this.o.log(`  [${name}] ${line}`) : undefined;

@@ -13,6 +13,8 @@ import type {
   KubernetesStrategyOptions,
   StaticStrategyOptions,
 } from '../interfaces/strategy-options.interface.js';
+import type { ClusterMessagingOptions } from '../messaging/cluster-message.interface.js';
+import { MESSAGING_DEFAULTS } from '../messaging/cluster-messaging.js';
 import type { ClusterStrategy, ClusterStrategyClass } from '../strategies/strategy.interface.js';
 import { ClusterConfigError, type ConfigProblem } from '../errors/cluster-config.error.js';
 import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
@@ -56,6 +58,8 @@ export interface ResolvedClusterOptions {
   readonly reconnectBaseMs: number;
   readonly reconnectMaxMs: number;
   readonly debug: boolean;
+  /** Messaging limits, defaults applied. */
+  readonly messaging: Readonly<Required<ClusterMessagingOptions>>;
   readonly topologies: readonly ResolvedTopology[];
 }
 
@@ -187,6 +191,14 @@ export function resolveClusterOptions(
   const maxFrameBytes = int('maxFrameBytes', options.maxFrameBytes, CLUSTER_DEFAULTS.maxFrameBytes, 1024, 1024 * 1024 * 1024, 'a frame size in bytes');
   const maxWriteBufferBytes = int('maxWriteBufferBytes', options.maxWriteBufferBytes, CLUSTER_DEFAULTS.maxWriteBufferBytes, 1024, 4 * 1024 * 1024 * 1024, 'a buffer size in bytes');
   const debug = bool('debug', options.debug, false);
+  const messagingOptions = (options.messaging ?? {}) as Record<string, unknown>;
+  if (options.messaging !== undefined && (typeof options.messaging !== 'object' || options.messaging === null)) {
+    problem('messaging', 'must be an object');
+  }
+  const messaging = Object.freeze({
+    maxPayloadBytes: int('messaging.maxPayloadBytes', messagingOptions.maxPayloadBytes, Math.min(MESSAGING_DEFAULTS.maxPayloadBytes, maxFrameBytes - 1), 1, maxFrameBytes - 1, `a payload size in bytes below maxFrameBytes (${maxFrameBytes})`),
+    defaultRequestTimeoutMs: int('messaging.defaultRequestTimeoutMs', messagingOptions.defaultRequestTimeoutMs, MESSAGING_DEFAULTS.defaultRequestTimeoutMs, 1, 3_600_000, 'a request timeout in ms'),
+  });
 
   // Topologies.
   const topologies: ResolvedTopology[] = [];
@@ -421,6 +433,7 @@ export function resolveClusterOptions(
     reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
     reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(failureTimeoutMs, 1000)),
     debug,
+    messaging,
     topologies,
   });
 }

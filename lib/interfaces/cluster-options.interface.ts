@@ -1,3 +1,4 @@
+import type { ClusterMessagingOptions } from '../messaging/cluster-message.interface.js';
 import type { ClusterStrategy, ClusterStrategyClass } from '../strategies/strategy.interface.js';
 import type {
   DnsStrategyOptions,
@@ -22,10 +23,30 @@ export type TopologyOptions =
   | { strategy: ClusterStrategy; config?: undefined };
 
 /**
- * Options of `ClusterModule.forRoot()`. Every field is optional; `clusterOptionsFromEnv()`
- * builds them from the environment variables of the README.
+ * The shorthand for one topology named `default`: `strategy` and its `strategyConfig`,
+ * typed together (a discriminated union on `strategy`), so that a misspelt key such as
+ * `{ strategy: 'static', strategyConfig: { hostz: [...] } }` does not compile.
  */
-export interface ClusterModuleOptions {
+export type StrategyShorthand =
+  | { strategy?: undefined; strategyConfig?: GossipStrategyOptions }
+  | { strategy: 'gossip'; strategyConfig?: GossipStrategyOptions }
+  | { strategy: 'ec2'; strategyConfig: Ec2StrategyOptions }
+  | { strategy: 'static'; strategyConfig: StaticStrategyOptions }
+  | { strategy: 'dns'; strategyConfig: DnsStrategyOptions }
+  | { strategy: 'kubernetes'; strategyConfig: KubernetesStrategyOptions }
+  | { strategy: 'none'; strategyConfig?: undefined }
+  | { strategy: ClusterStrategyClass<any>; strategyConfig?: unknown }
+  | { strategy: ClusterStrategy; strategyConfig?: undefined };
+
+/**
+ * Options of `ClusterModule.forRoot()`: the {@link ClusterModuleBaseOptions} plus either
+ * `topologies` or the {@link StrategyShorthand}. Every field is optional;
+ * `clusterOptionsFromEnv()` builds them from the environment variables of the README.
+ */
+export type ClusterModuleOptions = ClusterModuleBaseOptions & StrategyShorthand;
+
+/** The options of `ClusterModule.forRoot()` other than `strategy` / `strategyConfig`. */
+export interface ClusterModuleBaseOptions {
   /**
    * Shared secret of the cluster (`NODE_COOKIE`). Links authenticate with it and gossip
    * packets are keyed from it. @default unset: the node runs single-node and says so once
@@ -63,8 +84,10 @@ export interface ClusterModuleOptions {
    * @default { default: { strategy: 'gossip' } }
    */
   topologies?: Record<string, TopologyOptions>;
-  /** Shorthand for a single topology. */
-  strategy?: TopologyOptions['strategy'];
-  /** Config of the shorthand `strategy`. */
-  strategyConfig?: unknown;
+  /**
+   * Messaging limits of `ClusterService` (publish, send, request/reply):
+   * `maxPayloadBytes` (largest encoded payload, @default 1 MiB; must be below `maxFrameBytes`)
+   * and `defaultRequestTimeoutMs` (`request()` without `timeoutMs`, @default 5000).
+   */
+  messaging?: ClusterMessagingOptions;
 }

@@ -74,7 +74,7 @@ export class ClusterNode {
       endpoint: '',
     };
     this.membership = new Membership(this.identity, { clock: this.clock, logger: this.loggerFor('ClusterMembership') });
-    this.messaging = new ClusterMessaging(this.membership);
+    this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
 

@@ -1,3 +1,4 @@
+import { MESSAGING_DEFAULTS } from '../../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../../lib/config/resolve-options.js';
 import type { ClusterEvent } from '../../lib/interfaces/member.interface.js';
@@ -88,6 +89,7 @@ export class CoreWorld {
       reconnectMaxMs: 5000,
       debug: false,
       topologies: [],
+      messaging: MESSAGING_DEFAULTS,
       ...overrides,
     };
     const discovery = new ManualDiscovery();

@@ -1,0 +1,43 @@
+/**
+ * Compile-time checks of `ClusterModuleOptions`, run by `npm run typecheck` (never executed):
+ * every `@ts-expect-error` line must fail to compile, or tsc reports the directive as unused.
+ */
+import { ClusterModule, type ClusterModuleOptions, type ClusterStrategy } from '../../lib/index.js';
+
+// Each strategy's config is checked against that strategy's options.
+export const ok: ClusterModuleOptions[] = [
+  {},
+  { cookie: 'c', strategy: 'gossip', strategyConfig: { port: 45892, multicastTtl: 1 } },
+  { strategy: 'static', strategyConfig: { hosts: ['10.0.0.1:45893'] } },
+  { strategy: 'ec2', strategyConfig: { tagName: 'cluster', ipType: 'public' } },
+  { strategy: 'dns', strategyConfig: { query: 'app.internal', recordType: 'srv' } },
+  { strategy: 'kubernetes', strategyConfig: { selector: 'app=myapp' } },
+  { strategy: 'none' },
+  { strategyConfig: { multicastAddr: '233.252.1.32' } }, // the default strategy is gossip
+  { topologies: { a: { strategy: 'static', config: { hosts: [] } } } },
+  { messaging: { maxPayloadBytes: 64 * 1024, defaultRequestTimeoutMs: 2_000 } },
+];
+
+// @ts-expect-error a misspelt key of the static strategy's config
+export const misspelt: ClusterModuleOptions = { strategy: 'static', strategyConfig: { hostz: ['10.0.0.1'] } };
+
+// @ts-expect-error the EC2 strategy needs its config (tagName)
+export const ec2WithoutConfig: ClusterModuleOptions = { strategy: 'ec2' };
+
+// @ts-expect-error another strategy's key
+export const wrongStrategy: ClusterModuleOptions = { strategy: 'gossip', strategyConfig: { query: 'x' } };
+
+// @ts-expect-error not a strategy name
+export const unknownStrategy: ClusterModuleOptions = { strategy: 'multicast' };
+
+// @ts-expect-error messaging options are numbers
+export const badMessaging: ClusterModuleOptions = { messaging: { maxPayloadBytes: '1mb' } };
+
+// A custom strategy instance takes no strategyConfig; a class takes any.
+declare const custom: ClusterStrategy;
+export const customInstance: ClusterModuleOptions = { strategy: custom };
+
+// forRoot takes the same union.
+export const module = ClusterModule.forRoot({ strategy: 'static', strategyConfig: { hosts: ['a:1'] } });
+// @ts-expect-error forRoot rejects the misspelt key too
+export const badModule = ClusterModule.forRoot({ strategy: 'static', strategyConfig: { hostz: ['a:1'] } });
