@@ -374,7 +374,8 @@ export class Reconciler {
 
   private firstDelay(target: Target): number {
     const self = this.deps.self();
-    const jitter = Math.round(this.random.next() * this.options.baseDelayMs);
+    // A little jitter spreads a start-up storm; more would only delay the first link.
+    const jitter = Math.round((this.random.next() * this.options.baseDelayMs) / 4);
     // Of two nodes that know each other's names, the smaller dials first.
     return target.name !== undefined && self.name > target.name ? this.graceMs + jitter : jitter;
   }
