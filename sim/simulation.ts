@@ -1,7 +1,7 @@
+import { CLUSTER_DEFAULTS } from '../lib/config/cluster.defaults.js';
 import { MESSAGING_DEFAULTS } from '../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../lib/config/resolve-options.js';
-import { formatEndpoint } from '../lib/identity/endpoint.js';
 import type { ClusterEvent } from '../lib/interfaces/member.interface.js';
 import { ClusterNode } from '../lib/node/cluster-node.js';
 import { seededRandom, type Random } from '../lib/runtime/random.js';
@@ -78,20 +78,16 @@ export interface SimResult {
   readonly simulatedMs: number;
 }
 
-/** Counts log lines per level; prints nothing (a sim node's logs are evidence, not output). */
-class CountingLogger implements LoggerService {
-  static readonly counts = { error: 0, warn: 0, log: 0 };
+/** A sim node's logger: silent, or every line to the sink with `--verbose`. */
+class SimLogger implements LoggerService {
   constructor(private readonly sink?: (line: string) => void) {}
   log(message: unknown): void {
-    CountingLogger.counts.log++;
     this.sink?.(`log   ${String(message)}`);
   }
   warn(message: unknown): void {
-    CountingLogger.counts.warn++;
     this.sink?.(`warn  ${String(message)}`);
   }
   error(message: unknown): void {
-    CountingLogger.counts.error++;
     this.sink?.(`error ${String(message)}`);
   }
   debug(): void {}
@@ -241,12 +237,12 @@ export class Simulation {
       advertiseAddress: host,
       heartbeatIntervalMs: this.o.heartbeatIntervalMs,
       failureTimeoutMs: this.o.failureTimeoutMs,
-      handshakeTimeoutMs: 5000,
-      maxPendingHandshakes: 256,
-      maxFrameBytes: 16 * 1024 * 1024,
-      maxWriteBufferBytes: 8 * 1024 * 1024,
-      reconnectBaseMs: 200,
-      reconnectMaxMs: 5000,
+      handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
+      maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+      maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
+      maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
+      reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
+      reconnectMaxMs: CLUSTER_DEFAULTS.reconnectMaxMs,
       debug: false,
       topologies: [],
       messaging: MESSAGING_DEFAULTS,
@@ -257,7 +253,7 @@ export class Simulation {
       clock,
       random: seededRandom(this.o.seed * 7919 + this.incarnations),
       network: this.network.host(host),
-      logger: () => new CountingLogger(sink),
+      logger: () => new SimLogger(sink),
     });
     const p: SimProcess = {
       index,
@@ -514,4 +510,3 @@ export class Simulation {
   }
 }
 
-export { formatEndpoint };

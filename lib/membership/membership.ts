@@ -260,8 +260,7 @@ export class Membership implements PeerChannel {
       link.close('this node is leaving');
       return;
     }
-    const refusal = peer.name === this.selfMember.name ? 'self' : undefined;
-    if (refusal) {
+    if (peer.name === this.selfMember.name) {
       link.close('the peer has this node name');
       return;
     }

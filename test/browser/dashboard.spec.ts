@@ -4,10 +4,9 @@
  *
  * UPDATE_SCREENSHOT=1 also writes docs/dashboard.png (the 3-member dashboard).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePorts,
@@ -19,7 +18,6 @@ import {
   useNodeCleanup,
 } from '../support/node-process.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const NAMES = ['web1@127.0.0.1', 'web2@127.0.0.1', 'web3@127.0.0.1'];
 const UI_TIMEOUT_MS = 10_000;
 
@@ -28,13 +26,10 @@ describe('dashboard', () => {
   let nodes: NodeProcess[];
   let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`);
-    }
     const cookie = randomCookie();
     const linkPorts = await freePorts(NAMES.length);
     nodes = await Promise.all(
@@ -42,22 +37,8 @@ describe('dashboard', () => {
     );
     await Promise.all(nodes.map((node) => node.waitForMembers(NAMES)));
 
-    userDataDir = mkdtempSync(join(tmpdir(), 'dashboard-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchBrowser('dashboard');
+    context = browser.context;
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
     page.on('console', (message) => {
@@ -66,8 +47,7 @@ describe('dashboard', () => {
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
   });
 
   it('shows the three members of the cluster, this node and the leader', async () => {

@@ -6,14 +6,11 @@
  * pages, exactly once.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, type NodeProcess, randomCookie, startNode, staticEnv, useNodeCleanup } from '../support/node-process.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const NAMES = ['room1@127.0.0.1', 'room2@127.0.0.1'];
 const UI_TIMEOUT_MS = 10_000;
 // Chromium, two nodes and the other test files share the machine's cores: a step can be slow.
@@ -23,37 +20,20 @@ describe('room panel in two browser pages on two nodes', () => {
   useNodeCleanup();
   let nodes: NodeProcess[];
   let context: BrowserContext;
-  let userDataDir: string;
+  let browser: Awaited<ReturnType<typeof launchBrowser>> | undefined;
   /** pages[i] is served by nodes[i]. */
   const pages: Page[] = [];
   const pageErrors: string[] = [];
   const room = `browser-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`);
-    }
     const cookie = randomCookie();
     const linkPorts = await freePorts(NAMES.length);
     nodes = await Promise.all(NAMES.map((name, i) => startNode({ name, env: staticEnv(cookie, linkPorts, i) })));
     await Promise.all(nodes.map((node) => node.waitForMembers(NAMES)));
 
-    userDataDir = mkdtempSync(join(tmpdir(), 'rooms-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchBrowser('rooms');
+    context = browser.context;
     for (const [i, node] of nodes.entries()) {
       const page = i === 0 ? (context.pages()[0] ?? (await context.newPage())) : await context.newPage();
       page.on('pageerror', (error) => pageErrors.push(`${node.name} page: pageerror: ${error.message}`));
@@ -66,8 +46,7 @@ describe('room panel in two browser pages on two nodes', () => {
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
   });
 
   it('each page joins the room through the form, over a WebSocket to the node that served it', async () => {

@@ -1,3 +1,4 @@
+import { CLUSTER_DEFAULTS } from '../../lib/config/cluster.defaults.js';
 import { MESSAGING_DEFAULTS } from '../../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../../lib/config/resolve-options.js';
@@ -81,12 +82,12 @@ export class CoreWorld {
       advertiseAddress: host,
       heartbeatIntervalMs: 1000,
       failureTimeoutMs: 5000,
-      handshakeTimeoutMs: 5000,
-      maxPendingHandshakes: 256,
-      maxFrameBytes: 1 << 24,
-      maxWriteBufferBytes: 1 << 23,
-      reconnectBaseMs: 200,
-      reconnectMaxMs: 5000,
+      handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
+      maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+      maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
+      maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
+      reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
+      reconnectMaxMs: CLUSTER_DEFAULTS.reconnectMaxMs,
       debug: false,
       topologies: [],
       messaging: MESSAGING_DEFAULTS,
