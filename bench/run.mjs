@@ -42,8 +42,24 @@ const { values: flags } = parseArgs({
 });
 
 const quick = flags.quick || process.env.BENCH_QUICK === '1';
-const list = (s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : null);
-const ALL_SCENARIOS = ['cold-start', 'late-join', 'failure', 'idle', 'messaging', 'scale', 'scale-many', 'socket-io', 'microservices'];
+const list = (s) =>
+  s
+    ? s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : null;
+const ALL_SCENARIOS = [
+  'cold-start',
+  'late-join',
+  'failure',
+  'idle',
+  'messaging',
+  'scale',
+  'scale-many',
+  'socket-io',
+  'microservices',
+];
 const opts = {
   quick,
   scenarios: list(flags.only ?? process.env.BENCH_ONLY) ?? ALL_SCENARIOS,
@@ -53,7 +69,9 @@ const opts = {
   coldSizes: quick ? [5, 10] : [5, 10, 20],
   idleSizes: quick ? [10] : [10, 20],
   idleSeconds: Number(flags['idle-seconds'] ?? (quick ? 10 : 30)),
-  scaleSizes: (list(flags.scale ?? process.env.BENCH_SCALE) ?? (quick ? ['50'] : ['50', '100', '200'])).map(Number),
+  scaleSizes: (
+    list(flags.scale ?? process.env.BENCH_SCALE) ?? (quick ? ['50'] : ['50', '100', '200'])
+  ).map(Number),
   scaleIdleSeconds: quick ? 6 : 10,
   msgCount: quick ? 30000 : 100000,
   latencySeconds: quick ? 2 : 3,
@@ -111,7 +129,8 @@ const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11,
 const record = (scenario, system, profile, param, rep, metric, value) =>
   samples.push({ scenario, system, profile, param, rep, metric, value });
 const note = (scenario, text) => {
-  if (!notes.some((n) => n.scenario === scenario && n.text === text)) notes.push({ scenario, text });
+  if (!notes.some((n) => n.scenario === scenario && n.text === text))
+    notes.push({ scenario, text });
 };
 
 function systemsWith(feature) {
@@ -122,7 +141,9 @@ function systemsWith(feature) {
 
 function profilesOf(sys) {
   return sys.profiles.filter(
-    (p) => opts.profiles.includes(p) || Object.entries(sys.same ?? {}).some(([a, b]) => b === p && opts.profiles.includes(a)),
+    (p) =>
+      opts.profiles.includes(p) ||
+      Object.entries(sys.same ?? {}).some(([a, b]) => b === p && opts.profiles.includes(a)),
   );
 }
 
@@ -138,7 +159,8 @@ let ourChecked = null;
 function ourAvailable() {
   if (ourChecked === null) {
     ourChecked = existsSync(ourBuild);
-    if (!ourChecked) note(null, 'nestjs-cluster: dist/index.js missing (build failed?) — not measured.');
+    if (!ourChecked)
+      note(null, 'nestjs-cluster: dist/index.js missing (build failed?) — not measured.');
   }
   return ourChecked;
 }
@@ -201,7 +223,9 @@ async function formed(sysName, profile, n, timeoutMs = opts.convergeTimeoutMs) {
   const c = startCluster(sysName, profile, n);
   const t = await converged(c.workers, n, timeoutMs);
   if (t === null) {
-    log(`${sysName}/${profile}: ${n} nodes did not converge in ${timeoutMs} ms (min members ${minMembers(c.workers)})`);
+    log(
+      `${sysName}/${profile}: ${n} nodes did not converge in ${timeoutMs} ms (min members ${minMembers(c.workers)})`,
+    );
     await stopCluster(c);
     return null;
   }
@@ -222,12 +246,16 @@ async function measureIdle(pids, nodes, seconds, windows) {
     const dt = (performance.now() - t0) / 1000;
     const cpu1 = pids.map(cpuSeconds);
     const lo1 = loBytes();
-    const cpuTotal = cpu1.reduce((s, c, j) => s + (c !== null && cpu0[j] !== null ? c - cpu0[j] : 0), 0);
+    const cpuTotal = cpu1.reduce(
+      (s, c, j) => s + (c !== null && cpu0[j] !== null ? c - cpu0[j] : 0),
+      0,
+    );
     const rss = pids.map(rssBytes).filter((r) => r !== null);
     out.push({
       cpuPctPerNode: (cpuTotal / dt / nodes) * 100,
       // One process per node: mean over the processes; K nodes in one process: RSS / K.
-      rssMBPerNode: rss.reduce((s, r) => s + r, 0) / (pids.length === nodes ? rss.length : nodes) / 2 ** 20,
+      rssMBPerNode:
+        rss.reduce((s, r) => s + r, 0) / (pids.length === nodes ? rss.length : nodes) / 2 ** 20,
       bytesPerSecPerNode: (lo1.rxBytes - lo0.rxBytes) / dt / nodes,
       packetsPerSecPerNode: (lo1.rxPackets - lo0.rxPackets) / dt / nodes,
     });
@@ -255,7 +283,8 @@ let baselines = null;
 
 /** Latest membership size each worker reported. */
 function currentMembers(w) {
-  for (let i = w.events.length - 1; i >= 0; i--) if (w.events[i].ev === 'members') return w.events[i].n;
+  for (let i = w.events.length - 1; i >= 0; i--)
+    if (w.events[i].ev === 'members') return w.events[i].n;
   return 1;
 }
 
@@ -274,10 +303,20 @@ async function coldStartRun(name, p, label, n, rep) {
   const t = ready && (await converged(c.workers, n, opts.convergeTimeoutMs));
   if (sel('cold-start')) {
     record('cold-start', name, label, n, rep, 'convergeFromSpawnMs', t ? t - c.t0 : null);
-    record('cold-start', name, label, n, rep, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
+    record(
+      'cold-start',
+      name,
+      label,
+      n,
+      rep,
+      'convergeFromLastReadyMs',
+      t ? Math.max(0, t - ready) : null,
+    );
     record('cold-start', name, label, n, rep, 'spawnToAllReadyMs', ready ? ready - c.t0 : null);
   }
-  log(`cold-start ${name}/${p} N=${n} rep ${rep}: ${t ? `${t - c.t0} ms from spawn, ${t - ready} ms after last ready` : `did not converge (min members ${minMembers(c.workers)})`}`);
+  log(
+    `cold-start ${name}/${p} N=${n} rep ${rep}: ${t ? `${t - c.t0} ms from spawn, ${t - ready} ms after last ready` : `did not converge (min members ${minMembers(c.workers)})`}`,
+  );
   if (!t) {
     await stopCluster(c);
     return null;
@@ -289,7 +328,9 @@ async function coldStartRun(name, p, label, n, rep) {
 async function detection(c, victim, t0, timeoutMs) {
   const survivors = c.workers.filter((w) => w !== victim && !w.exited);
   const evs = await Promise.all(
-    survivors.map((w) => w.waitFor((e) => e.ev === 'removed' && e.node === victim.name, timeoutMs, { since: t0 })),
+    survivors.map((w) =>
+      w.waitFor((e) => e.ev === 'removed' && e.node === victim.name, timeoutMs, { since: t0 }),
+    ),
   );
   const seen = evs.filter(Boolean);
   return {
@@ -312,27 +353,44 @@ async function failureCase(c, kind, sig, victim, name, label, rep, skip) {
   record('failure', name, label, kind, rep, 'allSurvivorsMs', d.allMs);
   record('failure', name, label, kind, rep, 'firstSurvivorMs', d.firstMs);
   record('failure', name, label, kind, rep, 'survivors', d.survivors);
-  if (d.reasons.length) note('failure', `${name} (${label}) ${kind}: reported as ${d.reasons.join(', ')}`);
+  if (d.reasons.length)
+    note('failure', `${name} (${label}) ${kind}: reported as ${d.reasons.join(', ')}`);
   if (d.allMs === null) {
-    note('failure', `${name} (${label}) ${kind}: ${d.detected}/${d.survivors} survivors reported it within ${opts.detectTimeoutMs} ms${d.detected === 0 ? ' (not measured again in later repetitions)' : ''}`);
+    note(
+      'failure',
+      `${name} (${label}) ${kind}: ${d.detected}/${d.survivors} survivors reported it within ${opts.detectTimeoutMs} ms${d.detected === 0 ? ' (not measured again in later repetitions)' : ''}`,
+    );
     if (d.detected === 0) skip.add(kind);
   }
-  log(`${kind} ${name}/${label} rep ${rep}: all ${d.allMs} ms, first ${d.firstMs} ms (${d.detected}/${d.survivors})`);
+  log(
+    `${kind} ${name}/${label} rep ${rep}: all ${d.allMs} ms, first ${d.firstMs} ms (${d.detected}/${d.survivors})`,
+  );
 }
 
 async function idleOn(c, n, name, label) {
   const windows = 3;
   await sleep(3000);
-  const before = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0);
-  const res = await measureIdle(c.workers.map((w) => w.pid), n, opts.idleSeconds / windows, windows);
-  const removed = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0) - before;
+  const before = c.workers.reduce(
+    (k, w) => k + w.events.filter((e) => e.ev === 'removed').length,
+    0,
+  );
+  const res = await measureIdle(
+    c.workers.map((w) => w.pid),
+    n,
+    opts.idleSeconds / windows,
+    windows,
+  );
+  const removed =
+    c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed').length, 0) - before;
   if (removed) note('idle', `${name} (${label}) N=${n}: ${removed} removals while idle`);
   const baseline = name === 'nestjs-cluster' ? baselines.nest : baselines.node;
   res.forEach((r, i) => {
     for (const [m, v] of Object.entries(r)) record('idle', name, label, n, i, m, v);
     record('idle', name, label, n, i, 'rssOverBaselineMB', r.rssMBPerNode - baseline);
   });
-  log(`idle ${name}/${label} N=${n}: ${res.map((r) => r.cpuPctPerNode.toFixed(3)).join(' ')} % cpu/node, ${res[0].rssMBPerNode.toFixed(1)} MiB`);
+  log(
+    `idle ${name}/${label} N=${n}: ${res.map((r) => r.cpuPctPerNode.toFixed(3)).join(' ')} % cpu/node, ${res[0].rssMBPerNode.toFixed(1)} MiB`,
+  );
 }
 
 async function clusterScenarios() {
@@ -345,8 +403,12 @@ async function clusterScenarios() {
       nest.push(await baselineRss('bare-nest.mjs'));
     }
     baselines = { node: median(node), nest: median(nest) };
-    node.forEach((v, i) => record('idle', 'bare node process (baseline)', '—', 1, i, 'rssMBPerNode', v));
-    nest.forEach((v, i) => record('idle', 'bare Nest app context (baseline)', '—', 1, i, 'rssMBPerNode', v));
+    node.forEach((v, i) =>
+      record('idle', 'bare node process (baseline)', '—', 1, i, 'rssMBPerNode', v),
+    );
+    nest.forEach((v, i) =>
+      record('idle', 'bare Nest app context (baseline)', '—', 1, i, 'rssMBPerNode', v),
+    );
   }
   for (const [name, sys] of systemsWith('membership')) {
     for (const p of profilesOf(sys)) {
@@ -381,9 +443,14 @@ async function clusterScenarios() {
           await sleep(1000);
           const t0 = Date.now();
           c.workers[0].send({ cmd: 'stall', ms: opts.stallMs });
-          await c.workers[0].waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000, { since: t0 });
+          await c.workers[0].waitFor((e) => e.ev === 'stall-end', opts.stallMs + 5000, {
+            since: t0,
+          });
           await sleep(opts.stallWatchMs);
-          const falseDowns = c.workers.reduce((k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length, 0);
+          const falseDowns = c.workers.reduce(
+            (k, w) => k + w.events.filter((e) => e.ev === 'removed' && e.t >= t0).length,
+            0,
+          );
           record('failure', name, label, 'stall', rep, 'falseDowns', falseDowns);
           log(`stall ${name}/${label} rep ${rep}: ${falseDowns} false downs`);
         }
@@ -392,7 +459,10 @@ async function clusterScenarios() {
           continue;
         }
         if (!(await whole(c.workers, 10, 10000))) {
-          note('failure', `${name} (${label}) rep ${rep}: cluster not whole 10 s after the stall; later steps not measured`);
+          note(
+            'failure',
+            `${name} (${label}) rep ${rep}: cluster not whole 10 s after the stall; later steps not measured`,
+          );
           await stopCluster(c);
           continue;
         }
@@ -403,9 +473,19 @@ async function clusterScenarios() {
         const t = ready && (await converged(c.workers, 11, opts.convergeTimeoutMs, tj));
         if (sel('late-join')) {
           record('late-join', name, label, 10, rep, 'joinFromSpawnMs', t ? t - tj : null);
-          record('late-join', name, label, 10, rep, 'joinFromReadyMs', t ? Math.max(0, t - ready.t) : null);
+          record(
+            'late-join',
+            name,
+            label,
+            10,
+            rep,
+            'joinFromReadyMs',
+            t ? Math.max(0, t - ready.t) : null,
+          );
         }
-        log(`late-join ${name}/${label} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`);
+        log(
+          `late-join ${name}/${label} rep ${rep}: ${t ? `${t - tj} ms from spawn, ${t - ready.t} ms after ready` : 'not seen by all'}`,
+        );
         if (t && sel('failure')) {
           await sleep(1000);
           const tf = Date.now();
@@ -422,19 +502,35 @@ async function clusterScenarios() {
       }
     }
   }
-  note('failure', 'One chain per repetition: 10 nodes started together (cold start) → 2 s stall of node 1 → node 11 joins (late join) → SIGSTOP node 11 (freeze, 10 survivors) → node 11 killed and reported gone → SIGKILL node 10 (crash, cluster of 10, 9 survivors) → SIGTERM node 9 (leave, 8 survivors).');
-  note('failure', `stall: node 1 busy-loops ${opts.stallMs} ms; false downs = removals reported by any node from the stall until ${opts.stallWatchMs} ms after it ended.`);
+  note(
+    'failure',
+    'One chain per repetition: 10 nodes started together (cold start) → 2 s stall of node 1 → node 11 joins (late join) → SIGSTOP node 11 (freeze, 10 survivors) → node 11 killed and reported gone → SIGKILL node 10 (crash, cluster of 10, 9 survivors) → SIGTERM node 9 (leave, 8 survivors).',
+  );
+  note(
+    'failure',
+    `stall: node 1 busy-loops ${opts.stallMs} ms; false downs = removals reported by any node from the stall until ${opts.stallWatchMs} ms after it ended.`,
+  );
   if (wantIdle) {
-    note('idle', `Idle cost: ${3} consecutive windows of ${opts.idleSeconds / 3} s on a converged cluster (the "repetitions" of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`);
-    note('idle', 'rssOverBaselineMB: RSS per node minus a bare Nest application context (nestjs-cluster) or a bare node process running the same worker runtime (peers).');
+    note(
+      'idle',
+      `Idle cost: ${3} consecutive windows of ${opts.idleSeconds / 3} s on a converged cluster (the "repetitions" of this table); CPU = utime+stime from /proc/<pid>/stat summed over the nodes / N; bytes = /proc/net/dev lo rx bytes of the private netns / N.`,
+    );
+    note(
+      'idle',
+      'rssOverBaselineMB: RSS per node minus a bare Nest application context (nestjs-cluster) or a bare node process running the same worker runtime (peers).',
+    );
   }
 }
 
 async function startRedis() {
   const port = 16379;
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   for (let i = 0; i < 50; i++) {
     await sleep(100);
     const probe = new Worker('redis.mjs', { BENCH_NAME: 'probe', BENCH_REDIS_PORT: String(port) });
@@ -462,7 +558,9 @@ async function messaging() {
       if (redis) c.base.BENCH_REDIS_PORT = String(redis.port);
       const a = c.add(1);
       const b = c.add(2);
-      const ok = (await readyAll(c.workers, 30000)) && (!sys.membership || (await converged(c.workers, 2, 30000)));
+      const ok =
+        (await readyAll(c.workers, 30000)) &&
+        (!sys.membership || (await converged(c.workers, 2, 30000)));
       if (!ok) {
         log(`messaging ${name}: pair did not form`);
         await stopCluster(c);
@@ -478,7 +576,15 @@ async function messaging() {
       const got = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t1 });
       const tput = sent && got && got.got > 0 ? got.got / ((got.lastT - sent.startT) / 1000) : null;
       record('messaging', name, 'defaults', '100 B', rep, 'throughputMsgPerSec', tput);
-      record('messaging', name, 'defaults', '100 B', rep, 'deliveredPct', got ? (got.got / opts.msgCount) * 100 : null);
+      record(
+        'messaging',
+        name,
+        'defaults',
+        '100 B',
+        rep,
+        'deliveredPct',
+        got ? (got.got / opts.msgCount) * 100 : null,
+      );
       // Latency at a fixed rate.
       await sleep(500);
       const t2 = Date.now();
@@ -489,13 +595,21 @@ async function messaging() {
       const lat = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t2 });
       record('messaging', name, 'defaults', '100 B', rep, 'p50LatencyUs', lat?.p50us ?? null);
       record('messaging', name, 'defaults', '100 B', rep, 'p99LatencyUs', lat?.p99us ?? null);
-      log(`messaging ${name} rep ${rep}: ${tput?.toFixed(0)} msg/s (${got?.got}/${opts.msgCount}), p50 ${lat?.p50us} us, p99 ${lat?.p99us} us`);
+      log(
+        `messaging ${name} rep ${rep}: ${tput?.toFixed(0)} msg/s (${got?.got}/${opts.msgCount}), p50 ${lat?.p50us} us, p99 ${lat?.p99us} us`,
+      );
       await stopCluster(c);
     }
   }
   if (redis) redis.proc.kill('SIGKILL');
-  note('messaging', `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive.`);
-  note('messaging', 'Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node\'s event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError).');
+  note(
+    'messaging',
+    `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive.`,
+  );
+  note(
+    'messaging',
+    "Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node's event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError).",
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -528,9 +642,13 @@ function freeTcpPort() {
 /** A private redis-server on 127.0.0.1 (no persistence); null when it does not answer. */
 async function startPrivateRedis() {
   const port = await freeTcpPort();
-  const proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const proc = spawn(
+    REDIS_SERVER,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -539,9 +657,21 @@ async function startPrivateRedis() {
   const { default: Redis } = await import('ioredis');
   for (let i = 0; i < 50; i++) {
     await sleep(100);
-    const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     probe.on('error', () => {});
-    const ok = await probe.connect().then(() => probe.ping(), () => null).catch(() => null);
+    const ok = await probe
+      .connect()
+      .then(
+        () => probe.ping(),
+        () => null,
+      )
+      .catch(() => null);
     probe.disconnect();
     if (ok === 'PONG') return { proc, port, stop };
   }
@@ -551,12 +681,17 @@ async function startPrivateRedis() {
 
 /** Systems of the two Redis comparisons: ours always, Redis when redis-server is installed. */
 function redisComparison(scenario, what) {
-  const systems = ['nestjs-cluster', 'redis'].filter((s) => !opts.systems || opts.systems.includes(s));
+  const systems = ['nestjs-cluster', 'redis'].filter(
+    (s) => !opts.systems || opts.systems.includes(s),
+  );
   if (!ourAvailable()) systems.splice(systems.indexOf('nestjs-cluster'), 1);
   if (systems.includes('redis') && !redisServerInstalled()) {
     systems.splice(systems.indexOf('redis'), 1);
     // A general note: with Redis skipped the scenario may have no table to carry it.
-    note(null, `${scenario}: ${REDIS_SERVER} is not installed, so ${what} was not measured (apt-get install redis-server).`);
+    note(
+      null,
+      `${scenario}: ${REDIS_SERVER} is not installed, so ${what} was not measured (apt-get install redis-server).`,
+    );
     log(`${scenario}: ${REDIS_SERVER} not installed, ${what} skipped`);
   }
   return systems;
@@ -566,7 +701,10 @@ function redisComparison(scenario, what) {
 let commandSeq = 0;
 
 const IO_LABEL = { 'nestjs-cluster': 'ClusterIoAdapter', redis: '@socket.io/redis-adapter' };
-const MS_LABEL = { 'nestjs-cluster': 'ClusterTransport + ClusterClientProxy', redis: 'Transport.REDIS' };
+const MS_LABEL = {
+  'nestjs-cluster': 'ClusterTransport + ClusterClientProxy',
+  redis: 'Transport.REDIS',
+};
 
 /** One broadcast run: `count` broadcasts from node 1 at `rate`/s (0: as fast as it goes). */
 async function broadcastRun(sender, clients, clientCount, count, rate) {
@@ -589,7 +727,10 @@ async function socketIo() {
       const label = IO_LABEL[name];
       const redis = name === 'redis' ? await startPrivateRedis() : null;
       if (name === 'redis' && !redis) {
-        note('socket-io', `redis-server did not answer — @socket.io/redis-adapter not measured in repetition ${rep}.`);
+        note(
+          'socket-io',
+          `redis-server did not answer — @socket.io/redis-adapter not measured in repetition ${rep}.`,
+        );
         continue;
       }
       clusterSeq++;
@@ -600,13 +741,20 @@ async function socketIo() {
         BENCH_IO_ROOM: 'bench-room',
         ...(redis ? { BENCH_REDIS_PORT: String(redis.port) } : {}),
       };
-      const nodes = Array.from({ length: opts.ioNodes }, (_, i) => new Worker('io-node.mjs', { ...base, BENCH_NAME: `io${i + 1}@127.0.0.1` }));
+      const nodes = Array.from(
+        { length: opts.ioNodes },
+        (_, i) => new Worker('io-node.mjs', { ...base, BENCH_NAME: `io${i + 1}@127.0.0.1` }),
+      );
       const stopAll = async (more = []) => {
         await killAll([...more, ...nodes]);
         await redis?.stop();
       };
-      const ports = await Promise.all(nodes.map((w) => w.waitFor((e) => e.ev === 'io-listening', 30000)));
-      const ready = (await readyAll(nodes, 30000)) && (name !== 'nestjs-cluster' || (await converged(nodes, opts.ioNodes, 30000)));
+      const ports = await Promise.all(
+        nodes.map((w) => w.waitFor((e) => e.ev === 'io-listening', 30000)),
+      );
+      const ready =
+        (await readyAll(nodes, 30000)) &&
+        (name !== 'nestjs-cluster' || (await converged(nodes, opts.ioNodes, 30000)));
       if (!ready || ports.some((p) => !p)) {
         log(`socket-io ${name} rep ${rep}: nodes did not start or form`);
         note('socket-io', `${label} rep ${rep}: nodes did not start or form; not measured.`);
@@ -638,37 +786,91 @@ async function socketIo() {
         // CPU per 1000 broadcasts: where the time goes (sender, each other node, the clients).
         const per1k = (sec) => (sec * 1e6) / opts.ioBroadcasts;
         record('socket-io', name, label, param, rep, 'senderCpuMsPer1k', per1k(cpu[0]));
-        record('socket-io', name, label, param, rep, 'otherNodeCpuMsPer1k', per1k(median(cpu.slice(1, -1))));
-        record('socket-io', name, label, param, rep, 'clientsCpuMsPer1k', per1k(cpu[cpu.length - 1]));
+        record(
+          'socket-io',
+          name,
+          label,
+          param,
+          rep,
+          'otherNodeCpuMsPer1k',
+          per1k(median(cpu.slice(1, -1))),
+        );
+        record(
+          'socket-io',
+          name,
+          label,
+          param,
+          rep,
+          'clientsCpuMsPer1k',
+          per1k(cpu[cpu.length - 1]),
+        );
         if (redis) record('socket-io', name, label, param, rep, 'redisCpuMsPer1k', per1k(redisCpu));
       }
-      const perSec = tput && tput.got.got > 0 ? tput.got.got / clientCount / ((tput.got.lastT - tput.sent.startT) / 1000) : null;
+      const perSec =
+        tput && tput.got.got > 0
+          ? tput.got.got / clientCount / ((tput.got.lastT - tput.sent.startT) / 1000)
+          : null;
       record('socket-io', name, label, param, rep, 'broadcastsPerSec', perSec);
-      record('socket-io', name, label, param, rep, 'deliveriesPerSec', perSec === null ? null : perSec * clientCount);
-      record('socket-io', name, label, param, rep, 'deliveredPct', tput ? (tput.got.got / (opts.ioBroadcasts * clientCount)) * 100 : null);
+      record(
+        'socket-io',
+        name,
+        label,
+        param,
+        rep,
+        'deliveriesPerSec',
+        perSec === null ? null : perSec * clientCount,
+      );
+      record(
+        'socket-io',
+        name,
+        label,
+        param,
+        rep,
+        'deliveredPct',
+        tput ? (tput.got.got / (opts.ioBroadcasts * clientCount)) * 100 : null,
+      );
       await sleep(500);
       const count = opts.ioLatencyRate * opts.ioLatencySeconds;
       const lat = await broadcastRun(sender, clients, clientCount, count, opts.ioLatencyRate);
       record('socket-io', name, label, param, rep, 'ioP50LatencyUs', lat?.got.p50us ?? null);
       record('socket-io', name, label, param, rep, 'ioP99LatencyUs', lat?.got.p99us ?? null);
-      record('socket-io', name, label, param, rep, 'pacedDeliveredPct', lat ? (lat.got.got / (count * clientCount)) * 100 : null);
-      log(`socket-io ${name} rep ${rep}: ${perSec?.toFixed(0)} broadcasts/s (${tput?.got.got}/${opts.ioBroadcasts * clientCount} deliveries), paced p50 ${lat?.got.p50us?.toFixed(0)} us, p99 ${lat?.got.p99us?.toFixed(0)} us`);
+      record(
+        'socket-io',
+        name,
+        label,
+        param,
+        rep,
+        'pacedDeliveredPct',
+        lat ? (lat.got.got / (count * clientCount)) * 100 : null,
+      );
+      log(
+        `socket-io ${name} rep ${rep}: ${perSec?.toFixed(0)} broadcasts/s (${tput?.got.got}/${opts.ioBroadcasts * clientCount} deliveries), paced p50 ${lat?.got.p50us?.toFixed(0)} us, p99 ${lat?.got.p99us?.toFixed(0)} us`,
+      );
       await stopAll([clients]);
     }
   }
-  note('socket-io', `${opts.ioNodes} socket.io servers (one process each, HTTP on 127.0.0.1), ${opts.ioPerNode} socket.io-client connections (WebSocket) to each, all in one room, the clients in one more process. Node 1 runs io.to(room).emit('m', <100 bytes>). Throughput: ${opts.ioBroadcasts} broadcasts in batches of 100 with a yield to I/O between batches; broadcasts/s = deliveries / clients / (last delivery − first send); deliveries/s = broadcasts/s × ${clientCount}. Latency: ${opts.ioLatencyRate} broadcasts/s for ${opts.ioLatencySeconds} s, measured at every client, one-way, CLOCK_MONOTONIC (process.hrtime). After a warm-up of 1000 broadcasts.`);
-  note('socket-io', 'ClusterIoAdapter: nestjs-cluster from dist/ (gossip on loopback), IoAdapter.createIOServer on a plain HTTP server, as Nest does for a gateway. @socket.io/redis-adapter: createAdapter(pub, sub) with two ioredis clients per node on a private redis-server.');
+  note(
+    'socket-io',
+    `${opts.ioNodes} socket.io servers (one process each, HTTP on 127.0.0.1), ${opts.ioPerNode} socket.io-client connections (WebSocket) to each, all in one room, the clients in one more process. Node 1 runs io.to(room).emit('m', <100 bytes>). Throughput: ${opts.ioBroadcasts} broadcasts in batches of 100 with a yield to I/O between batches; broadcasts/s = deliveries / clients / (last delivery − first send); deliveries/s = broadcasts/s × ${clientCount}. Latency: ${opts.ioLatencyRate} broadcasts/s for ${opts.ioLatencySeconds} s, measured at every client, one-way, CLOCK_MONOTONIC (process.hrtime). After a warm-up of 1000 broadcasts.`,
+  );
+  note(
+    'socket-io',
+    'ClusterIoAdapter: nestjs-cluster from dist/ (gossip on loopback), IoAdapter.createIOServer on a plain HTTP server, as Nest does for a gateway. @socket.io/redis-adapter: createAdapter(pub, sub) with two ioredis clients per node on a private redis-server.',
+  );
 }
 
 async function microservices() {
-  const systems = redisComparison('microservices', "the Transport.REDIS comparison");
+  const systems = redisComparison('microservices', 'the Transport.REDIS comparison');
   // Systems alternate within each repetition, so that other load on the machine falls on both.
   for (let rep = 0; rep < opts.reps; rep++) {
     for (const name of systems) {
       const label = MS_LABEL[name];
       const redis = name === 'redis' ? await startPrivateRedis() : null;
       if (name === 'redis' && !redis) {
-        note('microservices', `redis-server did not answer — Transport.REDIS not measured in repetition ${rep}.`);
+        note(
+          'microservices',
+          `redis-server did not answer — Transport.REDIS not measured in repetition ${rep}.`,
+        );
         continue;
       }
       clusterSeq++;
@@ -678,19 +880,30 @@ async function microservices() {
         BENCH_UDP_PORT: String(20000 + (clusterSeq % 20000)),
         ...(redis ? { BENCH_REDIS_PORT: String(redis.port) } : {}),
       };
-      const server = new Worker('ms-node.mjs', { ...base, BENCH_NAME: 'ms-server@127.0.0.1', BENCH_MS_ROLE: 'server' });
-      const client = new Worker('ms-node.mjs', { ...base, BENCH_NAME: 'ms-client@127.0.0.1', BENCH_MS_ROLE: 'client' });
+      const server = new Worker('ms-node.mjs', {
+        ...base,
+        BENCH_NAME: 'ms-server@127.0.0.1',
+        BENCH_MS_ROLE: 'server',
+      });
+      const client = new Worker('ms-node.mjs', {
+        ...base,
+        BENCH_NAME: 'ms-client@127.0.0.1',
+        BENCH_MS_ROLE: 'client',
+      });
       const stopAll = async () => {
         await killAll([client, server]);
         await redis?.stop();
       };
-      const ready = (await readyAll([server, client], 30000)) && (name !== 'nestjs-cluster' || (await converged([server, client], 2, 30000)));
+      const ready =
+        (await readyAll([server, client], 30000)) &&
+        (name !== 'nestjs-cluster' || (await converged([server, client], 2, 30000)));
       // The client knows the server's patterns (ours) / the server subscribed (Redis).
       let answered = false;
       for (let i = 0; ready && !answered && i < 50; i++) {
         const id = ++commandSeq;
         client.send({ cmd: 'probe', id });
-        answered = (await client.waitFor((e) => e.ev === 'probe' && e.id === id, 10000))?.ok === true;
+        answered =
+          (await client.waitFor((e) => e.ev === 'probe' && e.id === id, 10000))?.ok === true;
         if (!answered) await sleep(200);
       }
       if (!answered) {
@@ -709,31 +922,62 @@ async function microservices() {
         const count = concurrency === 1 ? Math.round(opts.msRequests / 4) : opts.msRequests;
         const r = await load(count, concurrency);
         const param = `${concurrency} in flight`;
-        record('microservices', name, label, param, rep, 'requestsPerSec', r && r.errors === 0 ? r.rps : null);
+        record(
+          'microservices',
+          name,
+          label,
+          param,
+          rep,
+          'requestsPerSec',
+          r && r.errors === 0 ? r.rps : null,
+        );
         record('microservices', name, label, param, rep, 'rttP50Us', r?.p50us ?? null);
         record('microservices', name, label, param, rep, 'rttP99Us', r?.p99us ?? null);
         record('microservices', name, label, param, rep, 'errors', r ? r.errors : null);
-        if (r?.errors) note('microservices', `${label} ${param} rep ${rep}: ${r.errors} errors, first: ${r.firstError}`);
-        log(`microservices ${name} rep ${rep} ${param}: ${r?.rps?.toFixed(0)} req/s (${r?.done}/${count}, ${r?.errors} errors), p50 ${r?.p50us?.toFixed(0)} us, p99 ${r?.p99us?.toFixed(0)} us`);
+        if (r?.errors)
+          note(
+            'microservices',
+            `${label} ${param} rep ${rep}: ${r.errors} errors, first: ${r.firstError}`,
+          );
+        log(
+          `microservices ${name} rep ${rep} ${param}: ${r?.rps?.toFixed(0)} req/s (${r?.done}/${count}, ${r?.errors} errors), p50 ${r?.p50us?.toFixed(0)} us, p99 ${r?.p99us?.toFixed(0)} us`,
+        );
       }
       await stopAll();
     }
   }
-  note('microservices', `One client process sends client.send('sum', {a, b}) to one server process with a @MessagePattern('sum') handler; N callers each await the reply before sending again; ${opts.msRequests} requests at ${opts.msConcurrency.filter((c) => c > 1).join(', ')} in flight, ${Math.round(opts.msRequests / 4)} at 1 in flight, after a warm-up of 2000. Round-trip time per request with performance.now().`);
-  note('microservices', 'nestjs-cluster: server = NestFactory.create + connectMicroservice({ strategy: new ClusterTransport(cluster) }), client = new ClusterClientProxy({ cluster }), both from dist/ over links (gossip on loopback). Redis: NestFactory.createMicroservice({ transport: Transport.REDIS }) and ClientProxyFactory.create({ transport: Transport.REDIS }) on a private redis-server.');
+  note(
+    'microservices',
+    `One client process sends client.send('sum', {a, b}) to one server process with a @MessagePattern('sum') handler; N callers each await the reply before sending again; ${opts.msRequests} requests at ${opts.msConcurrency.filter((c) => c > 1).join(', ')} in flight, ${Math.round(opts.msRequests / 4)} at 1 in flight, after a warm-up of 2000. Round-trip time per request with performance.now().`,
+  );
+  note(
+    'microservices',
+    'nestjs-cluster: server = NestFactory.create + connectMicroservice({ strategy: new ClusterTransport(cluster) }), client = new ClusterClientProxy({ cluster }), both from dist/ over links (gossip on loopback). Redis: NestFactory.createMicroservice({ transport: Transport.REDIS }) and ClientProxyFactory.create({ transport: Transport.REDIS }) on a private redis-server.',
+  );
 }
 
 async function scale() {
   for (const n of opts.scaleSizes) {
     for (const [name, sys] of systemsWith('membership')) {
-      const p = sys.profiles.includes('matched') && opts.profiles.includes('matched') ? 'matched' : sys.profiles[0];
+      const p =
+        sys.profiles.includes('matched') && opts.profiles.includes('matched')
+          ? 'matched'
+          : sys.profiles[0];
       const label = profileLabel(sys, p);
       const timeout = Math.max(60000, n * 400);
       // Memory guard: RSS seen per node so far (or 100 MiB), with a third of headroom.
-      const perNode = median(samples.filter((x) => x.system === name && x.metric === 'rssMBPerNode').map((x) => x.value)) ?? 100;
+      const perNode =
+        median(
+          samples
+            .filter((x) => x.system === name && x.metric === 'rssMBPerNode')
+            .map((x) => x.value),
+        ) ?? 100;
       const needMB = n * perNode * 1.33;
       if (needMB > os.freemem() / 2 ** 20) {
-        note('scale', `${name} N=${n}: skipped, needs about ${needMB.toFixed(0)} MiB, ${(os.freemem() / 2 ** 20).toFixed(0)} MiB free.`);
+        note(
+          'scale',
+          `${name} N=${n}: skipped, needs about ${needMB.toFixed(0)} MiB, ${(os.freemem() / 2 ** 20).toFixed(0)} MiB free.`,
+        );
         continue;
       }
       const c = startCluster(name, p, n);
@@ -742,17 +986,33 @@ async function scale() {
       const ready = await readyAll(c.workers, Math.max(timeout, n * 1500));
       const t = ready && (await converged(c.workers, n, timeout));
       record('scale', name, label, n, 0, 'convergeFromSpawnMs', t ? t - c.t0 : null);
-      record('scale', name, label, n, 0, 'convergeFromLastReadyMs', t ? Math.max(0, t - ready) : null);
+      record(
+        'scale',
+        name,
+        label,
+        n,
+        0,
+        'convergeFromLastReadyMs',
+        t ? Math.max(0, t - ready) : null,
+      );
       record('scale', name, label, n, 0, 'spawnToAllReadyMs', ready ? ready - c.t0 : null);
       if (!t) {
         const mm = minMembers(c.workers);
-        note('scale', `${name} (${label}) N=${n}: not converged within ${timeout} ms; smallest membership seen ${mm}/${n}`);
+        note(
+          'scale',
+          `${name} (${label}) N=${n}: not converged within ${timeout} ms; smallest membership seen ${mm}/${n}`,
+        );
         record('scale', name, label, n, 0, 'minMembersSeen', mm);
       }
       log(`scale ${name}/${p} N=${n}: ${t ? `${t - c.t0} ms` : 'no convergence'}`);
       if (t || ready) {
         await sleep(2000);
-        const [r] = await measureIdle(c.workers.map((w) => w.pid), n, opts.scaleIdleSeconds, 1);
+        const [r] = await measureIdle(
+          c.workers.map((w) => w.pid),
+          n,
+          opts.scaleIdleSeconds,
+          1,
+        );
         for (const [m, v] of Object.entries(r)) record('scale', name, label, n, 0, m, v);
       }
       await stopCluster(c);
@@ -760,13 +1020,21 @@ async function scale() {
     }
   }
   for (const [name] of systemsWith('membership')) {
-    const rows = samples.filter((x) => x.scenario === 'scale' && x.system === name && x.metric === 'convergeFromLastReadyMs');
+    const rows = samples.filter(
+      (x) => x.scenario === 'scale' && x.system === name && x.metric === 'convergeFromLastReadyMs',
+    );
     if (!rows.length) continue;
     const ok = rows.filter((r) => r.value !== null).map((r) => r.param);
     const bad = rows.filter((r) => r.value === null).map((r) => r.param);
-    note('scale', `${name}: converged at N = ${ok.join(', ') || 'none'}${bad.length ? `; not at N = ${bad.join(', ')}` : ''}.`);
+    note(
+      'scale',
+      `${name}: converged at N = ${ok.join(', ') || 'none'}${bad.length ? `; not at N = ${bad.join(', ')}` : ''}.`,
+    );
   }
-  note('scale', `One process per node, one repetition per size; idle measured over ${opts.scaleIdleSeconds} s once converged. This machine has ${machineInfo().cores} cores, so start-up of many Node.js processes is CPU-bound (see spawnToAllReadyMs).`);
+  note(
+    'scale',
+    `One process per node, one repetition per size; idle measured over ${opts.scaleIdleSeconds} s once converged. This machine has ${machineInfo().cores} cores, so start-up of many Node.js processes is CPU-bound (see spawnToAllReadyMs).`,
+  );
 }
 
 async function scaleMany() {
@@ -784,21 +1052,54 @@ async function scaleMany() {
       BENCH_MANY_TIMEOUT_MS: String(timeout),
     });
     const ready = await w.waitFor((e) => e.ev === 'ready' || e.ev === 'error', timeout);
-    const conv = ready?.ev === 'ready' ? await w.waitFor((e) => e.ev === 'many-converged' || e.ev === 'many-timeout', timeout) : null;
+    const conv =
+      ready?.ev === 'ready'
+        ? await w.waitFor((e) => e.ev === 'many-converged' || e.ev === 'many-timeout', timeout)
+        : null;
     const label = `${strategy}, ${k} contexts in one process`;
     const ok = conv?.ev === 'many-converged';
-    record('scale-many', 'nestjs-cluster', label, k, 0, 'convergeFromSpawnMs', ok ? conv.t - t0 : null);
-    record('scale-many', 'nestjs-cluster', label, k, 0, 'convergeFromLastReadyMs', ok ? Math.max(0, conv.t - ready.t) : null);
-    record('scale-many', 'nestjs-cluster', label, k, 0, 'spawnToAllReadyMs', ready?.ev === 'ready' ? ready.t - t0 : null);
+    record(
+      'scale-many',
+      'nestjs-cluster',
+      label,
+      k,
+      0,
+      'convergeFromSpawnMs',
+      ok ? conv.t - t0 : null,
+    );
+    record(
+      'scale-many',
+      'nestjs-cluster',
+      label,
+      k,
+      0,
+      'convergeFromLastReadyMs',
+      ok ? Math.max(0, conv.t - ready.t) : null,
+    );
+    record(
+      'scale-many',
+      'nestjs-cluster',
+      label,
+      k,
+      0,
+      'spawnToAllReadyMs',
+      ready?.ev === 'ready' ? ready.t - t0 : null,
+    );
     if (!ok) {
-      const last = [...w.events].reverse().find((e) => e.ev === 'many-progress' || e.ev === 'many-timeout');
-      note('scale-many', `K=${k}: not converged within ${timeout} ms${last ? `; smallest membership seen ${last.minMembers}/${k}` : ''}${ready?.ev === 'error' ? `; error: ${ready.message.slice(0, 200)}` : ''}`);
+      const last = [...w.events]
+        .reverse()
+        .find((e) => e.ev === 'many-progress' || e.ev === 'many-timeout');
+      note(
+        'scale-many',
+        `K=${k}: not converged within ${timeout} ms${last ? `; smallest membership seen ${last.minMembers}/${k}` : ''}${ready?.ev === 'error' ? `; error: ${ready.message.slice(0, 200)}` : ''}`,
+      );
     }
     log(`scale-many K=${k}: ${ok ? `${conv.t - t0} ms` : 'no convergence'}`);
     if (ready?.ev === 'ready') {
       await sleep(2000);
       const [r] = await measureIdle([w.pid], k, opts.scaleIdleSeconds, 1);
-      for (const [m, v] of Object.entries(r)) record('scale-many', 'nestjs-cluster', label, k, 0, m, v);
+      for (const [m, v] of Object.entries(r))
+        record('scale-many', 'nestjs-cluster', label, k, 0, m, v);
       const since = Date.now();
       w.send({ cmd: 'loop-lag' });
       const lag = await w.waitFor((e) => e.ev === 'loop-lag', 5000, { since });
@@ -811,21 +1112,32 @@ async function scaleMany() {
     await sleep(1000);
   }
   {
-    const rows = samples.filter((x) => x.scenario === 'scale-many' && x.metric === 'convergeFromLastReadyMs');
+    const rows = samples.filter(
+      (x) => x.scenario === 'scale-many' && x.metric === 'convergeFromLastReadyMs',
+    );
     const ok = rows.filter((r) => r.value !== null).map((r) => r.param);
     const bad = rows.filter((r) => r.value === null).map((r) => r.param);
-    if (rows.length) note('scale-many', `converged at K = ${ok.join(', ') || 'none'}${bad.length ? `; not at K = ${bad.join(', ')}` : ''}.`);
+    if (rows.length)
+      note(
+        'scale-many',
+        `converged at K = ${ok.join(', ') || 'none'}${bad.length ? `; not at K = ${bad.join(', ')}` : ''}.`,
+      );
   }
-  note('scale-many', `Each context binds its own 127.0.0.<i+1> (node name n<i>@127.0.0.<i+1>), strategy ${strategy}; every node links to every other (full mesh): K·(K−1)/2 links and K·(K−1) heartbeats per interval in one event loop.`);
+  note(
+    'scale-many',
+    `Each context binds its own 127.0.0.<i+1> (node name n<i>@127.0.0.<i+1>), strategy ${strategy}; every node links to every other (full mesh): K·(K−1)/2 links and K·(K−1) heartbeats per interval in one event loop.`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
 
 const METRIC_INFO = {
   scenarios: {
-    'cold-start': '1. Cold start — N processes started together, until every one has seen all others',
+    'cold-start':
+      '1. Cold start — N processes started together, until every one has seen all others',
     'late-join': '2. Late join into a formed cluster of 10',
-    failure: '3–4. Crash (SIGKILL), freeze (SIGSTOP), graceful leave (SIGTERM) of one node of 10; event-loop stall of 2 s',
+    failure:
+      '3–4. Crash (SIGKILL), freeze (SIGSTOP), graceful leave (SIGTERM) of one node of 10; event-loop stall of 2 s',
     idle: '5. Idle cost',
     messaging: '6. Messaging, node 1 → node 2',
     scale: '7a. Scale — one process per node',
@@ -884,47 +1196,88 @@ const fmtRatio = (x) => `${x.toFixed(2)}×`;
 function targets(groups) {
   const get = (sc, sys, param, metric, profile) =>
     groups.find(
-      (g) => g.scenario === sc && g.system === sys && String(g.param) === String(param) && g.metric === metric && (!profile || g.profile.split(' = ').includes(profile)),
+      (g) =>
+        g.scenario === sc &&
+        g.system === sys &&
+        String(g.param) === String(param) &&
+        g.metric === metric &&
+        (!profile || g.profile.split(' = ').includes(profile)),
     );
   const ours = 'nestjs-cluster';
   const lines = [];
   const c10 = get('cold-start', ours, 10, 'convergeFromLastReadyMs');
   if (c10) {
-    lines.push(`convergence of 10 nodes < 300 ms (after last node ready): ${c10.median} ms — ${c10.median !== null && c10.median < 300 ? 'met' : 'NOT met'}`);
+    lines.push(
+      `convergence of 10 nodes < 300 ms (after last node ready): ${c10.median} ms — ${c10.median !== null && c10.median < 300 ? 'met' : 'NOT met'}`,
+    );
     for (const peer of ['moleculer', 'node-discover']) {
       const pg = get('cold-start', peer, 10, 'convergeFromLastReadyMs', 'defaults');
       if (pg?.median != null && c10.median != null)
-        lines.push(`≥10× faster than ${peer} at its defaults: ${(pg.median / Math.max(c10.median, 1)).toFixed(1)}× — ${pg.median >= 10 * c10.median ? 'met' : 'NOT met'}`);
+        lines.push(
+          `≥10× faster than ${peer} at its defaults: ${(pg.median / Math.max(c10.median, 1)).toFixed(1)}× — ${pg.median >= 10 * c10.median ? 'met' : 'NOT met'}`,
+        );
     }
   }
   const crash = get('failure', ours, 'crash', 'allSurvivorsMs');
-  if (crash) lines.push(`crash detection < 1 s: ${crash.median} ms (max ${crash.max}) — ${crash.max !== null && crash.max < 1000 && !crash.missing ? 'met' : 'NOT met'}`);
+  if (crash)
+    lines.push(
+      `crash detection < 1 s: ${crash.median} ms (max ${crash.max}) — ${crash.max !== null && crash.max < 1000 && !crash.missing ? 'met' : 'NOT met'}`,
+    );
   const freeze = get('failure', ours, 'freeze', 'allSurvivorsMs');
-  if (freeze) lines.push(`freeze detection ≤ failure timeout + 1 s (6000 ms): ${freeze.median} ms (max ${freeze.max}) — ${freeze.max !== null && freeze.max <= 6000 && !freeze.missing ? 'met' : 'NOT met'}`);
+  if (freeze)
+    lines.push(
+      `freeze detection ≤ failure timeout + 1 s (6000 ms): ${freeze.median} ms (max ${freeze.max}) — ${freeze.max !== null && freeze.max <= 6000 && !freeze.missing ? 'met' : 'NOT met'}`,
+    );
   const stall = get('failure', ours, 'stall', 'falseDowns');
-  if (stall) lines.push(`zero false downs in a 2 s stall: max ${stall.max} — ${stall.max === 0 ? 'met' : 'NOT met'}`);
+  if (stall)
+    lines.push(
+      `zero false downs in a 2 s stall: max ${stall.max} — ${stall.max === 0 ? 'met' : 'NOT met'}`,
+    );
   const idle20 = get('idle', ours, 20, 'cpuPctPerNode');
-  if (idle20) lines.push(`idle CPU < 0.5 % of a core per node at 20 nodes: ${idle20.median?.toFixed(3)} % — ${idle20.max !== null && idle20.max < 0.5 ? 'met' : 'NOT met'}`);
+  if (idle20)
+    lines.push(
+      `idle CPU < 0.5 % of a core per node at 20 nodes: ${idle20.median?.toFixed(3)} % — ${idle20.max !== null && idle20.max < 0.5 ? 'met' : 'NOT met'}`,
+    );
   // Against Redis: medians over the repetitions, the two systems measured alternately.
   const pair = (sc, metric) => {
     const mine = groups.find((g) => g.scenario === sc && g.system === ours && g.metric === metric);
-    const theirs = groups.find((g) => g.scenario === sc && g.system === 'redis' && String(g.param) === String(mine?.param) && g.metric === metric);
+    const theirs = groups.find(
+      (g) =>
+        g.scenario === sc &&
+        g.system === 'redis' &&
+        String(g.param) === String(mine?.param) &&
+        g.metric === metric,
+    );
     return mine?.median != null && theirs?.median != null ? { mine, theirs } : null;
   };
   const io = pair('socket-io', 'broadcastsPerSec');
   if (io) {
     const ratio = io.mine.median / io.theirs.median;
-    lines.push(`Socket.IO room broadcast ≥ 2× @socket.io/redis-adapter in broadcasts/s: ${fmtRatio(ratio)} (${io.mine.median.toFixed(0)} vs ${io.theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`);
+    lines.push(
+      `Socket.IO room broadcast ≥ 2× @socket.io/redis-adapter in broadcasts/s: ${fmtRatio(ratio)} (${io.mine.median.toFixed(0)} vs ${io.theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`,
+    );
   }
   const ioP99 = pair('socket-io', 'ioP99LatencyUs');
   if (ioP99) {
-    lines.push(`Socket.IO room broadcast p99 latency below @socket.io/redis-adapter's: ${ioP99.mine.median.toFixed(0)} µs vs ${ioP99.theirs.median.toFixed(0)} µs — ${ioP99.mine.median < ioP99.theirs.median ? 'met' : 'NOT met'}`);
+    lines.push(
+      `Socket.IO room broadcast p99 latency below @socket.io/redis-adapter's: ${ioP99.mine.median.toFixed(0)} µs vs ${ioP99.theirs.median.toFixed(0)} µs — ${ioP99.mine.median < ioP99.theirs.median ? 'met' : 'NOT met'}`,
+    );
   }
-  for (const g of groups.filter((x) => x.scenario === 'microservices' && x.system === ours && x.metric === 'requestsPerSec')) {
-    const theirs = groups.find((x) => x.scenario === 'microservices' && x.system === 'redis' && x.param === g.param && x.metric === 'requestsPerSec');
+  for (const g of groups.filter(
+    (x) => x.scenario === 'microservices' && x.system === ours && x.metric === 'requestsPerSec',
+  )) {
+    const theirs = groups.find(
+      (x) =>
+        x.scenario === 'microservices' &&
+        x.system === 'redis' &&
+        x.param === g.param &&
+        x.metric === 'requestsPerSec',
+    );
     if (g.median == null || theirs?.median == null) continue;
     const ratio = g.median / theirs.median;
-    lines.push(`@nestjs/microservices request/reply ≥ 2× Transport.REDIS in requests/s, ${g.param}: ${fmtRatio(ratio)} (${g.median.toFixed(0)} vs ${theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`);
+    lines.push(
+      `@nestjs/microservices request/reply ≥ 2× Transport.REDIS in requests/s, ${g.param}: ${fmtRatio(ratio)} (${g.median.toFixed(0)} vs ${theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`,
+    );
   }
   return lines;
 }
@@ -933,7 +1286,9 @@ async function main() {
   const startedAt = new Date().toISOString();
   const loadAtStart = os.loadavg()[0];
   if (process.env.CLUSTER_TEST_NETNS !== '1') {
-    log('not inside the private network namespace; run through scripts/in-netns.sh (npm run bench)');
+    log(
+      'not inside the private network namespace; run through scripts/in-netns.sh (npm run bench)',
+    );
     if (process.env.BENCH_ALLOW_HOST !== '1') process.exit(2);
   }
   const machine = machineInfo();
@@ -964,13 +1319,25 @@ async function main() {
     log(`--- ${sc} done in ${((Date.now() - t) / 1000).toFixed(0)} s`);
   }
   const finishedAt = new Date().toISOString();
-  note(null, `Load average (1 min) of the machine when the run started: ${loadAtStart.toFixed(2)}, when it ended: ${os.loadavg()[0].toFixed(2)} (${machine.cores} cores; anything above the bench's own processes is other work on the machine).`);
+  note(
+    null,
+    `Load average (1 min) of the machine when the run started: ${loadAtStart.toFixed(2)}, when it ended: ${os.loadavg()[0].toFixed(2)} (${machine.cores} cores; anything above the bench's own processes is other work on the machine).`,
+  );
   const groups = aggregate(samples);
   for (const line of targets(groups)) note('targets', line);
   const outDir = new URL(`${flags.out ?? 'bench/results'}/`, ROOT);
   mkdirSync(outDir, { recursive: true });
   const stamp = startedAt.replace(/[:.]/g, '-');
-  const result = { startedAt, finishedAt, machine, versions, options: opts, groups, samples, notes };
+  const result = {
+    startedAt,
+    finishedAt,
+    machine,
+    versions,
+    options: opts,
+    groups,
+    samples,
+    notes,
+  };
   writeFileSync(new URL(`${stamp}.json`, outDir), JSON.stringify(result, null, 2));
   // With --out the markdown goes beside the JSON, leaving bench/RESULTS.md to full runs.
   const mdFile = flags.out ? new URL('RESULTS.md', outDir) : new URL('bench/RESULTS.md', ROOT);
@@ -982,7 +1349,9 @@ async function main() {
 function writeReport(result, file = new URL('bench/RESULTS.md', ROOT)) {
   const md = markdown({
     ...result,
-    notes: result.notes.map((n) => (n.scenario === 'targets' ? { ...n, scenario: null, text: `target: ${n.text}` } : n)),
+    notes: result.notes.map((n) =>
+      n.scenario === 'targets' ? { ...n, scenario: null, text: `target: ${n.text}` } : n,
+    ),
     metricInfo: METRIC_INFO,
   });
   writeFileSync(file, md);
@@ -998,16 +1367,24 @@ function mergeResults(results) {
     for (const g of r.groups) owner.set(g.scenario, i);
   });
   const groups = results.flatMap((r, i) => r.groups.filter((g) => owner.get(g.scenario) === i));
-  const scenariosOf = (i) => [...new Set(groups.filter((g) => owner.get(g.scenario) === i).map((g) => g.scenario))];
+  const scenariosOf = (i) => [
+    ...new Set(groups.filter((g) => owner.get(g.scenario) === i).map((g) => g.scenario)),
+  ];
   // A general note of one run says which run it is about.
   const notes = results.flatMap((r, i) =>
     r.notes
-      .filter((n) => n.scenario !== 'targets' && (n.scenario === null || owner.get(n.scenario) === i))
-      .map((n) => (n.scenario === null ? { ...n, text: `Run of ${scenariosOf(i).join(', ')}: ${n.text}` } : n)),
+      .filter(
+        (n) => n.scenario !== 'targets' && (n.scenario === null || owner.get(n.scenario) === i),
+      )
+      .map((n) =>
+        n.scenario === null ? { ...n, text: `Run of ${scenariosOf(i).join(', ')}: ${n.text}` } : n,
+      ),
   );
   for (const line of targets(groups)) notes.push({ scenario: 'targets', text: line });
   const versions = {};
-  for (const r of results) for (const [k, v] of Object.entries(r.versions)) if (v != null || !(k in versions)) versions[k] = v;
+  for (const r of results)
+    for (const [k, v] of Object.entries(r.versions))
+      if (v != null || !(k in versions)) versions[k] = v;
   return {
     ...results[results.length - 1],
     machine: results[results.length - 1].machine,

@@ -14,7 +14,11 @@ import { ClusterService } from './cluster.service.js';
 import { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
 import { copyOptionSources } from './config/option-sources.js';
 import { readInstanceMetadata, type InstanceMetadata } from './config/instance-metadata.js';
-import { resolveClusterOptions, usesEc2, type ResolvedClusterOptions } from './config/resolve-options.js';
+import {
+  resolveClusterOptions,
+  usesEc2,
+  type ResolvedClusterOptions,
+} from './config/resolve-options.js';
 import type { ClusterModuleOptions } from './interfaces/cluster-options.interface.js';
 import { createTopologies } from './strategies/strategy.factory.js';
 
@@ -28,7 +32,9 @@ const providers: Provider[] = [
   {
     provide: INSTANCE_METADATA,
     inject: [CLUSTER_MODULE_OPTIONS],
-    useFactory: async (options: ClusterModuleOptions): Promise<InstanceMetadata | null | undefined> =>
+    useFactory: async (
+      options: ClusterModuleOptions,
+    ): Promise<InstanceMetadata | null | undefined> =>
       usesEc2(options) ? readInstanceMetadata() : undefined,
   },
   {
@@ -70,7 +76,11 @@ export class ClusterModule extends ConfigurableClusterModule {
     // The builder copies the options by their string keys; keep the environment-variable
     // names `clusterOptionsFromEnv` recorded, so validation errors name the variables.
     for (const provider of module.providers ?? []) {
-      if (typeof provider === 'object' && 'useValue' in provider && provider.provide === CLUSTER_MODULE_OPTIONS) {
+      if (
+        typeof provider === 'object' &&
+        'useValue' in provider &&
+        provider.provide === CLUSTER_MODULE_OPTIONS
+      ) {
         copyOptionSources(options, provider.useValue as object);
       }
     }

@@ -92,7 +92,11 @@ export class ClusterService
   /** True when this node is the leader. */
   isLeader(): boolean {
     const leader = this.leader();
-    return leader !== null && leader.name === this.self.name && leader.incarnation === this.self.incarnation;
+    return (
+      leader !== null &&
+      leader.name === this.self.name &&
+      leader.incarnation === this.self.incarnation
+    );
   }
 
   /** Discovery state of each topology (strategy errors show here and in health). */
@@ -115,9 +119,15 @@ export class ClusterService
       );
     } catch (error) {
       if (error instanceof TimeoutError) {
-        throw new WaitForMembersTimeoutError(count, this.members().map((m) => m.name), timeoutMs);
+        throw new WaitForMembersTimeoutError(
+          count,
+          this.members().map((m) => m.name),
+          timeoutMs,
+        );
       }
-      throw new ClusterError(`the cluster shut down while waiting for ${count} members`, { cause: error });
+      throw new ClusterError(`the cluster shut down while waiting for ${count} members`, {
+        cause: error,
+      });
     }
   }
 
@@ -137,7 +147,12 @@ export class ClusterService
   }
 
   /** Asks one member's `handle(topic)` handler and resolves with its reply. */
-  request<R = unknown, T = unknown>(node: string, topic: string, payload: T, options?: RequestOptions): Promise<R> {
+  request<R = unknown, T = unknown>(
+    node: string,
+    topic: string,
+    payload: T,
+    options?: RequestOptions,
+  ): Promise<R> {
     return this.messaging.request<R, T>(node, topic, payload, options);
   }
 

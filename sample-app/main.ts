@@ -28,13 +28,18 @@ async function bootstrap(): Promise<void> {
   // SIGTERM / SIGINT close the app: the node leaves the cluster gracefully.
   app.enableShutdownHooks();
   // The dashboard route sends its own, stricter Content-Security-Policy.
-  app.useSecurityHeaders({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+  app.useSecurityHeaders({
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
   app.enableCsrfProtection();
 
   // Socket.IO rooms across the cluster (no Redis adapter), and @MessagePattern() handlers
   // answering ClientProxy.send() from any member (no broker).
   app.useWebSocketAdapter(new ClusterIoAdapter(app));
-  app.connectMicroservice({ strategy: new ClusterTransport(app.get(ClusterService)) }, { inheritAppConfig: true });
+  app.connectMicroservice(
+    { strategy: new ClusterTransport(app.get(ClusterService)) },
+    { inheritAppConfig: true },
+  );
   await app.startAllMicroservices();
 
   const port = Number(config.get<string>('PORT') ?? 3000);

@@ -43,19 +43,27 @@ let stopping = false;
 async function main() {
   const forceStatic = process.argv.includes('--static');
   say('compiling the sample app (tsc -p tsconfig.sample.json) …');
-  await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.sample.json']);
+  await run(process.execPath, [
+    join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    'tsconfig.sample.json',
+  ]);
 
   const strategy = forceStatic ? 'static' : (await gossipStaysOnLoopback()) ? 'gossip' : 'static';
   const httpPorts = Array.from({ length: NODE_COUNT }, (_, i) => HTTP_BASE + i);
   const linkPorts = Array.from({ length: NODE_COUNT }, (_, i) => LINK_BASE + i);
   for (const port of [...httpPorts, ...linkPorts]) {
     if (!(await portFree(port))) {
-      throw new Error(`port ${port} on 127.0.0.1 is in use (another demo running? set DEMO_HTTP_PORT to move the dashboards)`);
+      throw new Error(
+        `port ${port} on 127.0.0.1 is in use (another demo running? set DEMO_HTTP_PORT to move the dashboards)`,
+      );
     }
   }
 
   const cookie = randomBytes(24).toString('base64url');
-  say(`strategy ${strategy}${strategy === 'gossip' ? ` (group ${GOSSIP_GROUP}:${GOSSIP_PORT} on lo, TTL 0)` : ' (no UDP)'}, cookie generated for this run`);
+  say(
+    `strategy ${strategy}${strategy === 'gossip' ? ` (group ${GOSSIP_GROUP}:${GOSSIP_PORT} on lo, TTL 0)` : ' (no UDP)'}, cookie generated for this run`,
+  );
 
   for (let i = 0; i < NODE_COUNT; i++) {
     const name = `demo${i + 1}@127.0.0.1`;
@@ -143,14 +151,18 @@ async function waitForCluster() {
   say(`the cluster did not form within ${FORM_TIMEOUT_MS / 1000} s:`);
   nodes.forEach((node, i) => {
     const view = views[i];
-    say(`  ${node.name} sees ${view ? `[${view.members.map((m) => m.name).join(', ')}]` : 'nothing (HTTP not answering)'}`);
+    say(
+      `  ${node.name} sees ${view ? `[${view.members.map((m) => m.name).join(', ')}]` : 'nothing (HTTP not answering)'}`,
+    );
   });
   return null;
 }
 
 async function clusterOf(node) {
   try {
-    const response = await fetch(`http://127.0.0.1:${node.port}/cluster`, { signal: AbortSignal.timeout(1_000) });
+    const response = await fetch(`http://127.0.0.1:${node.port}/cluster`, {
+      signal: AbortSignal.timeout(1_000),
+    });
     return response.ok ? await response.json() : null;
   } catch {
     return null;
@@ -199,11 +211,19 @@ async function gossipStaysOnLoopback() {
     return false;
   }
   try {
-    const route = await run('ip', ['route', 'get', GOSSIP_GROUP, 'from', '127.0.0.1', 'oif', 'lo'], { quiet: true });
+    const route = await run(
+      'ip',
+      ['route', 'get', GOSSIP_GROUP, 'from', '127.0.0.1', 'oif', 'lo'],
+      { quiet: true },
+    );
     if (/\bdev lo\b/.test(route)) return true;
-    say(`unexpected route for ${GOSSIP_GROUP} from 127.0.0.1: ${route.trim()}; using the static strategy (no UDP).`);
+    say(
+      `unexpected route for ${GOSSIP_GROUP} from 127.0.0.1: ${route.trim()}; using the static strategy (no UDP).`,
+    );
   } catch (error) {
-    say(`cannot check multicast routing (${error.message.split('\n')[0]}); using the static strategy (no UDP).`);
+    say(
+      `cannot check multicast routing (${error.message.split('\n')[0]}); using the static strategy (no UDP).`,
+    );
   }
   return false;
 }
@@ -211,7 +231,11 @@ async function gossipStaysOnLoopback() {
 function withoutClusterVariables(env) {
   const clean = { ...env };
   for (const key of Object.keys(clean)) {
-    if (/^(LIBCLUSTER_|CLUSTER_|NODE_COOKIE$|NODE_NAME$|RELEASE_NODE$|APP_NAME$|RELEASE_NAME$|PORT$|HOST$)/.test(key)) {
+    if (
+      /^(LIBCLUSTER_|CLUSTER_|NODE_COOKIE$|NODE_NAME$|RELEASE_NODE$|APP_NAME$|RELEASE_NAME$|PORT$|HOST$)/.test(
+        key,
+      )
+    ) {
       delete clean[key];
     }
   }

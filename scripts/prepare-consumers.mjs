@@ -16,7 +16,15 @@
 //   node scripts/prepare-consumers.mjs
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +32,10 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CONSUMERS_DIR =
   process.env.CLUSTER_CONSUMERS_DIR ??
-  join(tmpdir(), `nestjs-cluster-consumers-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`);
+  join(
+    tmpdir(),
+    `nestjs-cluster-consumers-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`,
+  );
 const POINTER = join(ROOT, 'node_modules/.cache/nestjs-cluster-consumers.json');
 const TARBALL = join(CONSUMERS_DIR, 'nestjs-cluster.tgz');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -65,11 +76,15 @@ function run(cmd, args, cwd) {
 function pack() {
   mkdirSync(CONSUMERS_DIR, { recursive: true });
   // The build is done (npm test builds first): --ignore-scripts skips `prepare`.
-  const out = execFileSync(npm, ['pack', '--ignore-scripts', '--json', '--pack-destination', CONSUMERS_DIR], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const out = execFileSync(
+    npm,
+    ['pack', '--ignore-scripts', '--json', '--pack-destination', CONSUMERS_DIR],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const [{ filename }] = JSON.parse(out);
   renameSync(join(CONSUMERS_DIR, filename), TARBALL);
   return createHash('sha256').update(readFileSync(TARBALL)).digest('hex');
@@ -133,7 +148,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   mkdirSync(dirname(POINTER), { recursive: true });
   writeFileSync(
     POINTER,
-    JSON.stringify({ dir: CONSUMERS_DIR, apps: APPS.map(({ name, type }) => ({ name, type, dir: join(CONSUMERS_DIR, name) })) }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        dir: CONSUMERS_DIR,
+        apps: APPS.map(({ name, type }) => ({ name, type, dir: join(CONSUMERS_DIR, name) })),
+      },
+      null,
+      2,
+    ) + '\n',
   );
-  console.log(`prepare-consumers: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${CONSUMERS_DIR})`);
+  console.log(
+    `prepare-consumers: ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${CONSUMERS_DIR})`,
+  );
 }

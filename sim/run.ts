@@ -12,11 +12,11 @@ import { ALL_FAULTS, Simulation, type FaultKind } from './simulation.js';
 function parse(argv: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (!arg.startsWith('--')) continue;
     const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
     if (inline !== undefined) out[key] = inline;
-    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out[key] = argv[++i]!;
+    else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out[key] = argv[++i]!;
     else out[key] = 'true';
   }
   return out;
@@ -44,7 +44,11 @@ async function main(): Promise<void> {
   const steps = int(args, 'steps', 20);
   const faultArg = args['faults'] ?? 'all';
   const faults: FaultKind[] =
-    faultArg === 'none' ? [] : faultArg === 'all' ? [...ALL_FAULTS] : (faultArg.split(',') as FaultKind[]);
+    faultArg === 'none'
+      ? []
+      : faultArg === 'all'
+        ? [...ALL_FAULTS]
+        : (faultArg.split(',') as FaultKind[]);
   for (const f of faults) {
     if (!ALL_FAULTS.includes(f)) {
       console.error(`sim: unknown fault "${f}"; known: ${ALL_FAULTS.join(', ')}, or all / none`);
@@ -72,16 +76,22 @@ async function main(): Promise<void> {
       verbose: args['verbose'] === 'true',
     });
     const result = await sim.run();
-    const converged = result.convergedAfterMs === undefined ? 'never' : `${Math.round(result.convergedAfterMs)} ms`;
+    const converged =
+      result.convergedAfterMs === undefined ? 'never' : `${Math.round(result.convergedAfterMs)} ms`;
     if (result.violations.length > 0) failed++;
     last = `sim: ${nodes} nodes, seed ${seed}, converged after ${converged} simulated, ${result.violations.length} violations`;
     if (seeds.length > 1) {
-      console.log(`${last} (${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      console.log(
+        `${last} (${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      );
     } else {
-      console.log(`(${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+      console.log(
+        `(${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+      );
     }
   }
-  if (seeds.length > 1) last = `sim: ${nodes} nodes, seeds ${seeds[0]}..${seeds.at(-1)}, ${failed} seeds with violations`;
+  if (seeds.length > 1)
+    last = `sim: ${nodes} nodes, seeds ${seeds[0]}..${seeds.at(-1)}, ${failed} seeds with violations`;
   console.log(last);
   process.exit(failed > 0 ? 1 : 0);
 }

@@ -6,7 +6,11 @@ import type { ClusterEvent } from '../lib/interfaces/member.interface.js';
 import { ClusterNode } from '../lib/node/cluster-node.js';
 import { seededRandom, type Random } from '../lib/runtime/random.js';
 import { VirtualTime } from '../lib/runtime/virtual-time.js';
-import type { ClusterStrategy, DiscoveredEndpoint, StrategyContext } from '../lib/strategies/strategy.interface.js';
+import type {
+  ClusterStrategy,
+  DiscoveredEndpoint,
+  StrategyContext,
+} from '../lib/strategies/strategy.interface.js';
 import { MemoryNetwork } from '../lib/transport/memory-network.js';
 
 /**
@@ -154,7 +158,9 @@ export class Simulation {
       ...options,
     };
     this.random = seededRandom(options.seed);
-    this.network = new MemoryNetwork(this.time, seededRandom(options.seed ^ 0x5eed), { latencyMs: [1, 4] });
+    this.network = new MemoryNetwork(this.time, seededRandom(options.seed ^ 0x5eed), {
+      latencyMs: [1, 4],
+    });
   }
 
   async run(): Promise<SimResult> {
@@ -190,20 +196,27 @@ export class Simulation {
     }
     this.step = this.o.steps + 1;
     if (convergedAt === undefined) {
-      this.violate(`not converged ${this.o.convergeBoundMs} ms after faults stopped: ${this.describeViews()}`);
+      this.violate(
+        `not converged ${this.o.convergeBoundMs} ms after faults stopped: ${this.describeViews()}`,
+      );
     } else {
       this.resetStepCounters();
       const before = this.processes.filter((p) => p.alive).map((p) => p.events);
       await this.advance(this.o.quietMs);
       const after = this.processes.filter((p) => p.alive).map((p) => p.events);
-      const flapped = after.map((n, i) => n - before[i]!).reduce((a, b) => a + b, 0);
-      if (flapped > 0) this.violate(`${flapped} membership events in ${this.o.quietMs} ms of a stable, converged cluster (flap)`);
+      const flapped = after.map((n, i) => n - before[i]).reduce((a, b) => a + b, 0);
+      if (flapped > 0)
+        this.violate(
+          `${flapped} membership events in ${this.o.quietMs} ms of a stable, converged cluster (flap)`,
+        );
       if (!this.converged()) this.violate('a converged cluster diverged with no fault');
       this.checkLeaders();
     }
     this.checkBounded();
     if (this.time.uncaught.length > 0) {
-      this.violate(`uncaught errors in timers: ${this.time.uncaught.map((e) => (e as Error).message ?? String(e)).join('; ')}`);
+      this.violate(
+        `uncaught errors in timers: ${this.time.uncaught.map((e) => (e as Error).message ?? String(e)).join('; ')}`,
+      );
     }
     for (const p of this.processes) if (p.alive) await this.during(p.node.close());
     return {
@@ -222,7 +235,11 @@ export class Simulation {
     return `10.0.${i >> 8}.${(i & 255) + 1}`;
   }
 
-  private async spawn(index: number, host: string, name = `n${index}@${host}`): Promise<SimProcess> {
+  private async spawn(
+    index: number,
+    host: string,
+    name = `n${index}@${host}`,
+  ): Promise<SimProcess> {
     const clock = this.network.clockOf(host);
     const incarnation = `i${++this.incarnations}`;
     const options: ResolvedClusterOptions = {
@@ -248,13 +265,19 @@ export class Simulation {
       messaging: MESSAGING_DEFAULTS,
     };
     const discovery = new SimDiscovery();
-    const sink = this.o.verbose ? (line: string): void => this.o.log(`  [${name}] ${line}`) : undefined;
-    const node = new ClusterNode(options, [{ name: 'sim', strategyName: 'sim', strategy: discovery }], {
-      clock,
-      random: seededRandom(this.o.seed * 7919 + this.incarnations),
-      network: this.network.host(host),
-      logger: () => new SimLogger(sink),
-    });
+    const sink = this.o.verbose
+      ? (line: string): void => this.o.log(`  [${name}] ${line}`)
+      : undefined;
+    const node = new ClusterNode(
+      options,
+      [{ name: 'sim', strategyName: 'sim', strategy: discovery }],
+      {
+        clock,
+        random: seededRandom(this.o.seed * 7919 + this.incarnations),
+        network: this.network.host(host),
+        logger: () => new SimLogger(sink),
+      },
+    );
     const p: SimProcess = {
       index,
       name,
@@ -313,7 +336,7 @@ export class Simulation {
   }
 
   private pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.random.next() * items.length)]!;
+    return items[Math.floor(this.random.next() * items.length)];
   }
 
   private live(): SimProcess[] {
@@ -358,7 +381,10 @@ export class Simulation {
       }
       case 'freeze-short':
       case 'freeze-long': {
-        const ms = fault === 'freeze-short' ? Math.floor(this.o.failureTimeoutMs / 2) : this.o.failureTimeoutMs * 2;
+        const ms =
+          fault === 'freeze-short'
+            ? Math.floor(this.o.failureTimeoutMs / 2)
+            : this.o.failureTimeoutMs * 2;
         note(`freeze ${victim.name} for ${ms} ms`);
         victim.frozen = true;
         this.network.clockOf(victim.host).freeze();
@@ -384,11 +410,16 @@ export class Simulation {
         victim.eventsWhileSuperseded.clear();
         await this.advance(10_000);
         const leads = victim.node.isLeader();
-        if (leads) this.violate(`${victim.name} (old incarnation ${victim.incarnation}) leads while ${fresh.incarnation} holds its name`);
+        if (leads)
+          this.violate(
+            `${victim.name} (old incarnation ${victim.incarnation}) leads while ${fresh.incarnation} holds its name`,
+          );
         // It loses each link it had once (its peers closed them while it was frozen) and gains none.
         for (const [member, types] of victim.eventsWhileSuperseded) {
           if (types.length > 1 || types.includes('join')) {
-            this.violate(`superseded ${victim.name} recorded ${types.join(', ')} about ${member} in 10 s (flap)`);
+            this.violate(
+              `superseded ${victim.name} recorded ${types.join(', ')} about ${member} in 10 s (flap)`,
+            );
           }
         }
         await this.kill(victim, false);
@@ -461,19 +492,32 @@ export class Simulation {
     for (const p of this.processes) {
       for (const [member, n] of p.stepEvents) {
         if (n > this.o.maxEventsPerMemberPerStep) {
-          this.violate(`${p.name} recorded ${n} events about ${member} in one fault step (flap loop)`);
+          this.violate(
+            `${p.name} recorded ${n} events about ${member} in one fault step (flap loop)`,
+          );
         }
       }
     }
-    if (this.time.uncaught.length > 0) this.violate(`uncaught error: ${String(this.time.uncaught.at(-1))}`);
+    if (this.time.uncaught.length > 0)
+      this.violate(`uncaught error: ${String(this.time.uncaught.at(-1))}`);
     this.checkBounded();
   }
 
   /** Every live process sees exactly the live processes (name and incarnation). */
   private converged(): boolean {
     const live = this.live();
-    const want = live.map((p) => `${p.name}#${p.incarnation}`).sort().join(',');
-    return live.every((p) => p.node.membership.members().map((m) => `${m.name}#${m.incarnation}`).sort().join(',') === want);
+    const want = live
+      .map((p) => `${p.name}#${p.incarnation}`)
+      .sort()
+      .join(',');
+    return live.every(
+      (p) =>
+        p.node.membership
+          .members()
+          .map((m) => `${m.name}#${m.incarnation}`)
+          .sort()
+          .join(',') === want,
+    );
   }
 
   private describeViews(): string {
@@ -482,7 +526,9 @@ export class Simulation {
       .map((p) => {
         const seen = new Set(p.node.membership.members().map((m) => m.name));
         const missing = live.filter((q) => !seen.has(q.name)).map((q) => q.name);
-        return missing.length > 0 ? `${p.name} misses ${missing.slice(0, 5).join(' ')}${missing.length > 5 ? ` (+${missing.length - 5})` : ''}` : '';
+        return missing.length > 0
+          ? `${p.name} misses ${missing.slice(0, 5).join(' ')}${missing.length > 5 ? ` (+${missing.length - 5})` : ''}`
+          : '';
       })
       .filter(Boolean);
     return `${lacking.length} of ${live.length} nodes incomplete; ${lacking.slice(0, 4).join('; ')}`;
@@ -491,7 +537,8 @@ export class Simulation {
   private checkLeaders(): void {
     const live = this.live();
     const leaders = new Set(live.map((p) => p.node.membership.leader()?.name ?? 'none'));
-    if (leaders.size !== 1) this.violate(`converged nodes disagree on the leader: ${[...leaders].join(', ')}`);
+    if (leaders.size !== 1)
+      this.violate(`converged nodes disagree on the leader: ${[...leaders].join(', ')}`);
     const self = live.filter((p) => p.node.isLeader());
     if (self.length !== 1) this.violate(`${self.length} nodes consider themselves leader`);
   }
@@ -505,8 +552,8 @@ export class Simulation {
         this.violate(`${p.name}: reconciler state grew (${JSON.stringify(stats)})`);
       }
       const wires = this.network.openWires(p.host);
-      if (wires > 4 * n + 16) this.violate(`${p.name}: ${wires} open connections for ${n} nodes (leak)`);
+      if (wires > 4 * n + 16)
+        this.violate(`${p.name}: ${wires} open connections for ${n} nodes (leak)`);
     }
   }
 }
-

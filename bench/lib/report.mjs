@@ -67,7 +67,9 @@ export function packageVersions(root) {
   }
   let redisServer = null;
   try {
-    redisServer = /v=(\S+)/.exec(execFileSync('redis-server', ['--version'], { encoding: 'utf8' }))?.[1];
+    redisServer = /v=(\S+)/.exec(
+      execFileSync('redis-server', ['--version'], { encoding: 'utf8' }),
+    )?.[1];
   } catch {
     /* not installed */
   }
@@ -104,13 +106,25 @@ function cell(g, unit) {
 }
 
 /** One markdown table per scenario: rows system/profile/param, columns metrics. */
-export function markdown({ startedAt, finishedAt, machine, versions, options, groups, notes, metricInfo, runs }) {
+export function markdown({
+  startedAt,
+  finishedAt,
+  machine,
+  versions,
+  options,
+  groups,
+  notes,
+  metricInfo,
+  runs,
+}) {
   const out = [];
   out.push('# nestjs-cluster — benchmark results', '');
   if (runs?.length > 1) {
     out.push(`${runs.length} runs on this machine, each giving the scenarios listed:`, '');
     for (const r of runs) {
-      out.push(`- ${r.scenarios.join(', ')}: run ${r.startedAt} → ${r.finishedAt}, options \`${JSON.stringify(r.options)}\`.`);
+      out.push(
+        `- ${r.scenarios.join(', ')}: run ${r.startedAt} → ${r.finishedAt}, options \`${JSON.stringify(r.options)}\`.`,
+      );
     }
     out.push('');
   } else {
@@ -124,7 +138,10 @@ export function markdown({ startedAt, finishedAt, machine, versions, options, gr
   const machines = runs?.length > 1 ? runs.map((r) => r.machine ?? machine) : [machine];
   const row = (label, f) => out.push(`| ${label} | ${machines.map(f).join(' | ')} |`);
   if (machines.length > 1) {
-    out.push(`| | ${runs.map((r) => r.scenarios.join(', ')).join(' | ')} |`, `|---|${machines.map(() => '---').join('|')}|`);
+    out.push(
+      `| | ${runs.map((r) => r.scenarios.join(', ')).join(' | ')} |`,
+      `|---|${machines.map(() => '---').join('|')}|`,
+    );
   } else {
     out.push(`| | |`, `|---|---|`);
   }
@@ -146,13 +163,21 @@ export function markdown({ startedAt, finishedAt, machine, versions, options, gr
     const metrics = [...new Set(gs.map((g) => g.metric))];
     const rows = [...new Set(gs.map((g) => `${g.system}\u0000${g.profile}\u0000${g.param ?? ''}`))];
     out.push(`## ${metricInfo.scenarios[sc] ?? sc}`, '');
-    out.push(`| system | settings | param | ${metrics.map((m) => metricInfo.metrics[m]?.label ?? m).join(' | ')} |`);
+    out.push(
+      `| system | settings | param | ${metrics.map((m) => metricInfo.metrics[m]?.label ?? m).join(' | ')} |`,
+    );
     out.push(`|---|---|---|${metrics.map(() => '---').join('|')}|`);
     for (const r of rows) {
       const [system, profile, param] = r.split('\u0000');
       const cells = metrics.map((m) =>
         cell(
-          gs.find((g) => g.system === system && g.profile === profile && String(g.param ?? '') === param && g.metric === m),
+          gs.find(
+            (g) =>
+              g.system === system &&
+              g.profile === profile &&
+              String(g.param ?? '') === param &&
+              g.metric === m,
+          ),
           metricInfo.metrics[m]?.unit ?? '',
         ),
       );

@@ -177,7 +177,11 @@ export async function runWorker(adapter) {
           await new Promise((r) => (ok ? setImmediate(r) : setTimeout(r, 1)));
         }
       }
-      emit('send-done', { sent: seq, startT: t0, endT: performance.timeOrigin + performance.now() });
+      emit('send-done', {
+        sent: seq,
+        startT: t0,
+        endT: performance.timeOrigin + performance.now(),
+      });
     },
   };
 

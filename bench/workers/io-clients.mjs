@@ -15,7 +15,12 @@ await runWorker({
   async start(ctx) {
     for (const url of urls) {
       for (let i = 0; i < perNode; i++) {
-        const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 10000 });
+        const socket = io(url, {
+          transports: ['websocket'],
+          reconnection: false,
+          forceNew: true,
+          timeout: 10000,
+        });
         sockets.push(socket);
         socket.on('m', (text) => ctx.message(text));
       }

@@ -28,9 +28,14 @@ async function adapterOf(ctx) {
     await Promise.all([pub.ping(), sub.ping()]);
     return { kind: 'constructor', adapter: createAdapter(pub, sub) };
   }
-  const { ClusterService, clusterModule, clusterOptions, report } = await import('./nestjs-cluster.mjs');
-  const { ClusterIoAdapter } = await import(new URL('../../dist/socket-io/index.js', import.meta.url).href);
-  app = await NestFactory.createApplicationContext(clusterModule(clusterOptions(ctx)), { logger: ['error', 'warn'] });
+  const { ClusterService, clusterModule, clusterOptions, report } =
+    await import('./nestjs-cluster.mjs');
+  const { ClusterIoAdapter } = await import(
+    new URL('../../dist/socket-io/index.js', import.meta.url).href
+  );
+  app = await NestFactory.createApplicationContext(clusterModule(clusterOptions(ctx)), {
+    logger: ['error', 'warn'],
+  });
   const cluster = app.get(ClusterService);
   report(cluster, ctx);
   return { kind: 'nest', adapter: new ClusterIoAdapter(http, { cluster }) };

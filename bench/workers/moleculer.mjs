@@ -11,9 +11,7 @@ await runWorker({
   async start(ctx) {
     const udpPort = Number(env('BENCH_UDP_PORT', '4445'));
     const transporterOptions =
-      ctx.profile === 'matched'
-        ? { udpPort, udpPeriod: 1, gossipPeriod: 1 }
-        : { udpPort };
+      ctx.profile === 'matched' ? { udpPort, udpPeriod: 1, gossipPeriod: 1 } : { udpPort };
     broker = new ServiceBroker({
       namespace: ctx.cluster,
       nodeID: ctx.name,

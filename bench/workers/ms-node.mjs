@@ -26,14 +26,19 @@ class SumController {
     return a + b;
   }
 }
-MessagePattern('sum')(SumController.prototype, 'sum', Object.getOwnPropertyDescriptor(SumController.prototype, 'sum'));
+MessagePattern('sum')(
+  SumController.prototype,
+  'sum',
+  Object.getOwnPropertyDescriptor(SumController.prototype, 'sum'),
+);
 Controller()(SumController);
 
 let app;
 let client;
 
 async function clusterApp(ctx, extra) {
-  const { ClusterService, clusterModule, clusterOptions, report } = await import('./nestjs-cluster.mjs');
+  const { ClusterService, clusterModule, clusterOptions, report } =
+    await import('./nestjs-cluster.mjs');
   const module = clusterModule(clusterOptions(ctx), extra);
   const created =
     role === 'server'

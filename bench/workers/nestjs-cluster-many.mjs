@@ -49,9 +49,12 @@ await runWorker({
     const t0 = Date.now();
     await Promise.all(
       Array.from({ length: K }, async (_, idx) => {
-        const app = await NestFactory.createApplicationContext(clusterModule(optionsFor(idx + 1, ctx.cluster)), {
-          logger: ['error'],
-        });
+        const app = await NestFactory.createApplicationContext(
+          clusterModule(optionsFor(idx + 1, ctx.cluster)),
+          {
+            logger: ['error'],
+          },
+        );
         apps.push(app);
         const svc = app.get(ClusterService);
         svc.members$.subscribe((list) => {

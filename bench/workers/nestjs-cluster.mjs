@@ -81,7 +81,9 @@ export function report(cluster, ctx) {
 
 export function clusterModule(options, extra = {}) {
   class BenchAppModule {}
-  Module({ ...extra, imports: [ClusterModule.forRoot(options), ...(extra.imports ?? [])] })(BenchAppModule);
+  Module({ ...extra, imports: [ClusterModule.forRoot(options), ...(extra.imports ?? [])] })(
+    BenchAppModule,
+  );
   return BenchAppModule;
 }
 
@@ -115,7 +117,8 @@ if (isMain) {
         cluster.send(to, topic, text);
         return true;
       } catch (err) {
-        if (err?.name === 'BackpressureError' || /backpressure/i.test(err?.constructor?.name ?? '')) return false;
+        if (err?.name === 'BackpressureError' || /backpressure/i.test(err?.constructor?.name ?? ''))
+          return false;
         throw err;
       }
     },

@@ -4,8 +4,7 @@ import { isSrvStrategyName, normalizeStrategyName } from './strategy-names.js';
 
 /** Anything that reads environment variables: `process.env` or `@nestjs/config`'s ConfigService. */
 export type EnvSource =
-  | Readonly<Record<string, string | undefined>>
-  | { get(key: string): unknown };
+  Readonly<Record<string, string | undefined>> | { get(key: string): unknown };
 
 function reader(source: EnvSource): (key: string) => string | undefined {
   if (typeof (source as { get?: unknown }).get === 'function') {
@@ -111,7 +110,11 @@ export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterM
       strat('recordType', ['LIBCLUSTER_DNS_RECORD_TYPE']);
       strat('nameServers', ['LIBCLUSTER_DNS_SERVERS'], 'list');
       // libcluster's Cluster.Strategy.Kubernetes.DNSSRV is the DNS strategy reading SRV records.
-      if (strategyConfig.recordType === undefined && rawStrategy !== undefined && isSrvStrategyName(rawStrategy)) {
+      if (
+        strategyConfig.recordType === undefined &&
+        rawStrategy !== undefined &&
+        isSrvStrategyName(rawStrategy)
+      ) {
         strategyConfig.recordType = 'srv';
       }
       break;
@@ -130,7 +133,13 @@ export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterM
     default:
       break;
   }
-  if (Object.keys(strategyConfig).length > 0 || strategy === 'static' || strategy === 'ec2' || strategy === 'dns' || strategy === 'kubernetes') {
+  if (
+    Object.keys(strategyConfig).length > 0 ||
+    strategy === 'static' ||
+    strategy === 'ec2' ||
+    strategy === 'dns' ||
+    strategy === 'kubernetes'
+  ) {
     options.strategyConfig = strategyConfig;
   }
   return options;

@@ -133,13 +133,19 @@ export async function readInstanceMetadata(
 }
 
 /** Loads the metadata SDK only when asked; "module not found" becomes a {@link MissingPackageError}. */
-async function loadMetadataSdk(load?: () => Promise<MetadataSdkModule>): Promise<MetadataSdkModule> {
+async function loadMetadataSdk(
+  load?: () => Promise<MetadataSdkModule>,
+): Promise<MetadataSdkModule> {
   try {
-    return await (load ?? (() => import('@aws-sdk/ec2-metadata-service') as unknown as Promise<MetadataSdkModule>))();
+    return await (load ?? (() => import('@aws-sdk/ec2-metadata-service')))();
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new MissingPackageError('@aws-sdk/ec2-metadata-service', 'reading the EC2 instance metadata (the ec2 strategy)', err);
+      throw new MissingPackageError(
+        '@aws-sdk/ec2-metadata-service',
+        'reading the EC2 instance metadata (the ec2 strategy)',
+        err,
+      );
     }
     throw err;
   }

@@ -73,7 +73,14 @@ export interface ResolveEnvironment {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
-const BUILTIN: ReadonlySet<string> = new Set(['gossip', 'ec2', 'static', 'dns', 'kubernetes', 'none']);
+const BUILTIN: ReadonlySet<string> = new Set([
+  'gossip',
+  'ec2',
+  'static',
+  'dns',
+  'kubernetes',
+  'none',
+]);
 /** A Kubernetes namespace or service name: an RFC 1123 label. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NODE_NAME = /^[^@\s]+@[^@\s]+$/;
@@ -81,7 +88,9 @@ const HOST = /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
 /** Returns true when the options configure at least one EC2 topology. */
 export function usesEc2(options: ClusterModuleOptions): boolean {
-  return normalizeTopologies(options).some(([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2');
+  return normalizeTopologies(options).some(
+    ([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2',
+  );
 }
 
 function normalizeTopologies(options: ClusterModuleOptions): [string, TopologyOptions, string][] {
@@ -89,9 +98,7 @@ function normalizeTopologies(options: ClusterModuleOptions): [string, TopologyOp
     return Object.entries(options.topologies).map(([name, t]) => [name, t, `topologies.${name}`]);
   }
   const strategy = options.strategy ?? CLUSTER_DEFAULTS.strategy;
-  return [
-    ['default', { strategy, config: options.strategyConfig } as TopologyOptions, ''],
-  ];
+  return [['default', { strategy, config: options.strategyConfig } as TopologyOptions, '']];
 }
 
 /**
@@ -116,10 +123,20 @@ export function resolveClusterOptions(
   const missing = (path: string, env: string, message: string) =>
     problems.push({ name: fromEnv && !path.startsWith('topologies.') ? env : path, message });
 
-  const int = (path: string, value: unknown, def: number, min: number, max: number, what: string): number => {
+  const int = (
+    path: string,
+    value: unknown,
+    def: number,
+    min: number,
+    max: number,
+    what: string,
+  ): number => {
     if (value === undefined) return def;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      problem(path, `${show(path, value)} is not ${what} (accepted: an integer from ${min} to ${max})`);
+      problem(
+        path,
+        `${show(path, value)} is not ${what} (accepted: an integer from ${min} to ${max})`,
+      );
       return def;
     }
     return value;
@@ -140,7 +157,13 @@ export function resolveClusterOptions(
     }
     return value;
   };
-  const oneOf = <T extends string>(path: string, value: unknown, accepted: readonly T[], def: T, what: string): T => {
+  const oneOf = <T extends string>(
+    path: string,
+    value: unknown,
+    accepted: readonly T[],
+    def: T,
+    what: string,
+  ): T => {
     if (value === undefined) return def;
     const v = typeof value === 'string' ? value.trim().toLowerCase() : value;
     if (typeof v === 'string' && (accepted as readonly string[]).includes(v)) return v as T;
@@ -157,10 +180,13 @@ export function resolveClusterOptions(
     const servers = list.map((s: string) => s.trim()).filter((s) => s !== '');
     for (const s of servers) {
       const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(s);
-      const host = m ? m[1]! : s;
+      const host = m ? m[1] : s;
       const portOk = !m?.[2] || (Number(m[2]) >= 1 && Number(m[2]) <= 65535);
       if (isIP(host) === 0 || !portOk) {
-        problem(path, `${JSON.stringify(s)} is not a DNS server address (accepted: ip, ip:port, [ipv6]:port; comma-separated)`);
+        problem(
+          path,
+          `${JSON.stringify(s)} is not a DNS server address (accepted: ip, ip:port, [ipv6]:port; comma-separated)`,
+        );
       }
     }
     return servers;
@@ -177,27 +203,90 @@ export function resolveClusterOptions(
 
   const cookie = str('cookie', options.cookie);
   const appName = str('appName', options.appName) ?? CLUSTER_DEFAULTS.appName;
-  if (/[@\s]/.test(appName)) problem('appName', `${show('appName', appName)} must not contain '@' or spaces`);
+  if (/[@\s]/.test(appName))
+    problem('appName', `${show('appName', appName)} must not contain '@' or spaces`);
 
   const port = int('port', options.port, CLUSTER_DEFAULTS.port, 0, 65535, 'a TCP port');
   const bindAddress = address('bindAddress', options.bindAddress) ?? CLUSTER_DEFAULTS.bindAddress;
-  const heartbeatIntervalMs = int('heartbeatIntervalMs', options.heartbeatIntervalMs, CLUSTER_DEFAULTS.heartbeatIntervalMs, 10, 600_000, 'a heartbeat interval in ms');
-  const failureTimeoutMs = int('failureTimeoutMs', options.failureTimeoutMs, CLUSTER_DEFAULTS.failureTimeoutMs, 20, 3_600_000, 'a failure timeout in ms');
+  const heartbeatIntervalMs = int(
+    'heartbeatIntervalMs',
+    options.heartbeatIntervalMs,
+    CLUSTER_DEFAULTS.heartbeatIntervalMs,
+    10,
+    600_000,
+    'a heartbeat interval in ms',
+  );
+  const failureTimeoutMs = int(
+    'failureTimeoutMs',
+    options.failureTimeoutMs,
+    CLUSTER_DEFAULTS.failureTimeoutMs,
+    20,
+    3_600_000,
+    'a failure timeout in ms',
+  );
   if (failureTimeoutMs < 2 * heartbeatIntervalMs) {
-    problem('failureTimeoutMs', `${show('failureTimeoutMs', failureTimeoutMs)} must be at least twice the heartbeat interval (${heartbeatIntervalMs} ms), or every delayed heartbeat is a false down`);
+    problem(
+      'failureTimeoutMs',
+      `${show('failureTimeoutMs', failureTimeoutMs)} must be at least twice the heartbeat interval (${heartbeatIntervalMs} ms), or every delayed heartbeat is a false down`,
+    );
   }
-  const handshakeTimeoutMs = int('handshakeTimeoutMs', options.handshakeTimeoutMs, CLUSTER_DEFAULTS.handshakeTimeoutMs, 10, 600_000, 'a handshake timeout in ms');
-  const maxPendingHandshakes = int('maxPendingHandshakes', options.maxPendingHandshakes, CLUSTER_DEFAULTS.maxPendingHandshakes, 1, 100_000, 'a connection count');
-  const maxFrameBytes = int('maxFrameBytes', options.maxFrameBytes, CLUSTER_DEFAULTS.maxFrameBytes, 1024, 1024 * 1024 * 1024, 'a frame size in bytes');
-  const maxWriteBufferBytes = int('maxWriteBufferBytes', options.maxWriteBufferBytes, CLUSTER_DEFAULTS.maxWriteBufferBytes, 1024, 4 * 1024 * 1024 * 1024, 'a buffer size in bytes');
+  const handshakeTimeoutMs = int(
+    'handshakeTimeoutMs',
+    options.handshakeTimeoutMs,
+    CLUSTER_DEFAULTS.handshakeTimeoutMs,
+    10,
+    600_000,
+    'a handshake timeout in ms',
+  );
+  const maxPendingHandshakes = int(
+    'maxPendingHandshakes',
+    options.maxPendingHandshakes,
+    CLUSTER_DEFAULTS.maxPendingHandshakes,
+    1,
+    100_000,
+    'a connection count',
+  );
+  const maxFrameBytes = int(
+    'maxFrameBytes',
+    options.maxFrameBytes,
+    CLUSTER_DEFAULTS.maxFrameBytes,
+    1024,
+    1024 * 1024 * 1024,
+    'a frame size in bytes',
+  );
+  const maxWriteBufferBytes = int(
+    'maxWriteBufferBytes',
+    options.maxWriteBufferBytes,
+    CLUSTER_DEFAULTS.maxWriteBufferBytes,
+    1024,
+    4 * 1024 * 1024 * 1024,
+    'a buffer size in bytes',
+  );
   const debug = bool('debug', options.debug, false);
   const messagingOptions = (options.messaging ?? {}) as Record<string, unknown>;
-  if (options.messaging !== undefined && (typeof options.messaging !== 'object' || options.messaging === null)) {
+  if (
+    options.messaging !== undefined &&
+    (typeof options.messaging !== 'object' || options.messaging === null)
+  ) {
     problem('messaging', 'must be an object');
   }
   const messaging = Object.freeze({
-    maxPayloadBytes: int('messaging.maxPayloadBytes', messagingOptions.maxPayloadBytes, Math.min(MESSAGING_DEFAULTS.maxPayloadBytes, maxFrameBytes - 1), 1, maxFrameBytes - 1, `a payload size in bytes below maxFrameBytes (${maxFrameBytes})`),
-    defaultRequestTimeoutMs: int('messaging.defaultRequestTimeoutMs', messagingOptions.defaultRequestTimeoutMs, MESSAGING_DEFAULTS.defaultRequestTimeoutMs, 1, 3_600_000, 'a request timeout in ms'),
+    maxPayloadBytes: int(
+      'messaging.maxPayloadBytes',
+      messagingOptions.maxPayloadBytes,
+      Math.min(MESSAGING_DEFAULTS.maxPayloadBytes, maxFrameBytes - 1),
+      1,
+      maxFrameBytes - 1,
+      `a payload size in bytes below maxFrameBytes (${maxFrameBytes})`,
+    ),
+    defaultRequestTimeoutMs: int(
+      'messaging.defaultRequestTimeoutMs',
+      messagingOptions.defaultRequestTimeoutMs,
+      MESSAGING_DEFAULTS.defaultRequestTimeoutMs,
+      1,
+      3_600_000,
+      'a request timeout in ms',
+    ),
   });
 
   // Topologies.
@@ -205,48 +294,80 @@ export function resolveClusterOptions(
   const entries = normalizeTopologies(options);
   /** The EC2 strategy's explicit appPrefix: the node's own prefix too when APP_NAME is unset (Torus). */
   let ec2Prefix: string | undefined;
-  const ec2Used = entries.some(([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2');
+  const ec2Used = entries.some(
+    ([, t]) => typeof t.strategy === 'string' && normalizeStrategyName(t.strategy) === 'ec2',
+  );
   for (const [name, topology, prefix] of entries) {
     const strategyPath = prefix ? `${prefix}.strategy` : 'strategy';
     const configPath = prefix ? `${prefix}.config` : 'strategyConfig';
     const raw = topology.strategy;
     if (typeof raw === 'function') {
-      topologies.push({ name, strategy: raw.name || 'custom', config: topology.config, custom: raw });
+      topologies.push({
+        name,
+        strategy: raw.name || 'custom',
+        config: topology.config,
+        custom: raw,
+      });
       continue;
     }
-    if (raw && typeof raw === 'object' && typeof (raw as ClusterStrategy).start === 'function') {
-      topologies.push({ name, strategy: raw.constructor?.name ?? 'custom', config: undefined, custom: raw as ClusterStrategy });
+    if (raw && typeof raw === 'object' && typeof raw.start === 'function') {
+      topologies.push({
+        name,
+        strategy: raw.constructor?.name ?? 'custom',
+        config: undefined,
+        custom: raw,
+      });
       continue;
     }
     const strategy = typeof raw === 'string' ? normalizeStrategyName(raw) : undefined;
     if (!strategy || !BUILTIN.has(strategy)) {
-      problem(strategyPath, `${show(strategyPath, raw)} is not a strategy (accepted: ${ACCEPTED_STRATEGY_NAMES}, or a strategy class)`);
+      problem(
+        strategyPath,
+        `${show(strategyPath, raw)} is not a strategy (accepted: ${ACCEPTED_STRATEGY_NAMES}, or a strategy class)`,
+      );
       continue;
     }
     const cfg = (topology.config ?? {}) as Record<string, unknown>;
-    if (topology.config !== undefined && (typeof topology.config !== 'object' || topology.config === null)) {
+    if (
+      topology.config !== undefined &&
+      (typeof topology.config !== 'object' || topology.config === null)
+    ) {
       problem(configPath, 'must be an object');
       continue;
     }
     const c = (key: string) => `${configPath}.${key}`;
     const polling = (def = CLUSTER_DEFAULTS.pollingIntervalMs) =>
-      int(c('pollingIntervalMs'), cfg.pollingIntervalMs, def, 100, 3_600_000, 'a polling interval in ms');
+      int(
+        c('pollingIntervalMs'),
+        cfg.pollingIntervalMs,
+        def,
+        100,
+        3_600_000,
+        'a polling interval in ms',
+      );
     let config: unknown;
-    switch (strategy as BuiltinStrategyName) {
+    switch (strategy) {
       case 'gossip': {
         const g = cfg as GossipStrategyOptions;
         const broadcastOnly = bool(c('broadcastOnly'), g.broadcastOnly, false);
         const multicastAddr = str(c('multicastAddr'), g.multicastAddr);
         if (multicastAddr !== undefined) {
           if (isIP(multicastAddr) !== 4) {
-            problem(c('multicastAddr'), `${show(c('multicastAddr'), multicastAddr)} is not an IPv4 address`);
+            problem(
+              c('multicastAddr'),
+              `${show(c('multicastAddr'), multicastAddr)} is not an IPv4 address`,
+            );
           } else if (!broadcastOnly && !isMulticast(multicastAddr)) {
-            problem(c('multicastAddr'), `${show(c('multicastAddr'), multicastAddr)} is not a multicast address (accepted: 224.0.0.0 to 239.255.255.255; or set broadcast-only mode with a broadcast address)`);
+            problem(
+              c('multicastAddr'),
+              `${show(c('multicastAddr'), multicastAddr)} is not a multicast address (accepted: 224.0.0.0 to 239.255.255.255; or set broadcast-only mode with a broadcast address)`,
+            );
           }
         }
         for (const key of ['ifAddr', 'multicastIf'] as const) {
           const v = str(c(key), g[key]);
-          if (v !== undefined && isIP(v) !== 4) problem(c(key), `${show(c(key), v)} is not an IPv4 address`);
+          if (v !== undefined && isIP(v) !== 4)
+            problem(c(key), `${show(c(key), v)} is not an IPv4 address`);
         }
         config = {
           ...g,
@@ -254,7 +375,14 @@ export function resolveClusterOptions(
           multicastTtl: int(c('multicastTtl'), g.multicastTtl, 1, 0, 255, 'a multicast TTL'),
           broadcastOnly,
           secret: str(c('secret'), g.secret),
-          heartbeatMaxMs: int(c('heartbeatMaxMs'), g.heartbeatMaxMs, 5000, 100, 600_000, 'a heartbeat interval in ms'),
+          heartbeatMaxMs: int(
+            c('heartbeatMaxMs'),
+            g.heartbeatMaxMs,
+            5000,
+            100,
+            600_000,
+            'a heartbeat interval in ms',
+          ),
         } satisfies GossipStrategyOptions;
         break;
       }
@@ -262,11 +390,18 @@ export function resolveClusterOptions(
         const e = cfg as Partial<Ec2StrategyOptions>;
         const tagName = str(c('tagName'), e.tagName);
         if (tagName === undefined) {
-          missing(c('tagName'), 'LIBCLUSTER_EC2_STRATEGY_TAG_NAME', 'is required by the EC2 strategy (the EC2 tag key whose instances form the cluster)');
+          missing(
+            c('tagName'),
+            'LIBCLUSTER_EC2_STRATEGY_TAG_NAME',
+            'is required by the EC2 strategy (the EC2 tag key whose instances form the cluster)',
+          );
         }
         const ipType = e.ipType === undefined ? 'private' : e.ipType;
         if (ipType !== 'private' && ipType !== 'public') {
-          problem(c('ipType'), `${show(c('ipType'), ipType)} is not an IP type (accepted: private, public)`);
+          problem(
+            c('ipType'),
+            `${show(c('ipType'), ipType)} is not an IP type (accepted: private, public)`,
+          );
         }
         const explicitPrefix = str(c('appPrefix'), e.appPrefix);
         ec2Prefix ??= explicitPrefix;
@@ -285,7 +420,11 @@ export function resolveClusterOptions(
         const s = cfg as Partial<StaticStrategyOptions>;
         const hosts = s.hosts;
         if (hosts === undefined || (Array.isArray(hosts) && hosts.length === 0)) {
-          missing(c('hosts'), 'LIBCLUSTER_HOSTS', 'is required by the static strategy (comma-separated host:port or name@host:port)');
+          missing(
+            c('hosts'),
+            'LIBCLUSTER_HOSTS',
+            'is required by the static strategy (comma-separated host:port or name@host:port)',
+          );
         } else if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== 'string')) {
           problem(c('hosts'), 'must be a list of host:port strings');
         } else {
@@ -294,56 +433,103 @@ export function resolveClusterOptions(
           } catch (error) {
             if (!(error instanceof InvalidHostListError)) throw error;
             for (const bad of error.entries) {
-              problem(c('hosts'), `${JSON.stringify(bad.entry)} ${bad.reason} (accepted: host, host:port, name@host:port, [ipv6]:port)`);
+              problem(
+                c('hosts'),
+                `${JSON.stringify(bad.entry)} ${bad.reason} (accepted: host, host:port, name@host:port, [ipv6]:port)`,
+              );
             }
           }
         }
-        config = { ...s, hosts: Array.isArray(hosts) ? hosts : [], pollingIntervalMs: polling() } satisfies StaticStrategyOptions;
+        config = {
+          ...s,
+          hosts: Array.isArray(hosts) ? hosts : [],
+          pollingIntervalMs: polling(),
+        } satisfies StaticStrategyOptions;
         break;
       }
       case 'dns': {
         const d = cfg as Partial<DnsStrategyOptions>;
         const query = str(c('query'), d.query);
         if (query === undefined) {
-          missing(c('query'), 'LIBCLUSTER_DNS_QUERY', 'is required by the DNS strategy (the name whose A/AAAA records are the nodes)');
+          missing(
+            c('query'),
+            'LIBCLUSTER_DNS_QUERY',
+            'is required by the DNS strategy (the name whose A/AAAA records are the nodes)',
+          );
         }
         config = {
           ...d,
           query: query ?? '',
           nodeBasename: str(c('nodeBasename'), d.nodeBasename) ?? appName,
           pollingIntervalMs: polling(),
-          recordType: oneOf(c('recordType'), d.recordType, ['a', 'srv'] as const, 'a', 'a DNS record type'),
+          recordType: oneOf(
+            c('recordType'),
+            d.recordType,
+            ['a', 'srv'] as const,
+            'a',
+            'a DNS record type',
+          ),
           nameServers: nameServers(c('nameServers'), d.nameServers),
         } satisfies DnsStrategyOptions;
         break;
       }
       case 'kubernetes': {
-        const k = cfg as Partial<KubernetesStrategyOptions> & { apiHost?: unknown; apiPort?: unknown };
-        const ipLookupMode = oneOf(c('ipLookupMode'), k.ipLookupMode, ['endpoints', 'pods'] as const, 'endpoints', 'an IP lookup mode');
+        const k = cfg as Partial<KubernetesStrategyOptions> & {
+          apiHost?: unknown;
+          apiPort?: unknown;
+        };
+        const ipLookupMode = oneOf(
+          c('ipLookupMode'),
+          k.ipLookupMode,
+          ['endpoints', 'pods'] as const,
+          'endpoints',
+          'an IP lookup mode',
+        );
         const serviceName = str(c('serviceName'), k.serviceName);
         if (serviceName !== undefined && !DNS_LABEL.test(serviceName)) {
-          problem(c('serviceName'), `${show(c('serviceName'), serviceName)} is not a service name (lower-case letters, digits and '-', at most 63)`);
+          problem(
+            c('serviceName'),
+            `${show(c('serviceName'), serviceName)} is not a service name (lower-case letters, digits and '-', at most 63)`,
+          );
         }
         const selector = str(c('selector'), k.selector);
         if (selector === undefined) {
           if (!(serviceName && ipLookupMode === 'endpoints')) {
-            missing(c('selector'), 'LIBCLUSTER_KUBERNETES_SELECTOR', 'is required by the Kubernetes strategy (the label selector of the app\'s pods, e.g. app=myapp)');
+            missing(
+              c('selector'),
+              'LIBCLUSTER_KUBERNETES_SELECTOR',
+              "is required by the Kubernetes strategy (the label selector of the app's pods, e.g. app=myapp)",
+            );
           }
         } else {
           const issue = labelSelectorProblem(selector);
-          if (issue) problem(c('selector'), `${show(c('selector'), selector)} is not a label selector: ${issue} (accepted: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma-separated)`);
+          if (issue)
+            problem(
+              c('selector'),
+              `${show(c('selector'), selector)} is not a label selector: ${issue} (accepted: key=value, key!=value, key in (a,b), key notin (a,b), key, !key; comma-separated)`,
+            );
         }
         const namespace = str(c('namespace'), k.namespace);
         if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
-          problem(c('namespace'), `${show(c('namespace'), namespace)} is not a namespace name (lower-case letters, digits and '-', at most 63)`);
+          problem(
+            c('namespace'),
+            `${show(c('namespace'), namespace)} is not a namespace name (lower-case letters, digits and '-', at most 63)`,
+          );
         }
         const apiHost = str(c('apiHost'), k.apiHost);
         if (apiHost === undefined && !env.KUBERNETES_SERVICE_HOST?.trim()) {
-          problems.push({ name: 'KUBERNETES_SERVICE_HOST', message: 'is not set: the Kubernetes strategy reaches the API server at KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, which the kubelet sets in every pod (outside a pod, set both, or pick another strategy)' });
+          problems.push({
+            name: 'KUBERNETES_SERVICE_HOST',
+            message:
+              'is not set: the Kubernetes strategy reaches the API server at KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, which the kubelet sets in every pod (outside a pod, set both, or pick another strategy)',
+          });
         }
         const apiPortRaw = env.KUBERNETES_SERVICE_PORT?.trim();
         if (k.apiPort === undefined && apiPortRaw && !/^\d{1,5}$/.test(apiPortRaw)) {
-          problems.push({ name: 'KUBERNETES_SERVICE_PORT', message: `${JSON.stringify(apiPortRaw)} is not a TCP port (accepted: 1 to 65535)` });
+          problems.push({
+            name: 'KUBERNETES_SERVICE_PORT',
+            message: `${JSON.stringify(apiPortRaw)} is not a TCP port (accepted: 1 to 65535)`,
+          });
         }
         config = {
           ...k,
@@ -359,7 +545,9 @@ export function resolveClusterOptions(
           watch: bool(c('watch'), k.watch, true),
           pollingIntervalMs: polling(),
           ...(apiHost !== undefined ? { apiHost } : {}),
-          ...(k.apiPort !== undefined ? { apiPort: int(c('apiPort'), k.apiPort, 443, 1, 65535, 'a TCP port') } : {}),
+          ...(k.apiPort !== undefined
+            ? { apiPort: int(c('apiPort'), k.apiPort, 443, 1, 65535, 'a TCP port') }
+            : {}),
         } satisfies KubernetesStrategyOptions;
         break;
       }
@@ -374,7 +562,10 @@ export function resolveClusterOptions(
     for (const t of topologies) {
       const srv = t.strategy === 'dns' && (t.config as DnsStrategyOptions).recordType === 'srv';
       if (t.strategy === 'ec2' || t.strategy === 'kubernetes' || (t.strategy === 'dns' && !srv)) {
-        problem('port', `0 (any free port) cannot be used with the ${t.strategy} strategy: it dials the same fixed link port on every discovered host (accepted: 1 to 65535)`);
+        problem(
+          'port',
+          `0 (any free port) cannot be used with the ${t.strategy} strategy: it dials the same fixed link port on every discovered host (accepted: 1 to 65535)`,
+        );
       }
     }
   }
@@ -385,7 +576,10 @@ export function resolveClusterOptions(
   const host = metadataIp ?? hostFallback;
   let nodeName = str('nodeName', options.nodeName);
   if (nodeName !== undefined && !NODE_NAME.test(nodeName)) {
-    problem('nodeName', `${show('nodeName', nodeName)} is not a node name (accepted: name@host, e.g. app@10.0.1.5)`);
+    problem(
+      'nodeName',
+      `${show('nodeName', nodeName)} is not a node name (accepted: name@host, e.g. app@10.0.1.5)`,
+    );
     nodeName = undefined;
   }
   // With the EC2 strategy and no APP_NAME, the node's own prefix is the one it gives the

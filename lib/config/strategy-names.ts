@@ -26,11 +26,19 @@ export const ACCEPTED_STRATEGY_NAMES =
 
 /** Maps a strategy name (any accepted spelling, `Elixir.` prefix allowed) to its canonical name. */
 export function normalizeStrategyName(value: string): BuiltinStrategyName | undefined {
-  const key = value.trim().replace(/^elixir\./i, '').toLowerCase();
+  const key = value
+    .trim()
+    .replace(/^elixir\./i, '')
+    .toLowerCase();
   return STRATEGY_ALIASES[key];
 }
 
 /** True for libcluster's `Cluster.Strategy.Kubernetes.DNSSRV`: the DNS strategy in SRV mode. */
 export function isSrvStrategyName(value: string): boolean {
-  return value.trim().replace(/^elixir\./i, '').toLowerCase() === 'cluster.strategy.kubernetes.dnssrv';
+  return (
+    value
+      .trim()
+      .replace(/^elixir\./i, '')
+      .toLowerCase() === 'cluster.strategy.kubernetes.dnssrv'
+  );
 }

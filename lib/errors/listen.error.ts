@@ -11,7 +11,10 @@ export class ListenError extends ClusterError {
     readonly code: string,
     cause?: unknown,
   ) {
-    super(ListenError.describe(bindAddress, port, code), { cause, retryable: code === 'EADDRINUSE' });
+    super(ListenError.describe(bindAddress, port, code), {
+      cause,
+      retryable: code === 'EADDRINUSE',
+    });
   }
 
   private static describe(bindAddress: string, port: number, code: string): string {

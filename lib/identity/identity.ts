@@ -7,7 +7,10 @@ import type { NodeIdentity } from '../interfaces/member.interface.js';
  */
 
 /** Same process: same name and same incarnation. */
-export function sameProcess(a: Pick<NodeIdentity, 'name' | 'incarnation'>, b: Pick<NodeIdentity, 'name' | 'incarnation'>): boolean {
+export function sameProcess(
+  a: Pick<NodeIdentity, 'name' | 'incarnation'>,
+  b: Pick<NodeIdentity, 'name' | 'incarnation'>,
+): boolean {
   return a.name === b.name && a.incarnation === b.incarnation;
 }
 

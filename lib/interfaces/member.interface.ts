@@ -29,8 +29,23 @@ export type LeaveReason = 'shutdown' | 'replaced' | 'discovery';
 export type DownReason = 'connection-closed' | 'heartbeat-timeout' | 'error';
 
 export type ClusterEvent =
-  | { readonly type: 'join'; readonly member: Member; readonly at: number; readonly reason: 'linked' }
-  | { readonly type: 'leave'; readonly member: Member; readonly at: number; readonly reason: LeaveReason }
-  | { readonly type: 'down'; readonly member: Member; readonly at: number; readonly reason: DownReason };
+  | {
+      readonly type: 'join';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: 'linked';
+    }
+  | {
+      readonly type: 'leave';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: LeaveReason;
+    }
+  | {
+      readonly type: 'down';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: DownReason;
+    };
 
 export type ClusterEventType = ClusterEvent['type'];

@@ -1,7 +1,8 @@
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 
 /** Why a link closed, as the transport reports it. */
-export type MemberLinkCloseReason = 'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
+export type MemberLinkCloseReason =
+  'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
 /** Why a peer left, carried in its LEAVE frame. */
 export type MemberLinkLeaveCause = 'shutdown' | 'discovery';
 
@@ -24,5 +25,8 @@ export interface MemberLink {
   end(): void;
   close(reason?: string): void;
   on(event: 'frame', listener: (type: number, payload: Buffer) => void): unknown;
-  on(event: 'close', listener: (reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause) => void): unknown;
+  on(
+    event: 'close',
+    listener: (reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause) => void,
+  ): unknown;
 }

@@ -8,7 +8,21 @@ import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
  */
 export type MembershipChange =
   | { readonly type: 'join'; readonly member: Member; readonly at: number }
-  | { readonly type: 'leave'; readonly member: Member; readonly at: number; readonly reason: LeaveReason }
-  | { readonly type: 'down'; readonly member: Member; readonly at: number; readonly reason: DownReason }
+  | {
+      readonly type: 'leave';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: LeaveReason;
+    }
+  | {
+      readonly type: 'down';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: DownReason;
+    }
   /** A member told this node about others (peer exchange); they are not members here yet. */
-  | { readonly type: 'learned'; readonly from: string; readonly endpoints: readonly DiscoveredEndpoint[] };
+  | {
+      readonly type: 'learned';
+      readonly from: string;
+      readonly endpoints: readonly DiscoveredEndpoint[];
+    };

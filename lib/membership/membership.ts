@@ -4,14 +4,24 @@ import { NotAMemberError } from '../errors/not-a-member.error.js';
 import type { AdmissionRefusal, LinkRefusedError } from '../errors/link-refused.error.js';
 import { parseEndpoint } from '../identity/endpoint.js';
 import { compareAge, describeIdentity, sameProcess } from '../identity/identity.js';
-import type { ClusterEvent, DownReason, LeaveReason, Member, NodeIdentity } from '../interfaces/member.interface.js';
+import type {
+  ClusterEvent,
+  DownReason,
+  LeaveReason,
+  Member,
+  NodeIdentity,
+} from '../interfaces/member.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { PeerChannel } from '../messaging/peer-channel.interface.js';
 import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
 import { FrameType } from '../transport/frame-types.js';
 import { pickLeader } from './leader.js';
-import type { MemberLink, MemberLinkCloseReason, MemberLinkLeaveCause } from './member-link.interface.js';
+import type {
+  MemberLink,
+  MemberLinkCloseReason,
+  MemberLinkLeaveCause,
+} from './member-link.interface.js';
 import type { MembershipChange } from './membership-change.js';
 
 interface Entry {
@@ -188,7 +198,8 @@ export class Membership implements PeerChannel {
       return 'name-taken';
     }
     const existing = this.table.get(peer.name);
-    if (existing && !sameProcess(existing.member, peer) && compareAge(peer, existing.member) < 0) return 'superseded';
+    if (existing && !sameProcess(existing.member, peer) && compareAge(peer, existing.member) < 0)
+      return 'superseded';
     const known = this.recall(this.newest, peer.name);
     if (known && !sameProcess(known, peer) && compareAge(peer, known) < 0) return 'superseded';
     const dropped = this.recall(this.dropped, peer.name);
@@ -213,7 +224,10 @@ export class Membership implements PeerChannel {
     const { peer, reason, by, address } = refusal;
     if (reason === 'self') return;
     if (by === 'remote' && reason === 'superseded') {
-      this.becomeSuperseded(undefined, `${peer.name} at ${address} knows a newer process named ${this.selfMember.name}`);
+      this.becomeSuperseded(
+        undefined,
+        `${peer.name} at ${address} knows a newer process named ${this.selfMember.name}`,
+      );
       return;
     }
     if (reason === 'name-taken') {
@@ -230,7 +244,11 @@ export class Membership implements PeerChannel {
           : `refused a link with ${describeIdentity(peer)} at ${address}: this node's discovery no longer lists it`,
       );
     } else {
-      this.limited.write('log', key, `${peer.name} at ${address} does not take this node (${reason}); waiting until its discovery lists this node again`);
+      this.limited.write(
+        'log',
+        key,
+        `${peer.name} at ${address} does not take this node (${reason}); waiting until its discovery lists this node again`,
+      );
     }
   }
 
@@ -241,7 +259,10 @@ export class Membership implements PeerChannel {
   nameClash(other: NodeIdentity, where: string): void {
     if (this.closed || sameProcess(other, this.selfMember)) return;
     if (compareAge(this.selfMember, other) < 0) {
-      this.becomeSuperseded(other, `${describeIdentity(other)} (${where}) runs under this node's name`);
+      this.becomeSuperseded(
+        other,
+        `${describeIdentity(other)} (${where}) runs under this node's name`,
+      );
     } else {
       this.limited.error(
         `name-clash:${other.incarnation}`,
@@ -426,7 +447,11 @@ export class Membership implements PeerChannel {
     }
   }
 
-  private onLinkClose(link: MemberLink, reason: MemberLinkCloseReason, cause?: MemberLinkLeaveCause): void {
+  private onLinkClose(
+    link: MemberLink,
+    reason: MemberLinkCloseReason,
+    cause?: MemberLinkLeaveCause,
+  ): void {
     const entry = this.table.get(link.peer.name);
     if (!entry) return;
     if (entry.spare === link) {
@@ -442,7 +467,8 @@ export class Membership implements PeerChannel {
     }
     entry.spare?.close('the member is gone');
     this.table.delete(link.peer.name);
-    if (reason === 'leave') this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
+    if (reason === 'leave')
+      this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
     else this.emitGone(entry.member, 'down', downReason(reason));
   }
 
@@ -480,7 +506,10 @@ export class Membership implements PeerChannel {
       list = undefined;
     }
     if (!Array.isArray(list) || list.length > MAX_PEERS_PER_FRAME) {
-      this.limited.warn(`peers:${link.peer.name}`, `malformed peer list from ${link.peer.name}; ignored`);
+      this.limited.warn(
+        `peers:${link.peer.name}`,
+        `malformed peer list from ${link.peer.name}; ignored`,
+      );
       return;
     }
     const learned: DiscoveredEndpoint[] = [];
@@ -490,14 +519,22 @@ export class Membership implements PeerChannel {
       if (p.name === this.selfMember.name || this.table.has(p.name)) continue;
       const endpoint = parseEndpoint(p.endpoint);
       if (!endpoint) continue;
-      learned.push({ ...endpoint, name: p.name, ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}) });
+      learned.push({
+        ...endpoint,
+        name: p.name,
+        ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}),
+      });
     }
-    if (learned.length > 0) this.changeSubject.next({ type: 'learned', from: link.peer.name, endpoints: learned });
+    if (learned.length > 0)
+      this.changeSubject.next({ type: 'learned', from: link.peer.name, endpoints: learned });
   }
 
   private remember(map: Map<string, Remembered>, identity: NodeIdentity): void {
     map.delete(identity.name);
-    map.set(identity.name, { identity, until: this.clock.now() + (map === this.dropped ? this.dropHoldMs : this.rememberMs) });
+    map.set(identity.name, {
+      identity,
+      until: this.clock.now() + (map === this.dropped ? this.dropHoldMs : this.rememberMs),
+    });
     while (map.size > this.maxRemembered) map.delete(map.keys().next().value!);
   }
 

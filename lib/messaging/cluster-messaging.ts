@@ -34,7 +34,6 @@ import {
 import type { PeerChannel } from './peer-channel.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 
-
 /** Defaults of `ClusterMessagingOptions`. */
 export const MESSAGING_DEFAULTS = Object.freeze({
   /** 1 MiB: well under the link's 16 MiB frame limit, large enough for any sane message. */
@@ -269,7 +268,7 @@ export class ClusterMessaging {
         ids.add(id);
       });
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error);
     }
   }
 
@@ -349,7 +348,7 @@ export class ClusterMessaging {
     this.localDrainScheduled = false;
     // Messages queued while draining (a subscriber that publishes) are delivered in this pass.
     for (let i = 0; i < this.localQueue.length; i++) {
-      this.deliver(this.localQueue[i]!);
+      this.deliver(this.localQueue[i]);
     }
     this.localQueue.length = 0;
   }

@@ -87,13 +87,15 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
 
   constructor(options: ClusterClientOptions) {
     super();
-    if (!options?.cluster) throw new Error('ClusterClientProxy needs options.cluster (the ClusterService)');
+    if (!options?.cluster)
+      throw new Error('ClusterClientProxy needs options.cluster (the ClusterService)');
     this.cluster = options.cluster;
     this.topics = transportTopics(options.namespace ?? DEFAULT_TRANSPORT_NAMESPACE);
     this.timeoutMs = options.timeoutMs ?? CLUSTER_CLIENT_DEFAULTS.timeoutMs;
-    this.discoveryTimeoutMs = options.discoveryTimeoutMs ?? CLUSTER_CLIENT_DEFAULTS.discoveryTimeoutMs;
-    this.initializeSerializer(options as never);
-    this.initializeDeserializer(options as never);
+    this.discoveryTimeoutMs =
+      options.discoveryTimeoutMs ?? CLUSTER_CLIENT_DEFAULTS.discoveryTimeoutMs;
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
   }
 
   /** Learns which member handles which message pattern; called by the first `send()`/`emit()`. */
@@ -146,17 +148,28 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
     const pattern = this.normalizePattern(packet.pattern);
     const candidates = this.membersHandling(packet.pattern);
     if (candidates.length === 0) {
-      deliver({ err: new NoPatternHandlerError(pattern, this.cluster.members().map((m) => m.name)), isDisposed: true });
+      deliver({
+        err: new NoPatternHandlerError(
+          pattern,
+          this.cluster.members().map((m) => m.name),
+        ),
+        isDisposed: true,
+      });
       return;
     }
     const index = (this.nextIndex.get(pattern) ?? 0) % candidates.length;
     this.nextIndex.set(pattern, index + 1);
-    const node = candidates[index]!;
+    const node = candidates[index];
     let request: Promise<WritePacket[]>;
     try {
-      request = this.cluster.request<WritePacket[]>(node, this.topics.rpc, this.serializer.serialize(packet), {
-        timeoutMs: this.timeoutMs,
-      });
+      request = this.cluster.request<WritePacket[]>(
+        node,
+        this.topics.rpc,
+        this.serializer.serialize(packet),
+        {
+          timeoutMs: this.timeoutMs,
+        },
+      );
     } catch (error) {
       deliver({ err: error, isDisposed: true });
       return;
@@ -164,7 +177,10 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
     request.then(
       async (replies) => {
         if (!Array.isArray(replies) || replies.length === 0) {
-          deliver({ err: new Error(`malformed reply from ${node} to "${pattern}"`), isDisposed: true });
+          deliver({
+            err: new Error(`malformed reply from ${node} to "${pattern}"`),
+            isDisposed: true,
+          });
           return;
         }
         for (const reply of replies) deliver(await this.deserializer.deserialize(reply));
@@ -215,9 +231,11 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
       } catch (error) {
         // A request sent while two nodes are still settling on one link can be lost: ask again.
         const stillThere = this.cluster.members().some((m) => m.name === node);
-        if (error instanceof RequestTimeoutError && stillThere && attempt < DISCOVERY_ATTEMPTS) continue;
+        if (error instanceof RequestTimeoutError && stillThere && attempt < DISCOVERY_ATTEMPTS)
+          continue;
         // No server there yet (it announces its patterns when it starts), or the member left.
-        if (!(error instanceof NoHandlerError)) this.logger.debug(`patterns of ${node} unknown: ${String(error)}`);
+        if (!(error instanceof NoHandlerError))
+          this.logger.debug(`patterns of ${node} unknown: ${String(error)}`);
         return;
       }
     }
@@ -233,7 +251,8 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
   /** Cluster errors name the transport's internal topic; say the pattern instead. */
   private describe(error: unknown, pattern: string): unknown {
     if (error instanceof MemberGoneError) return new MemberGoneError(error.node, pattern);
-    if (error instanceof RequestTimeoutError) return new RequestTimeoutError(error.node, pattern, error.timeoutMs);
+    if (error instanceof RequestTimeoutError)
+      return new RequestTimeoutError(error.node, pattern, error.timeoutMs);
     if (error instanceof BackpressureError) return new BackpressureError(error.node, pattern);
     if (error instanceof NoHandlerError) return new NoPatternHandlerError(pattern, [error.node]);
     return error;

@@ -28,7 +28,8 @@ export function transportTopics(namespace: string): TransportTopics {
 export const CLUSTER_TRANSPORT = Symbol('CLUSTER_TRANSPORT');
 
 /** Nest's own text for a request no handler matches (`@nestjs/microservices` constants). */
-export const NO_MESSAGE_HANDLER = 'There is no matching message handler defined in the remote service.';
+export const NO_MESSAGE_HANDLER =
+  'There is no matching message handler defined in the remote service.';
 
 /** Body of `patternsChanged`. */
 export interface PatternsAnnouncement {

@@ -1,5 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { Server, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import {
+  Server,
+  type CustomTransportStrategy,
+  type ReadPacket,
+  type WritePacket,
+} from '@nestjs/microservices';
 import type { Subscription } from 'rxjs';
 import type { ClusterService } from '../cluster.service.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
@@ -25,7 +30,9 @@ export interface ClusterTransportOptions {
   /** Serializer of outgoing replies (Nest's `ConsumerSerializer`). @default identity */
   serializer?: { serialize(value: unknown, options?: Record<string, any>): unknown };
   /** Deserializer of incoming packets (Nest's `ConsumerDeserializer`). @default Nest's */
-  deserializer?: { deserialize(value: unknown, options?: Record<string, any>): ReadPacket | Promise<ReadPacket> };
+  deserializer?: {
+    deserialize(value: unknown, options?: Record<string, any>): ReadPacket | Promise<ReadPacket>;
+  };
 }
 
 /** Status of `ClusterTransport` (`server.status`). */
@@ -69,15 +76,17 @@ export class ClusterTransport
   ) {
     super();
     this.topics = transportTopics(options.namespace ?? DEFAULT_TRANSPORT_NAMESPACE);
-    this.initializeSerializer(options as never);
-    this.initializeDeserializer(options as never);
+    this.initializeSerializer(options);
+    this.initializeDeserializer(options);
   }
 
   /** Registers the handlers with the cluster and announces this member's message patterns. */
   listen(callback: (...optionalParams: unknown[]) => any): void {
     try {
       this.cleanup.push(
-        this.cluster.handle<unknown, WritePacket[]>(this.topics.rpc, (raw, from) => this.onRequest(raw, from)),
+        this.cluster.handle<unknown, WritePacket[]>(this.topics.rpc, (raw, from) =>
+          this.onRequest(raw, from),
+        ),
         this.cluster.handle<unknown, string[]>(this.topics.patterns, () => this.messagePatterns()),
       );
       const events: Subscription = this.cluster
@@ -172,12 +181,22 @@ export class ClusterTransport
       const pattern = this.getPatternAsString(packet.pattern);
       if (!this.getHandlerByPattern(pattern)) {
         // Events reach every member; a member without a handler for this one lets it pass.
-        this.rateLimited.debug(`event:${pattern}`, `no @EventPattern handler for "${pattern}" (from ${from})`);
+        this.rateLimited.debug(
+          `event:${pattern}`,
+          `no @EventPattern handler for "${pattern}" (from ${from})`,
+        );
         return;
       }
-      await this.handleEvent(pattern, packet, new ClusterContext([from, pattern, metadataOf(packet)]));
+      await this.handleEvent(
+        pattern,
+        packet,
+        new ClusterContext([from, pattern, metadataOf(packet)]),
+      );
     })().catch((error: unknown) =>
-      this.rateLimited.warn('event-failed', `an event from ${from} could not be handled: ${String(error)}`),
+      this.rateLimited.warn(
+        'event-failed',
+        `an event from ${from} could not be handled: ${String(error)}`,
+      ),
     );
   }
 

@@ -1,7 +1,11 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 
 /** Arguments of a `ClusterContext`: sender, pattern, metadata. */
-export type ClusterContextArgs = [from: string, pattern: string, metadata: Record<string, unknown> | undefined];
+export type ClusterContextArgs = [
+  from: string,
+  pattern: string,
+  metadata: Record<string, unknown> | undefined,
+];
 
 /**
  * The `@Ctx()` of a handler served by `ClusterTransport`:

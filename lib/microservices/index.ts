@@ -1,5 +1,8 @@
 export { ClusterTransport } from './cluster-transport.server.js';
-export type { ClusterTransportOptions, ClusterTransportStatus } from './cluster-transport.server.js';
+export type {
+  ClusterTransportOptions,
+  ClusterTransportStatus,
+} from './cluster-transport.server.js';
 export { ClusterClientProxy, CLUSTER_CLIENT_DEFAULTS } from './cluster-client.proxy.js';
 export type { ClusterClientOptions, ClusterClientStatus } from './cluster-client.proxy.js';
 export { ClusterContext } from './cluster.context.js';

@@ -73,7 +73,10 @@ export class ClusterNode {
       startedAt: options.startedAt,
       endpoint: '',
     };
-    this.membership = new Membership(this.identity, { clock: this.clock, logger: this.loggerFor('ClusterMembership') });
+    this.membership = new Membership(this.identity, {
+      clock: this.clock,
+      logger: this.loggerFor('ClusterMembership'),
+    });
     this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
@@ -85,7 +88,11 @@ export class ClusterNode {
   /** True when this node leads (never while superseded by a newer process of its name). */
   isLeader(): boolean {
     const leader = this.membership.leader();
-    return leader !== null && leader.name === this.identity.name && leader.incarnation === this.identity.incarnation;
+    return (
+      leader !== null &&
+      leader.name === this.identity.name &&
+      leader.incarnation === this.identity.incarnation
+    );
   }
 
   /** The reconciler's map sizes (bounded-state checks), undefined before start. */
@@ -112,7 +119,8 @@ export class ClusterNode {
     }
 
     const accepted = new Set<number>();
-    for (let t = MEMBERSHIP_FRAME_TYPES.first; t <= MESSAGING_FRAME_TYPES.last; t++) accepted.add(t);
+    for (let t = MEMBERSHIP_FRAME_TYPES.first; t <= MESSAGING_FRAME_TYPES.last; t++)
+      accepted.add(t);
     const transport = new Transport({
       identity: () => this.identity,
       cookie: o.cookie!,
@@ -164,7 +172,9 @@ export class ClusterNode {
       } catch (error) {
         // A strategy that cannot start must not take the app down: health shows it.
         this.setStatus(topology.name, false, error);
-        this.logger.error(`[${topology.name}] ${topology.strategyName} strategy failed to start: ${(error as Error).message}`);
+        this.logger.error(
+          `[${topology.name}] ${topology.strategyName} strategy failed to start: ${(error as Error).message}`,
+        );
       }
     }
   }
@@ -210,7 +220,10 @@ export class ClusterNode {
       logger,
       debug,
       connect: (endpoints: readonly DiscoveredEndpoint[]) => {
-        if (debug) logger.debug?.(`discovered ${endpoints.length}: ${endpoints.map((e) => `${e.name ?? '?'}@${e.host}:${e.port}`).join(', ')}`);
+        if (debug)
+          logger.debug?.(
+            `discovered ${endpoints.length}: ${endpoints.map((e) => `${e.name ?? '?'}@${e.host}:${e.port}`).join(', ')}`,
+          );
         this.reconciler?.setDiscovered(topology.name, endpoints);
       },
       disconnect: (endpoints: readonly DiscoveredEndpoint[]) =>
@@ -218,7 +231,8 @@ export class ClusterNode {
       members: () => this.membership.members(),
       reportError: (error: unknown) => this.setStatus(topology.name, false, error),
       reportOk: () => this.setStatus(topology.name, true),
-      reportNameClash: (other: NodeIdentity, where: string) => this.membership.nameClash(other, where),
+      reportNameClash: (other: NodeIdentity, where: string) =>
+        this.membership.nameClash(other, where),
       isLeader: () => this.isLeader(),
       peers: {
         publish: (payload: unknown) => void this.messaging.publish(topic, payload),
@@ -233,6 +247,9 @@ export class ClusterNode {
   }
 
   private setStatus(topology: string, ok: boolean, error?: unknown): void {
-    this.status.set(topology, ok ? { ok } : { ok, error: error instanceof Error ? error.message : String(error) });
+    this.status.set(
+      topology,
+      ok ? { ok } : { ok, error: error instanceof Error ? error.message : String(error) },
+    );
   }
 }

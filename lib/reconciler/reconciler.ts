@@ -261,7 +261,11 @@ export class Reconciler {
       if (endpoint.name === self.name) continue;
       if (endpoint.name !== undefined && this.deps.membership.member(endpoint.name)) continue;
       const key = formatEndpoint(endpoint);
-      if (endpoint.incarnation !== undefined && this.departedIncarnation(key) === endpoint.incarnation) continue;
+      if (
+        endpoint.incarnation !== undefined &&
+        this.departedIncarnation(key) === endpoint.incarnation
+      )
+        continue;
       const target = this.target(endpoint);
       if (!target || target.topologies.size > 0 || target.isSelf) continue;
       if (target.learnedUntil === 0) this.learnedCount++;
@@ -357,7 +361,8 @@ export class Reconciler {
   private remember(endpoint: string, incarnation: string): void {
     this.departed.delete(endpoint);
     this.departed.set(endpoint, { incarnation, until: this.clock.now() + 10 * this.learnedTtlMs });
-    while (this.departed.size > this.maxRemembered) this.departed.delete(this.departed.keys().next().value!);
+    while (this.departed.size > this.maxRemembered)
+      this.departed.delete(this.departed.keys().next().value!);
   }
 
   private departedIncarnation(endpoint: string): string | undefined {
@@ -507,9 +512,15 @@ export class Reconciler {
       return;
     }
     if (name === 'PeerUnreachableError' || (error instanceof ClusterError && error.retryable)) {
-      this.limited.warn(`unreachable:${target.key}`, `${target.name ? `${target.name}: ` : ''}${err.message}; retrying`);
+      this.limited.warn(
+        `unreachable:${target.key}`,
+        `${target.name ? `${target.name}: ` : ''}${err.message}; retrying`,
+      );
       return;
     }
-    this.limited.warn(`dial:${target.key}`, `link to ${who} failed: ${err?.message ?? String(error)}; retrying`);
+    this.limited.warn(
+      `dial:${target.key}`,
+      `link to ${who} failed: ${err?.message ?? String(error)}; retrying`,
+    );
   }
 }

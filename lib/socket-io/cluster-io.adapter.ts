@@ -2,7 +2,10 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { Server, ServerOptions } from 'socket.io';
 import { ClusterService } from '../cluster.service.js';
-import { createClusterAdapter, type ClusterSocketIoAdapterOptions } from './cluster-socket-io-adapter.js';
+import {
+  createClusterAdapter,
+  type ClusterSocketIoAdapterOptions,
+} from './cluster-socket-io-adapter.js';
 
 /**
  * Nest's `IoAdapter` with the cluster adapter installed: every `@WebSocketGateway()` server
@@ -31,11 +34,13 @@ export class ClusterIoAdapter extends IoAdapter {
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {
-    const server = super.createIOServer(port, options) as Server;
+    const server = super.createIOServer(port, options);
     const { cluster: given, ...adapterOptions } = this.options;
     const cluster = given ?? this.app?.get(ClusterService);
     if (!cluster) {
-      throw new Error('ClusterIoAdapter needs the Nest app (new ClusterIoAdapter(app)) or options.cluster');
+      throw new Error(
+        'ClusterIoAdapter needs the Nest app (new ClusterIoAdapter(app)) or options.cluster',
+      );
     }
     server.adapter(createClusterAdapter(cluster, adapterOptions));
     return server;

@@ -69,7 +69,11 @@ interface AdapterNamespace {
   readonly name: string;
 }
 
-function encodeOptions(opts: BroadcastOptions): { rooms: Room[]; except: Room[]; flags: NonNullable<BroadcastOptions['flags']> } {
+function encodeOptions(opts: BroadcastOptions): {
+  rooms: Room[];
+  except: Room[];
+  flags: NonNullable<BroadcastOptions['flags']>;
+} {
   return { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags ?? {} };
 }
 
@@ -123,11 +127,16 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     options: ClusterSocketIoAdapterOptions = {},
   ) {
     const resolved = { ...CLUSTER_SOCKET_IO_DEFAULTS, ...stripUndefined(options) };
-    super(nsp, { heartbeatInterval: resolved.heartbeatInterval, heartbeatTimeout: resolved.heartbeatTimeout });
+    super(nsp, {
+      heartbeatInterval: resolved.heartbeatInterval,
+      heartbeatTimeout: resolved.heartbeatTimeout,
+    });
     this.topic = `${resolved.topicPrefix}:${nsp.name}`;
     this.maxPacketBytes = resolved.maxPacketBytes;
     this.subscriptions.push(
-      cluster.subscribe<WireMessage>(this.topic).subscribe((message) => this.onClusterMessage(message)),
+      cluster
+        .subscribe<WireMessage>(this.topic)
+        .subscribe((message) => this.onClusterMessage(message)),
       cluster.events$.subscribe((event) => this.onClusterEvent(event)),
     );
   }
@@ -167,10 +176,16 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
    */
   override serverSideEmit(packet: any[]): Promise<any> {
     const last = packet[packet.length - 1];
-    const ack = typeof last === 'function' ? (last as (err: Error | null, responses: unknown[]) => void) : undefined;
+    const ack =
+      typeof last === 'function'
+        ? (last as (err: Error | null, responses: unknown[]) => void)
+        : undefined;
     this.assertEncodable(ack ? packet.slice(0, -1) : packet);
     return super.serverSideEmit(packet).catch((error: unknown) => {
-      this.rateLimited.warn('server-side-emit', `serverSideEmit on ${this.topic} failed: ${String(error)}`);
+      this.rateLimited.warn(
+        'server-side-emit',
+        `serverSideEmit on ${this.topic} failed: ${String(error)}`,
+      );
       ack?.(error instanceof Error ? error : new Error(String(error)), []);
     });
   }
@@ -200,13 +215,17 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     return OFFSET;
   }
 
-  protected override doPublishResponse(requesterUid: ServerId, response: ClusterResponse): Promise<void> {
+  protected override doPublishResponse(
+    requesterUid: ServerId,
+    response: ClusterResponse,
+  ): Promise<void> {
     const node = this.nodeByUid.get(requesterUid);
-    if (node === undefined) return Promise.reject(new Error(`unknown socket.io adapter ${requesterUid}`));
+    if (node === undefined)
+      return Promise.reject(new Error(`unknown socket.io adapter ${requesterUid}`));
     try {
       this.cluster.send(node, this.topic, toWire(this.topic, response));
     } catch (error) {
-      if (!(error instanceof PayloadError)) return Promise.reject(error as Error);
+      if (!(error instanceof PayloadError)) return Promise.reject(error);
       // Answer anyway, so that the asking member does not wait for its timeout.
       this.rateLimited.warn(
         `response:${response.type}`,
@@ -215,7 +234,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
       try {
         this.cluster.send(node, this.topic, toWire(this.topic, emptyResponse(response)));
       } catch (second) {
-        return Promise.reject(second as Error);
+        return Promise.reject(second);
       }
     }
     return Promise.resolve();
@@ -247,9 +266,13 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private onClusterMessage({ payload, from }: ReceivedClusterMessage<WireMessage>): void {
     if (this.closed) return;
     try {
-      const message = payload !== null && typeof payload === 'object' ? fromWire(payload) : undefined;
+      const message =
+        payload !== null && typeof payload === 'object' ? fromWire(payload) : undefined;
       if (!isAdapterMessage(message)) {
-        this.rateLimited.warn(`malformed:${from}`, `${this.topic}: dropped a malformed socket.io message from ${from}`);
+        this.rateLimited.warn(
+          `malformed:${from}`,
+          `${this.topic}: dropped a malformed socket.io message from ${from}`,
+        );
         return;
       }
       if (message.uid === this.uid) return;
@@ -266,7 +289,15 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private greet(node: string): void {
     if (this.closed || !this.cluster.members().some((m) => m.name === node)) return;
     try {
-      this.cluster.send(node, this.topic, toWire(this.topic, { uid: this.uid, nsp: this.nsp.name, type: MessageType.INITIAL_HEARTBEAT }));
+      this.cluster.send(
+        node,
+        this.topic,
+        toWire(this.topic, {
+          uid: this.uid,
+          nsp: this.nsp.name,
+          type: MessageType.INITIAL_HEARTBEAT,
+        }),
+      );
     } catch (error) {
       this.logger.debug(`${this.topic}: greeting to ${node} not sent: ${String(error)}`);
     }
@@ -325,7 +356,9 @@ function emptyResponse(response: ClusterResponse): ClusterResponse {
 }
 
 function stripUndefined<T extends object>(options: T): Partial<T> {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
 }
 
 /**

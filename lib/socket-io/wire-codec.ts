@@ -58,7 +58,11 @@ function encodeBinary(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof ArrayBuffer) return { [BINARY_KEY]: Buffer.from(value).toString('base64') };
   if (ArrayBuffer.isView(value)) {
-    return { [BINARY_KEY]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+    return {
+      [BINARY_KEY]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString(
+        'base64',
+      ),
+    };
   }
   if (Array.isArray(value)) return value.map(encodeBinary);
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
@@ -72,7 +76,8 @@ function decodeBinary(value: unknown, depth: number): unknown {
   if (Array.isArray(value)) return value.map((item) => decodeBinary(item, depth + 1));
   const record = value as Record<string, unknown>;
   const encoded = record[BINARY_KEY];
-  if (typeof encoded === 'string' && Object.keys(record).length === 1) return Buffer.from(encoded, 'base64');
+  if (typeof encoded === 'string' && Object.keys(record).length === 1)
+    return Buffer.from(encoded, 'base64');
   const out: Record<string, unknown> = {};
   for (const key in record) out[key] = decodeBinary(record[key], depth + 1);
   return out;

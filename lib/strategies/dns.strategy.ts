@@ -97,7 +97,10 @@ export class DnsStrategy implements ClusterStrategy {
     this.srv = options.recordType === 'srv';
     if (options.nameServers && options.nameServers.length > 0) {
       // Our own deadline bounds the lookup; one try per server keeps that deadline meaningful.
-      const resolver = new dnsPromises.Resolver({ timeout: Math.max(100, Math.floor(this.lookupTimeoutMs / 2)), tries: 1 });
+      const resolver = new dnsPromises.Resolver({
+        timeout: Math.max(100, Math.floor(this.lookupTimeoutMs / 2)),
+        tries: 1,
+      });
       resolver.setServers(options.nameServers);
       this.queries = resolver;
       this.resolver = options.resolver ?? ((query) => resolveAll(resolver, query));
@@ -139,7 +142,8 @@ export class DnsStrategy implements ClusterStrategy {
       const prefix = this.options.nodeBasename ?? ctx.self.name.split('@')[0] ?? 'app';
       const endpoints = new Map<string, DiscoveredEndpoint>();
       if (this.srv) {
-        for (const e of await this.withDeadline(this.lookupSrv(query, prefix))) endpoints.set(`${e.host}|${e.port}`, e);
+        for (const e of await this.withDeadline(this.lookupSrv(query, prefix)))
+          endpoints.set(`${e.host}|${e.port}`, e);
       } else {
         for (const { address } of await this.lookup(query)) {
           endpoints.set(address, {
@@ -179,11 +183,13 @@ export class DnsStrategy implements ClusterStrategy {
         let host: string | undefined = isIP(target) ? target : undefined;
         if (!host) {
           const v4 = await this.queries.resolve4(target).catch(() => [] as string[]);
-          const v6 = v4.length > 0 ? [] : await this.queries.resolve6(target).catch(() => [] as string[]);
+          const v6 =
+            v4.length > 0 ? [] : await this.queries.resolve6(target).catch(() => [] as string[]);
           host = v4[0] ?? v6[0];
         }
         if (!host) {
-          if (this.ctx?.debug) this.ctx.logger.debug?.(`SRV target ${target} of ${query} has no address; skipped`);
+          if (this.ctx?.debug)
+            this.ctx.logger.debug?.(`SRV target ${target} of ${query} has no address; skipped`);
           return;
         }
         out.push({ host, port: record.port, name: `${prefix}@${target}` });

@@ -235,7 +235,7 @@ export class Ec2Strategy implements ClusterStrategy {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.ipType = options.ipType ?? 'private';
-    this.loadSdk = options.loadSdk ?? (() => import('@aws-sdk/client-ec2') as unknown as Promise<Ec2SdkModule>);
+    this.loadSdk = options.loadSdk ?? (() => import('@aws-sdk/client-ec2'));
     // The strategy explains a missing metadata service in its own error (what to set
     // instead), so the reader's generic warning goes to debug.
     this.readMetadata =
@@ -260,7 +260,9 @@ export class Ec2Strategy implements ClusterStrategy {
     this.failures = 0;
     this.wasFollower = false;
     this.unsubscribe?.();
-    this.unsubscribe = ctx.peers?.subscribe((payload, from) => this.onShare(payload, from, generation));
+    this.unsubscribe = ctx.peers?.subscribe((payload, from) =>
+      this.onShare(payload, from, generation),
+    );
     this.schedule(0);
   }
 
@@ -324,18 +326,29 @@ export class Ec2Strategy implements ClusterStrategy {
       this.heard();
       const prefix = this.prefix();
       if (this.failures > 0) {
-        ctx.logger.log(`EC2 discovery works again (${hosts.length} instance${hosts.length === 1 ? '' : 's'}) — polled by ${from}`);
+        ctx.logger.log(
+          `EC2 discovery works again (${hosts.length} instance${hosts.length === 1 ? '' : 's'}) — polled by ${from}`,
+        );
       }
       this.failures = 0;
-      ctx.connect(hosts.map((host) => ({ host, port: this.options.clusterPort, name: `${prefix}@${host}` })));
+      ctx.connect(
+        hosts.map((host) => ({ host, port: this.options.clusterPort, name: `${prefix}@${host}` })),
+      );
       ctx.reportOk();
     } else if (share.error && typeof share.error.message === 'string') {
       this.heard();
       this.failures++;
       const { message, failure, hint } = share.error;
-      const error = new Ec2DiscoveryError(`${message} (polled by ${from})`, failure ?? 'aws', hint ?? '');
+      const error = new Ec2DiscoveryError(
+        `${message} (polled by ${from})`,
+        failure ?? 'aws',
+        hint ?? '',
+      );
       this.limited ??= new RateLimitedLogger(ctx.logger, 60_000);
-      this.limited.warn(`shared:${failure}:${message}`, `EC2 discovery failed: ${error.message} (keeping the current members)`);
+      this.limited.warn(
+        `shared:${failure}:${message}`,
+        `EC2 discovery failed: ${error.message} (keeping the current members)`,
+      );
       ctx.reportError(error);
     }
   }
@@ -380,7 +393,9 @@ export class Ec2Strategy implements ClusterStrategy {
         this.schedule(this.nextInterval());
         return;
       }
-      this.debugLog(`no EC2 poll result from another member for ${Date.now() - this.lastHeardAt} ms; polling`);
+      this.debugLog(
+        `no EC2 poll result from another member for ${Date.now() - this.lastHeardAt} ms; polling`,
+      );
     } else {
       this.wasFollower = false;
     }

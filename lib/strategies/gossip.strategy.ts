@@ -3,7 +3,12 @@ import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
 import { deriveGossipKey } from './gossip/gossip-packet.js';
 import { emptyDropCounts, GossipSession, type GossipStats } from './gossip/gossip-session.js';
 import { GossipOptionsError } from '../errors/gossip-options.error.js';
-import { MISSING_KEY_PROBLEM, resolveGossipSettings, type GossipSettings, type GossipStrategyConfig } from './gossip/gossip-settings.js';
+import {
+  MISSING_KEY_PROBLEM,
+  resolveGossipSettings,
+  type GossipSettings,
+  type GossipStrategyConfig,
+} from './gossip/gossip-settings.js';
 
 export { GOSSIP_DEFAULTS } from './gossip/gossip-defaults.js';
 export type { GossipStats } from './gossip/gossip-session.js';

@@ -183,19 +183,27 @@ export class KubernetesStrategy implements ClusterStrategy {
     const env = options.env ?? process.env;
     const mode = options.ipLookupMode ?? 'endpoints';
     if (mode !== 'endpoints' && mode !== 'pods') {
-      throw new ClusterError(`kubernetes strategy: ipLookupMode must be 'endpoints' or 'pods', got '${String(mode)}'`);
+      throw new ClusterError(
+        `kubernetes strategy: ipLookupMode must be 'endpoints' or 'pods', got '${String(mode)}'`,
+      );
     }
     this.resource = RESOURCES[mode];
     const selector =
       options.selector?.trim() ||
-      (mode === 'endpoints' && options.serviceName ? `kubernetes.io/service-name=${options.serviceName}` : '');
+      (mode === 'endpoints' && options.serviceName
+        ? `kubernetes.io/service-name=${options.serviceName}`
+        : '');
     if (!selector) {
-      throw new ClusterError('kubernetes strategy: selector is required (LIBCLUSTER_KUBERNETES_SELECTOR)');
+      throw new ClusterError(
+        'kubernetes strategy: selector is required (LIBCLUSTER_KUBERNETES_SELECTOR)',
+      );
     }
     this.selector = selector;
     this.mode = options.mode ?? 'ip';
     if (!['ip', 'dns', 'hostname'].includes(this.mode)) {
-      throw new ClusterError(`kubernetes strategy: mode must be 'ip', 'dns' or 'hostname', got '${String(this.mode)}'`);
+      throw new ClusterError(
+        `kubernetes strategy: mode must be 'ip', 'dns' or 'hostname', got '${String(this.mode)}'`,
+      );
     }
     const host = options.apiHost ?? env.KUBERNETES_SERVICE_HOST?.trim();
     if (!host) {
@@ -205,7 +213,9 @@ export class KubernetesStrategy implements ClusterStrategy {
     }
     const port = options.apiPort ?? Number(env.KUBERNETES_SERVICE_PORT?.trim() || 443);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new ClusterError(`kubernetes strategy: KUBERNETES_SERVICE_PORT is not a port: ${String(env.KUBERNETES_SERVICE_PORT)}`);
+      throw new ClusterError(
+        `kubernetes strategy: KUBERNETES_SERVICE_PORT is not a port: ${String(env.KUBERNETES_SERVICE_PORT)}`,
+      );
     }
     this.apiAddress = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
     this.clusterDomain = (options.clusterDomain ?? 'cluster.local').replace(/^\.+|\.+$/g, '');
@@ -213,7 +223,8 @@ export class KubernetesStrategy implements ClusterStrategy {
     this.watchEnabled = options.watch ?? true;
     this.pollingIntervalMs = options.pollingIntervalMs ?? DEFAULT_POLLING_INTERVAL_MS;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS;
-    this.watchIdleTimeoutMs = options.watchIdleTimeoutMs ?? this.watchTimeoutSeconds * 1000 + 30_000;
+    this.watchIdleTimeoutMs =
+      options.watchIdleTimeoutMs ?? this.watchTimeoutSeconds * 1000 + 30_000;
     this.maxBackoffMs = options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS;
     this.maxEndpoints = options.maxEndpoints ?? DEFAULT_MAX_ENDPOINTS;
     this.client = new KubeApiClient({
@@ -271,7 +282,9 @@ export class KubernetesStrategy implements ClusterStrategy {
           await this.list(generation);
           if (!current()) return;
           if (failures > 0 || this.failing) {
-            ctx.logger.log(`Kubernetes discovery works again (${this.cache.size} ${this.resource.what})`);
+            ctx.logger.log(
+              `Kubernetes discovery works again (${this.cache.size} ${this.resource.what})`,
+            );
           }
           failures = 0;
           this.failing = false;
@@ -354,7 +367,8 @@ export class KubernetesStrategy implements ClusterStrategy {
     const answer = await this.client.get(this.listPath(), this.abort?.signal);
     if (generation !== this.generation) return;
     if (answer.status < 200 || answer.status >= 300) throw this.answerError(answer, 'list');
-    const body = answer.body as { items?: unknown; metadata?: { resourceVersion?: unknown } } | undefined;
+    const body = answer.body as
+      { items?: unknown; metadata?: { resourceVersion?: unknown } } | undefined;
     if (!body || typeof body !== 'object' || !Array.isArray(body.items)) {
       throw new KubernetesDiscoveryError(
         `the API server's answer to the list of ${this.resource.what} is not a list`,
@@ -367,7 +381,8 @@ export class KubernetesStrategy implements ClusterStrategy {
       const name = nameOf(item);
       if (name !== undefined) this.cache.set(name, item);
     }
-    this.resourceVersion = typeof body.metadata?.resourceVersion === 'string' ? body.metadata.resourceVersion : '';
+    this.resourceVersion =
+      typeof body.metadata?.resourceVersion === 'string' ? body.metadata.resourceVersion : '';
   }
 
   /** One watch request from the current resource version; resolves with the number of events seen. */
@@ -405,14 +420,20 @@ export class KubernetesStrategy implements ClusterStrategy {
         return;
       case 'ERROR': {
         if ((object as { code?: unknown }).code === 410) throw new ResourceVersionGone();
-        throw this.answerError({ status: Number((object as { code?: unknown }).code) || 0, body: object }, 'watch');
+        throw this.answerError(
+          { status: Number((object as { code?: unknown }).code) || 0, body: object },
+          'watch',
+        );
       }
       case 'ADDED':
       case 'MODIFIED':
       case 'DELETED': {
         const name = nameOf(object);
         if (name === undefined) {
-          throw Object.assign(new Error(`the watch stream sent a ${type} event without metadata.name`), { code: 'EWATCH' });
+          throw Object.assign(
+            new Error(`the watch stream sent a ${type} event without metadata.name`),
+            { code: 'EWATCH' },
+          );
         }
         if (type === 'DELETED') this.cache.delete(name);
         else this.cache.set(name, object);
@@ -421,9 +442,12 @@ export class KubernetesStrategy implements ClusterStrategy {
         return;
       }
       default:
-        throw Object.assign(new Error(`the watch stream sent an unknown event type ${JSON.stringify(type)}`), {
-          code: 'EWATCH',
-        });
+        throw Object.assign(
+          new Error(`the watch stream sent an unknown event type ${JSON.stringify(type)}`),
+          {
+            code: 'EWATCH',
+          },
+        );
     }
   }
 
@@ -440,7 +464,10 @@ export class KubernetesStrategy implements ClusterStrategy {
     } catch (err) {
       const error = err as KubernetesDiscoveryError;
       this.setProblem = error.message;
-      this.limited!.warn(`set:${error.message}`, `Kubernetes discovery: ${error.message} (keeping the current members)`);
+      this.limited!.warn(
+        `set:${error.message}`,
+        `Kubernetes discovery: ${error.message} (keeping the current members)`,
+      );
       ctx.reportError(error);
       return;
     }
@@ -448,14 +475,18 @@ export class KubernetesStrategy implements ClusterStrategy {
     const changed = key !== this.lastSet;
     this.lastSet = key;
     if (ctx.debug && changed) {
-      ctx.logger.debug?.(`${this.resource.what}: ${endpoints.map((e) => `${e.name} (${e.host})`).join(', ') || 'none'}`);
+      ctx.logger.debug?.(
+        `${this.resource.what}: ${endpoints.map((e) => `${e.name} (${e.host})`).join(', ') || 'none'}`,
+      );
     }
     if (afterList && endpoints.length === 0) {
       this.limited!.warn(
         'empty',
         `no ${this.includeNotReady ? '' : 'ready '}pods match ${this.selector} in namespace ${this.namespace} ` +
           `(check LIBCLUSTER_KUBERNETES_SELECTOR and LIBCLUSTER_KUBERNETES_NAMESPACE` +
-          (this.includeNotReady ? ')' : '; not-ready pods count only with LIBCLUSTER_KUBERNETES_INCLUDE_NOT_READY=true)'),
+          (this.includeNotReady
+            ? ')'
+            : '; not-ready pods count only with LIBCLUSTER_KUBERNETES_INCLUDE_NOT_READY=true)'),
       );
     }
     if (changed || afterList || this.setProblem !== undefined) ctx.connect(endpoints);
@@ -501,9 +532,18 @@ export class KubernetesStrategy implements ClusterStrategy {
       if (!raw || typeof raw !== 'object') continue;
       const ip = Array.isArray(raw.addresses) ? stringOr(raw.addresses[0]) : undefined;
       if (!ip || isIP(ip) === 0) continue;
-      const c = (raw.conditions ?? {}) as { ready?: unknown; serving?: unknown; terminating?: unknown };
+      const c = (raw.conditions ?? {}) as {
+        ready?: unknown;
+        serving?: unknown;
+        terminating?: unknown;
+      };
       const terminating = c.terminating === true;
-      const ready = typeof c.ready === 'boolean' ? c.ready : typeof c.serving === 'boolean' ? c.serving && !terminating : !terminating;
+      const ready =
+        typeof c.ready === 'boolean'
+          ? c.ready
+          : typeof c.serving === 'boolean'
+            ? c.serving && !terminating
+            : !terminating;
       if (!(ready || (this.includeNotReady && !terminating))) continue;
       const name = this.nameFor(ip, stringOr(raw.hostname), service);
       if (name) add(ip, name);
@@ -518,7 +558,8 @@ export class KubernetesStrategy implements ClusterStrategy {
     if (!ip || isIP(ip) === 0) return;
     const phase = status.phase;
     const conditions = Array.isArray(status.conditions) ? (status.conditions as Obj[]) : [];
-    const ready = phase === 'Running' && conditions.some((c) => c?.type === 'Ready' && c?.status === 'True');
+    const ready =
+      phase === 'Running' && conditions.some((c) => c?.type === 'Ready' && c?.status === 'True');
     const alive = phase === 'Running' || phase === 'Pending';
     if (!(ready || (this.includeNotReady && alive))) return;
     const spec = (pod.spec ?? {}) as Obj;
@@ -527,7 +568,11 @@ export class KubernetesStrategy implements ClusterStrategy {
     if (name) add(ip, name);
   }
 
-  private nameFor(ip: string, hostname: string | undefined, service: string | undefined): string | undefined {
+  private nameFor(
+    ip: string,
+    hostname: string | undefined,
+    service: string | undefined,
+  ): string | undefined {
     const basename = this.options.nodeBasename ?? this.ctx!.self.name.split('@')[0] ?? 'app';
     switch (this.mode) {
       case 'ip':
@@ -553,7 +598,12 @@ export class KubernetesStrategy implements ClusterStrategy {
       message?: unknown;
       details?: { kind?: unknown };
     };
-    const apiMessage = typeof body.message === 'string' ? body.message : typeof answer.body === 'string' ? answer.body.slice(0, 200) : '';
+    const apiMessage =
+      typeof body.message === 'string'
+        ? body.message
+        : typeof answer.body === 'string'
+          ? answer.body.slice(0, 200)
+          : '';
     const said = apiMessage ? `: ${apiMessage}` : '';
     const r = this.resource;
     const target = `${r.resource}${r.apiGroup ? `.${r.apiGroup}` : ''} in namespace ${this.namespace}`;
@@ -602,7 +652,9 @@ export class KubernetesStrategy implements ClusterStrategy {
         return new KubernetesDiscoveryError(
           `${verb} of ${target} failed (${status || 'no status'})${said}`,
           'api',
-          status === 429 || status >= 500 ? 'the API server is overloaded or restarting; retrying with backoff' : '',
+          status === 429 || status >= 500
+            ? 'the API server is overloaded or restarting; retrying with backoff'
+            : '',
           { status },
         );
     }
@@ -615,7 +667,12 @@ export class KubernetesStrategy implements ClusterStrategy {
     const code = typeof e.code === 'string' ? e.code : '';
     const message = typeof e.message === 'string' ? e.message : String(err);
     if (code === 'EWATCH') {
-      return new KubernetesDiscoveryError(`watch of ${this.resource.what}: ${message}`, 'watch', 'listing again', { cause: err });
+      return new KubernetesDiscoveryError(
+        `watch of ${this.resource.what}: ${message}`,
+        'watch',
+        'listing again',
+        { cause: err },
+      );
     }
     if (TLS_CODES.has(code) || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) {
       return new KubernetesDiscoveryError(

@@ -49,7 +49,7 @@ function createStrategy(
 ): ClusterStrategy {
   if (topology.custom) {
     return typeof topology.custom === 'function'
-      ? new (topology.custom as ClusterStrategyClass<unknown>)(topology.config)
+      ? new topology.custom(topology.config)
       : topology.custom;
   }
   const clusterPort = options.port;
@@ -70,7 +70,10 @@ function createStrategy(
     case 'dns':
       return new DnsStrategy({ ...(topology.config as DnsStrategyOptions), clusterPort });
     case 'kubernetes':
-      return new KubernetesStrategy({ ...(topology.config as KubernetesStrategyOptions), clusterPort });
+      return new KubernetesStrategy({
+        ...(topology.config as KubernetesStrategyOptions),
+        clusterPort,
+      });
     default:
       return new NoneStrategy();
   }

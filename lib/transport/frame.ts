@@ -22,7 +22,11 @@ export interface Frame {
  * Encodes one frame: `u32be L | u8 version | u8 type | payload`, where `L = 2 + payload.length`.
  * @param version only for tests that speak another version; @default PROTOCOL_VERSION
  */
-export function encodeFrame(type: number, payload: Buffer = EMPTY, version: number = PROTOCOL_VERSION): Buffer {
+export function encodeFrame(
+  type: number,
+  payload: Buffer = EMPTY,
+  version: number = PROTOCOL_VERSION,
+): Buffer {
   if (!Number.isInteger(type) || type < 0 || type > 255) {
     throw new MalformedFrameError(`frame type ${type} is not a byte`);
   }
@@ -107,18 +111,19 @@ export class FrameDecoder {
     const head = this.peek(Math.min(HEADER_BYTES, this.buffered));
     const length = head.readUInt32BE(0);
     if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
-    if (length < 2) throw new MalformedFrameError(`length ${length} is shorter than the version and type bytes`);
+    if (length < 2)
+      throw new MalformedFrameError(`length ${length} is shorter than the version and type bytes`);
     if (head.length > LENGTH_BYTES && head[LENGTH_BYTES] !== this.version) {
-      throw new ProtocolVersionError(head[LENGTH_BYTES] as number, this.version);
+      throw new ProtocolVersionError(head[LENGTH_BYTES], this.version);
     }
     if (this.buffered < LENGTH_BYTES + length) return undefined;
     const bytes = this.take(LENGTH_BYTES + length);
-    return { type: bytes[5] as number, payload: bytes.subarray(HEADER_BYTES) };
+    return { type: bytes[5], payload: bytes.subarray(HEADER_BYTES) };
   }
 
   /** The first `n` bytes (n ≤ buffered), without consuming them. */
   private peek(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
+    const first = this.chunks[0];
     if (first.length >= n) return first.subarray(0, n);
     const out = Buffer.allocUnsafe(n);
     let copied = 0;
@@ -131,7 +136,7 @@ export class FrameDecoder {
 
   /** Consumes `n` bytes (n ≤ buffered): a view when one chunk holds them, else a copy. */
   private take(n: number): Buffer {
-    const head = this.chunks[0] as Buffer;
+    const head = this.chunks[0];
     if (head.length >= n) {
       this.chunks[0] = head.subarray(n);
       if (head.length === n) this.chunks.shift();
@@ -141,7 +146,7 @@ export class FrameDecoder {
     const out = Buffer.allocUnsafe(n);
     let copied = 0;
     while (copied < n) {
-      const chunk = this.chunks[0] as Buffer;
+      const chunk = this.chunks[0];
       const want = n - copied;
       if (chunk.length <= want) {
         chunk.copy(out, copied);

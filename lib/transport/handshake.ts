@@ -22,8 +22,14 @@ export const PROOF_BYTES = 32;
 export const IDENTITY_LIMITS = { name: 255, incarnation: 128, endpoint: 300 } as const;
 
 /** Why a handshake was refused, as carried in a REFUSE frame (or the dialer's AUTH). */
-export type RefuseReason = 'cookie-mismatch' | 'protocol-version' | 'busy' | 'malformed' | AdmissionRefusal;
-const ADMISSION_REFUSALS: ReadonlySet<string> = new Set<AdmissionRefusal>(['self', 'name-taken', 'superseded', 'dropped']);
+export type RefuseReason =
+  'cookie-mismatch' | 'protocol-version' | 'busy' | 'malformed' | AdmissionRefusal;
+const ADMISSION_REFUSALS: ReadonlySet<string> = new Set<AdmissionRefusal>([
+  'self',
+  'name-taken',
+  'superseded',
+  'dropped',
+]);
 const REFUSE_REASONS: ReadonlySet<string> = new Set<RefuseReason>([
   'cookie-mismatch',
   'protocol-version',
@@ -139,8 +145,10 @@ function parseJsonObject(payload: Buffer, what: string): Record<string, unknown>
 function boundedString(value: unknown, key: string, min: number, max: number): string {
   if (typeof value !== 'string') throw new MalformedFrameError(`${key} is not a string`);
   const bytes = Buffer.byteLength(value, 'utf8');
-  if (bytes < min || bytes > max) throw new MalformedFrameError(`${key} must be ${min}–${max} bytes`);
-  if (CONTROL_CHARS.test(value)) throw new MalformedFrameError(`${key} contains control characters`);
+  if (bytes < min || bytes > max)
+    throw new MalformedFrameError(`${key} must be ${min}–${max} bytes`);
+  if (CONTROL_CHARS.test(value))
+    throw new MalformedFrameError(`${key} contains control characters`);
   return value;
 }
 
@@ -181,7 +189,10 @@ export function decodeHello(payload: Buffer, withProof: boolean): HelloMessage {
  * having authenticated the listener, refuses it (the proof makes the refusal trustworthy).
  */
 export function encodeAuth(proof: Buffer, refuse?: AdmissionRefusal): Buffer {
-  return Buffer.from(JSON.stringify({ proof: proof.toString('base64'), ...(refuse ? { refuse } : {}) }), 'utf8');
+  return Buffer.from(
+    JSON.stringify({ proof: proof.toString('base64'), ...(refuse ? { refuse } : {}) }),
+    'utf8',
+  );
 }
 
 /** Decodes an AUTH payload; an unknown `refuse` value is malformed. */
@@ -190,7 +201,8 @@ export function decodeAuth(payload: Buffer): { proof: Buffer; refuse?: Admission
   const proof = fixedBytes(o['proof'], 'proof', PROOF_BYTES);
   const refuse = o['refuse'];
   if (refuse === undefined) return { proof };
-  if (typeof refuse !== 'string' || !ADMISSION_REFUSALS.has(refuse)) throw new MalformedFrameError('refuse is not a known reason');
+  if (typeof refuse !== 'string' || !ADMISSION_REFUSALS.has(refuse))
+    throw new MalformedFrameError('refuse is not a known reason');
   return { proof, refuse: refuse as AdmissionRefusal };
 }
 
@@ -203,7 +215,9 @@ export function encodeRefuse(reason: RefuseReason): Buffer {
 export function decodeRefuse(payload: Buffer): RefuseReason {
   try {
     const reason = parseJsonObject(payload, 'REFUSE')['reason'];
-    return typeof reason === 'string' && REFUSE_REASONS.has(reason) ? (reason as RefuseReason) : 'malformed';
+    return typeof reason === 'string' && REFUSE_REASONS.has(reason)
+      ? (reason as RefuseReason)
+      : 'malformed';
   } catch {
     return 'malformed';
   }
@@ -288,17 +302,29 @@ class HandshakeReader {
     }
     this.pump();
     // Bytes nobody asked for yet may not pile up beyond one pre-auth frame.
-    if (this.waiter === undefined && this.decoder.bufferedBytes > PRE_AUTH_MAX_FRAME_BYTES + HEADER_BYTES) {
+    if (
+      this.waiter === undefined &&
+      this.decoder.bufferedBytes > PRE_AUTH_MAX_FRAME_BYTES + HEADER_BYTES
+    ) {
       this.fail(new MalformedFrameError('unexpected data during the handshake'));
     }
   };
 
   private readonly onError = (error: Error): void => {
-    this.fail(new HandshakeFailedError(this.options.peerAddress, `connection error (${errorCode(error)})`, { cause: error }));
+    this.fail(
+      new HandshakeFailedError(this.options.peerAddress, `connection error (${errorCode(error)})`, {
+        cause: error,
+      }),
+    );
   };
 
   private readonly onClose = (): void => {
-    this.fail(new HandshakeFailedError(this.options.peerAddress, 'the connection closed during the handshake'));
+    this.fail(
+      new HandshakeFailedError(
+        this.options.peerAddress,
+        'the connection closed during the handshake',
+      ),
+    );
   };
 
   private pump(): void {
@@ -313,7 +339,11 @@ class HandshakeReader {
     }
     if (frame === undefined) return;
     if (!HANDSHAKE_FRAME_TYPES.has(frame.type)) {
-      this.fail(new MalformedFrameError(`${frameTypeName(frame.type)} frame before the handshake completed`));
+      this.fail(
+        new MalformedFrameError(
+          `${frameTypeName(frame.type)} frame before the handshake completed`,
+        ),
+      );
       return;
     }
     this.waiter = undefined;
@@ -322,9 +352,10 @@ class HandshakeReader {
 
   private fail(error: Error): void {
     if (this.failure) return;
-    this.failure = error instanceof ProtocolVersionError
-      ? new ProtocolVersionError(error.peerVersion, error.localVersion, this.options.peerAddress)
-      : error;
+    this.failure =
+      error instanceof ProtocolVersionError
+        ? new ProtocolVersionError(error.peerVersion, error.localVersion, this.options.peerAddress)
+        : error;
     this.options.clock.clearTimeout(this.timer);
     const waiter = this.waiter;
     this.waiter = undefined;
@@ -342,12 +373,17 @@ function send(socket: Wire, type: number, payload: Buffer, version: number): voi
 }
 
 /** Sends a REFUSE frame (best effort) before the caller closes the connection. */
-export function sendRefuse(socket: Wire, reason: RefuseReason, version: number = PROTOCOL_VERSION): void {
+export function sendRefuse(
+  socket: Wire,
+  reason: RefuseReason,
+  version: number = PROTOCOL_VERSION,
+): void {
   send(socket, FrameType.REFUSE, encodeRefuse(reason), version);
 }
 
 function refusalError(reason: RefuseReason, peerAddress: string, peer?: NodeIdentity): Error {
-  if (peer && ADMISSION_REFUSALS.has(reason)) return new LinkRefusedError(peerAddress, peer, reason as AdmissionRefusal, 'remote');
+  if (peer && ADMISSION_REFUSALS.has(reason))
+    return new LinkRefusedError(peerAddress, peer, reason as AdmissionRefusal, 'remote');
   switch (reason) {
     case 'cookie-mismatch':
       return new CookieMismatchError(peerAddress);
@@ -368,7 +404,10 @@ function unexpected(frame: Frame, expected: string): MalformedFrameError {
  * Rejects with `CookieMismatchError`, `ProtocolVersionError`, `HandshakeTimeoutError`,
  * `MalformedFrameError` or `HandshakeFailedError`; the caller closes the socket then.
  */
-export async function dialerHandshake(socket: Wire, options: HandshakeOptions): Promise<HandshakeResult> {
+export async function dialerHandshake(
+  socket: Wire,
+  options: HandshakeOptions,
+): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
   try {
@@ -377,21 +416,39 @@ export async function dialerHandshake(socket: Wire, options: HandshakeOptions): 
     send(socket, FrameType.HELLO, encodeHello({ nonce: nonceD, identity: self }), version);
 
     const first = await reader.next();
-    if (first.type === FrameType.REFUSE) throw refusalError(decodeRefuse(first.payload), options.peerAddress);
+    if (first.type === FrameType.REFUSE)
+      throw refusalError(decodeRefuse(first.payload), options.peerAddress);
     if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
     const hello = decodeHello(first.payload, true);
-    const expected = computeProof(options.cookie, 'listener', version, nonceD, hello.nonce, self, hello.identity);
+    const expected = computeProof(
+      options.cookie,
+      'listener',
+      version,
+      nonceD,
+      hello.nonce,
+      self,
+      hello.identity,
+    );
     if (!proofMatches(expected, hello.proof as Buffer)) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);
     }
-    const proof = computeProof(options.cookie, 'dialer', version, nonceD, hello.nonce, self, hello.identity);
+    const proof = computeProof(
+      options.cookie,
+      'dialer',
+      version,
+      nonceD,
+      hello.nonce,
+      self,
+      hello.identity,
+    );
     const refuse = options.admit?.(hello.identity);
     send(socket, FrameType.AUTH, encodeAuth(proof, refuse), version);
     if (refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
 
     const last = await reader.next();
-    if (last.type === FrameType.REFUSE) throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
+    if (last.type === FrameType.REFUSE)
+      throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
     if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
     return { peer: hello.identity, decoder: reader.decoder };
   } finally {
@@ -405,7 +462,10 @@ export async function dialerHandshake(socket: Wire, options: HandshakeOptions): 
  * Rejects like `dialerHandshake`; on a version mismatch, a cookie mismatch or malformed
  * data it has already sent a REFUSE frame, and the caller closes the socket.
  */
-export async function listenerHandshake(socket: Wire, options: HandshakeOptions): Promise<HandshakeResult> {
+export async function listenerHandshake(
+  socket: Wire,
+  options: HandshakeOptions,
+): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
   try {
@@ -414,19 +474,42 @@ export async function listenerHandshake(socket: Wire, options: HandshakeOptions)
     const hello = decodeHello(first.payload, false);
     const self = options.identity;
     const nonceL = createNonce(options.random);
-    const proofL = computeProof(options.cookie, 'listener', version, hello.nonce, nonceL, hello.identity, self);
-    send(socket, FrameType.HELLO, encodeHello({ nonce: nonceL, identity: self, proof: proofL }), version);
+    const proofL = computeProof(
+      options.cookie,
+      'listener',
+      version,
+      hello.nonce,
+      nonceL,
+      hello.identity,
+      self,
+    );
+    send(
+      socket,
+      FrameType.HELLO,
+      encodeHello({ nonce: nonceL, identity: self, proof: proofL }),
+      version,
+    );
 
     const second = await reader.next();
-    if (second.type === FrameType.REFUSE) throw refusalError(decodeRefuse(second.payload), options.peerAddress);
+    if (second.type === FrameType.REFUSE)
+      throw refusalError(decodeRefuse(second.payload), options.peerAddress);
     if (second.type !== FrameType.AUTH) throw unexpected(second, 'AUTH');
-    const expected = computeProof(options.cookie, 'dialer', version, hello.nonce, nonceL, hello.identity, self);
+    const expected = computeProof(
+      options.cookie,
+      'dialer',
+      version,
+      hello.nonce,
+      nonceL,
+      hello.identity,
+      self,
+    );
     const auth = decodeAuth(second.payload);
     if (!proofMatches(expected, auth.proof)) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);
     }
-    if (auth.refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, auth.refuse, 'remote');
+    if (auth.refuse)
+      throw new LinkRefusedError(options.peerAddress, hello.identity, auth.refuse, 'remote');
     const refuse = options.admit?.(hello.identity);
     if (refuse) {
       sendRefuse(socket, refuse, version);

@@ -50,7 +50,10 @@ export class HeartbeatMonitor {
 
   constructor(private readonly options: HeartbeatMonitorOptions) {
     this.clock = options.clock ?? systemClock;
-    this.tickMs = Math.max(5, Math.floor(Math.min(options.heartbeatIntervalMs / 2, options.failureTimeoutMs / 4)));
+    this.tickMs = Math.max(
+      5,
+      Math.floor(Math.min(options.heartbeatIntervalMs / 2, options.failureTimeoutMs / 4)),
+    );
     this.stallThresholdMs = Math.max(options.heartbeatIntervalMs / 2, this.tickMs);
   }
 
@@ -82,7 +85,10 @@ export class HeartbeatMonitor {
   }
 
   private schedule(): void {
-    this.timer = this.clock.setTimeout(() => this.tick(), Math.max(0, this.expectedAt - this.clock.now()));
+    this.timer = this.clock.setTimeout(
+      () => this.tick(),
+      Math.max(0, this.expectedAt - this.clock.now()),
+    );
   }
 
   private tick(): void {
@@ -102,7 +108,8 @@ export class HeartbeatMonitor {
         link.expire(silentMs);
         continue;
       }
-      if (now - link.lastSentAt >= this.options.heartbeatIntervalMs - this.tickMs / 2) link.sendHeartbeat(now);
+      if (now - link.lastSentAt >= this.options.heartbeatIntervalMs - this.tickMs / 2)
+        link.sendHeartbeat(now);
     }
     // A link added during the loop may have scheduled the next tick already.
     if (this.links.size === 0 || this.timer !== undefined) return;

@@ -96,7 +96,8 @@ export class MemoryNetwork {
    * an error and a close), or with `silent` they simply go quiet (a powered-off machine).
    */
   crash(host: string, silent = false): void {
-    for (const key of [...this.listeners.keys()]) if (key.startsWith(`${host}|`)) this.listeners.delete(key);
+    for (const key of [...this.listeners.keys()])
+      if (key.startsWith(`${host}|`)) this.listeners.delete(key);
     for (const wire of [...(this.wires.get(host) ?? [])]) wire.kill(silent);
     this.wires.delete(host);
     this.clockOf(host).kill();
@@ -130,10 +131,16 @@ export class MemoryNetwork {
     this.wires.get(wire.localHost)?.delete(wire);
   }
 
-  private listen(host: string, bindHost: string, port: number, onConnection: (wire: Wire) => void): Promise<NetworkServer> {
+  private listen(
+    host: string,
+    bindHost: string,
+    port: number,
+    onConnection: (wire: Wire) => void,
+  ): Promise<NetworkServer> {
     const actual = port === 0 ? this.nextPort++ : port;
     const key = `${host}|${actual}`;
-    if (this.listeners.has(key)) return Promise.reject(errno('EADDRINUSE', `${formatEndpoint(bindHost, actual)} is in use`));
+    if (this.listeners.has(key))
+      return Promise.reject(errno('EADDRINUSE', `${formatEndpoint(bindHost, actual)} is in use`));
     this.listeners.set(key, onConnection);
     return Promise.resolve({
       address: { host: bindHost, port: actual },
@@ -150,25 +157,29 @@ export class MemoryNetwork {
     const client = new MemoryWire(this, from, this.nextPort++, to, port);
     this.track(client);
     const clock = this.clockOf(from);
-    clock.setTimeout(() => {
-      if (client.destroyed) return;
-      const accept = this.listeners.get(`${to}|${port}`);
-      if (!accept) {
-        // A cut route times out (the dialler's own deadline); a missing listener refuses.
-        if (!this.isBlocked(from, to) && !this.isBlocked(to, from)) client.fail(errno('ECONNREFUSED', `connect ${formatEndpoint(to, port)}`));
-        return;
-      }
-      if (this.isBlocked(from, to) || this.isBlocked(to, from)) return;
-      const server = new MemoryWire(this, to, port, from, client.localPort);
-      this.track(server);
-      client.pair(server);
-      server.pair(client);
-      this.clockOf(to).setTimeout(() => {
-        if (server.destroyed) return;
-        accept(server);
-      }, 0);
-      client.connected();
-    }, this.deliveryDelay(to) * 2);
+    clock.setTimeout(
+      () => {
+        if (client.destroyed) return;
+        const accept = this.listeners.get(`${to}|${port}`);
+        if (!accept) {
+          // A cut route times out (the dialler's own deadline); a missing listener refuses.
+          if (!this.isBlocked(from, to) && !this.isBlocked(to, from))
+            client.fail(errno('ECONNREFUSED', `connect ${formatEndpoint(to, port)}`));
+          return;
+        }
+        if (this.isBlocked(from, to) || this.isBlocked(to, from)) return;
+        const server = new MemoryWire(this, to, port, from, client.localPort);
+        this.track(server);
+        client.pair(server);
+        server.pair(client);
+        this.clockOf(to).setTimeout(() => {
+          if (server.destroyed) return;
+          accept(server);
+        }, 0);
+        client.connected();
+      },
+      this.deliveryDelay(to) * 2,
+    );
     return client;
   }
 }
@@ -313,7 +324,11 @@ export class MemoryWire extends EventEmitter implements Wire {
       if (chunk === undefined) (this.held as (Buffer & { eos?: boolean })[]).at(-1)!.eos = true;
       return;
     }
-    this.schedule(peer, () => (chunk === undefined || (chunk as { eos?: boolean }).eos ? peer.receiveEnd() : peer.receive(chunk)));
+    this.schedule(peer, () =>
+      chunk === undefined || (chunk as { eos?: boolean }).eos
+        ? peer.receiveEnd()
+        : peer.receive(chunk),
+    );
   }
 
   private schedule(peer: MemoryWire, deliver: () => void): void {

@@ -29,7 +29,12 @@ export class TcpNetwork implements Network {
   }
 
   connect(host: string, port: number, localAddress?: string): Wire {
-    const socket = connect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
+    const socket = connect({
+      host,
+      port,
+      noDelay: true,
+      ...(localAddress ? { localAddress } : {}),
+    });
     return socket;
   }
 }

@@ -19,11 +19,24 @@ import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import { isTransportFrameType } from './frame-types.js';
-import { dialerHandshake, listenerHandshake, type Admission, type HandshakeResult } from './handshake.js';
+import {
+  dialerHandshake,
+  listenerHandshake,
+  type Admission,
+  type HandshakeResult,
+} from './handshake.js';
 import { HeartbeatMonitor } from './heartbeat-monitor.js';
 import { Link } from './link.js';
 import { TcpNetwork } from './tcp-network.js';
-import { endWire, ignore, remoteAddressOf, remoteHostOf, type Network, type NetworkServer, type Wire } from './wire.js';
+import {
+  endWire,
+  ignore,
+  remoteAddressOf,
+  remoteHostOf,
+  type Network,
+  type NetworkServer,
+  type Wire,
+} from './wire.js';
 
 /** Options of the link transport. */
 export interface TransportOptions {
@@ -82,7 +95,9 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   leaveTimeoutMs: CLUSTER_DEFAULTS.leaveTimeoutMs,
 });
 
-type ResolvedOptions = Required<Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger'>>;
+type ResolvedOptions = Required<
+  Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger'>
+>;
 
 /** Events of the transport. */
 export interface TransportEvents {
@@ -134,7 +149,9 @@ export class Transport extends EventEmitter<TransportEvents> {
 
   constructor(options: TransportOptions) {
     super();
-    const defined = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+    const defined = Object.fromEntries(
+      Object.entries(options).filter(([, value]) => value !== undefined),
+    );
     this.options = { ...TRANSPORT_DEFAULTS, ...defined } as ResolvedOptions;
     this.network = options.network ?? new TcpNetwork();
     this.clock = options.clock ?? systemClock;
@@ -185,7 +202,12 @@ export class Transport extends EventEmitter<TransportEvents> {
       this.server = await this.network.listen(bindAddress, port, (wire) => this.onConnection(wire));
     } catch (error) {
       this.listening = false;
-      throw new ListenError(bindAddress, port, (error as NodeJS.ErrnoException).code ?? 'UNKNOWN', error);
+      throw new ListenError(
+        bindAddress,
+        port,
+        (error as NodeJS.ErrnoException).code ?? 'UNKNOWN',
+        error,
+      );
     }
     const address = this.server.address;
     if (this.isClosed) {
@@ -223,7 +245,8 @@ export class Transport extends EventEmitter<TransportEvents> {
       this.pendingOutbound.delete(wire);
       void endWire(wire, this.options.leaveTimeoutMs, this.clock);
       if (this.isClosed) throw new TransportClosedError('dial');
-      if (error instanceof ProtocolVersionError) this.rateLimited.warn(`version:${host}`, error.message);
+      if (error instanceof ProtocolVersionError)
+        this.rateLimited.warn(`version:${host}`, error.message);
       if (error instanceof LinkRefusedError) this.emitRefused(error);
       throw error instanceof ClusterError
         ? error
@@ -258,7 +281,8 @@ export class Transport extends EventEmitter<TransportEvents> {
       // Dial from the bind address when it is a specific one, so peers see (and log) the
       // address this node is known by, and multi-homed hosts use the intended interface.
       const bind = this.options.bindAddress;
-      const localAddress = bind && bind !== '0.0.0.0' && bind !== '::' && isIP(bind) === isIP(host) ? bind : undefined;
+      const localAddress =
+        bind && bind !== '0.0.0.0' && bind !== '::' && isIP(bind) === isIP(host) ? bind : undefined;
       const wire = this.network.connect(host, port, localAddress);
       wire.on('error', ignore);
       this.pendingOutbound.add(wire);
@@ -272,7 +296,11 @@ export class Transport extends EventEmitter<TransportEvents> {
         wire.off('error', onError);
         wire.destroy();
         this.pendingOutbound.delete(wire);
-        reject(this.isClosed ? new TransportClosedError('dial') : new PeerUnreachableError(host, port, code, cause));
+        reject(
+          this.isClosed
+            ? new TransportClosedError('dial')
+            : new PeerUnreachableError(host, port, code, cause),
+        );
       };
       wire.once('error', onError);
       wire.once('connect', () => {
@@ -337,7 +365,10 @@ export class Transport extends EventEmitter<TransportEvents> {
     try {
       this.emit('link', link);
     } catch (error) {
-      this.logger.error(`a 'link' listener threw for ${link.peer.name}`, error instanceof Error ? error.stack : String(error));
+      this.logger.error(
+        `a 'link' listener threw for ${link.peer.name}`,
+        error instanceof Error ? error.stack : String(error),
+      );
     }
   }
 
@@ -345,23 +376,34 @@ export class Transport extends EventEmitter<TransportEvents> {
     try {
       this.emit('refused', error);
     } catch (thrown) {
-      this.logger.error(`a 'refused' listener threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+      this.logger.error(
+        `a 'refused' listener threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`,
+      );
     }
   }
 
   private logInboundFailure(wire: Wire, address: string, error: unknown): void {
     const host = remoteHostOf(wire);
     if (error instanceof CookieMismatchError) {
-      this.rateLimited.warn(`cookie:${host}`, `cookie mismatch from ${address} — check NODE_COOKIE on both nodes`);
+      this.rateLimited.warn(
+        `cookie:${host}`,
+        `cookie mismatch from ${address} — check NODE_COOKIE on both nodes`,
+      );
     } else if (error instanceof ProtocolVersionError) {
       this.rateLimited.warn(`version:${host}`, error.message);
     } else if (error instanceof HandshakeTimeoutError) {
       this.rateLimited.debug(`timeout:${host}`, error.message);
     } else if (error instanceof MalformedFrameError || error instanceof FrameTooLargeError) {
-      this.rateLimited.warn(`garbage:${host}`, `dropping connection from ${address}: ${error.message}`);
+      this.rateLimited.warn(
+        `garbage:${host}`,
+        `dropping connection from ${address}: ${error.message}`,
+      );
     } else {
       const message = error instanceof Error ? error.message : String(error);
-      this.rateLimited.debug(`failed:${host}`, `inbound handshake from ${address} failed: ${message}`);
+      this.rateLimited.debug(
+        `failed:${host}`,
+        `inbound handshake from ${address} failed: ${message}`,
+      );
     }
   }
 
@@ -385,7 +427,9 @@ export class Transport extends EventEmitter<TransportEvents> {
     });
     this.links.add(link);
     this.monitor.add(link);
-    this.logger.debug?.(`link ${direction === 'inbound' ? 'from' : 'to'} ${result.peer.name} (${link.remoteAddress}) is up`);
+    this.logger.debug?.(
+      `link ${direction === 'inbound' ? 'from' : 'to'} ${result.peer.name} (${link.remoteAddress}) is up`,
+    );
     return link;
   }
 }

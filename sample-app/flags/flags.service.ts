@@ -99,14 +99,20 @@ function compareWrites(a: FeatureFlag, b: FeatureFlag): number {
 }
 
 function parseInvalidation(payload: unknown): FeatureFlag | undefined {
-  const flag = (payload as Partial<FlagInvalidation> | null)?.flag as Partial<FeatureFlag> | undefined;
+  const flag = (payload as Partial<FlagInvalidation> | null)?.flag as
+    Partial<FeatureFlag> | undefined;
   if (
     typeof flag?.name === 'string' &&
     typeof flag.enabled === 'boolean' &&
     typeof flag.updatedAt === 'string' &&
     typeof flag.updatedBy === 'string'
   ) {
-    return { name: flag.name, enabled: flag.enabled, updatedAt: flag.updatedAt, updatedBy: flag.updatedBy };
+    return {
+      name: flag.name,
+      enabled: flag.enabled,
+      updatedAt: flag.updatedAt,
+      updatedBy: flag.updatedBy,
+    };
   }
   return undefined;
 }

@@ -29,7 +29,9 @@ export class Inbox<T extends { topic: string }> {
   /** The last `limit` messages of one topic, or of all topics, oldest first. */
   list(topic: string | undefined, limit: number, order: (a: T, b: T) => number): T[] {
     const items =
-      topic === undefined ? [...this.topics.values()].flat().sort(order) : [...(this.topics.get(topic) ?? [])];
+      topic === undefined
+        ? [...this.topics.values()].flat().sort(order)
+        : [...(this.topics.get(topic) ?? [])];
     return items.slice(-limit);
   }
 }

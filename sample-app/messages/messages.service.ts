@@ -1,6 +1,11 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { type Observable, Subject } from 'rxjs';
-import { ClusterService, ClusterSubscribe, type ClusterMessage, type PublishResult } from '../../lib/index.js';
+import {
+  ClusterService,
+  ClusterSubscribe,
+  type ClusterMessage,
+  type PublishResult,
+} from '../../lib/index.js';
 import { FEATURE_ROLLOUTS_TOPIC } from '../flags/flags.service.js';
 import { LEADER_JOB_TOPIC } from '../jobs/digest.job.js';
 import { Inbox } from './inbox.js';

@@ -64,19 +64,30 @@ export class RoomsController {
     const problems: string[] = [];
     const roomError = roomProblem(room);
     if (roomError) problems.push(roomError);
-    const { text, except } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { text, except } = (typeof body === 'object' && body !== null ? body : {}) as Record<
+      string,
+      unknown
+    >;
     if (typeof text !== 'string') problems.push('text is required (a string)');
-    else if (text.length > MAX_TEXT_LENGTH) problems.push(`text must be at most ${MAX_TEXT_LENGTH} characters`);
+    else if (text.length > MAX_TEXT_LENGTH)
+      problems.push(`text must be at most ${MAX_TEXT_LENGTH} characters`);
     const exceptRooms = except === undefined ? [] : Array.isArray(except) ? except : [except];
-    if (exceptRooms.some((r) => roomProblem(r) !== null)) problems.push('except must be a room name or a list of them');
+    if (exceptRooms.some((r) => roomProblem(r) !== null))
+      problems.push('except must be a room name or a list of them');
     if (problems.length) throw new BadRequestException(problems);
 
     const message: RoomMessage = { room, text: text as string, from: this.cluster.self.name };
     try {
-      this.gateway.server.to(room).except(exceptRooms as string[]).emit('room-message', message);
+      this.gateway.server
+        .to(room)
+        .except(exceptRooms as string[])
+        .emit('room-message', message);
     } catch (error) {
       if (error instanceof PayloadError) {
-        throw new HttpException({ error: error.name, message: error.message }, HttpStatus.PAYLOAD_TOO_LARGE);
+        throw new HttpException(
+          { error: error.name, message: error.message },
+          HttpStatus.PAYLOAD_TOO_LARGE,
+        );
       }
       throw error;
     }
@@ -99,7 +110,11 @@ export class RoomsController {
     try {
       const found = await this.gateway.server.in(room).timeout(timeoutMs).fetchSockets();
       const sockets = found
-        .map((s) => ({ id: s.id, node: (s.data as RoomSocketData).node, rooms: [...s.rooms].sort() }))
+        .map((s) => ({
+          id: s.id,
+          node: (s.data as RoomSocketData).node,
+          rooms: [...s.rooms].sort(),
+        }))
         .sort((a, b) => a.id.localeCompare(b.id));
       return { sockets, ms: Math.round(performance.now() - started) };
     } catch (error) {
@@ -113,7 +128,10 @@ export class RoomsController {
   /** Makes the sockets in `sockets` (ids or rooms) join `room`, on whatever node they are. */
   @Post(':room/join')
   @HttpCode(HttpStatus.OK)
-  joinSockets(@Param('room') room: string, @Body() body: unknown): { room: string; sockets: string[] } {
+  joinSockets(
+    @Param('room') room: string,
+    @Body() body: unknown,
+  ): { room: string; sockets: string[] } {
     const sockets = this.targets(room, body);
     this.gateway.server.in(sockets).socketsJoin(room);
     return { room, sockets };
@@ -122,7 +140,10 @@ export class RoomsController {
   /** Makes the sockets in `sockets` (ids or rooms) leave `room`, on whatever node they are. */
   @Post(':room/leave')
   @HttpCode(HttpStatus.OK)
-  leaveSockets(@Param('room') room: string, @Body() body: unknown): { room: string; sockets: string[] } {
+  leaveSockets(
+    @Param('room') room: string,
+    @Body() body: unknown,
+  ): { room: string; sockets: string[] } {
     const sockets = this.targets(room, body);
     this.gateway.server.in(sockets).socketsLeave(room);
     return { room, sockets };
@@ -142,7 +163,10 @@ export class RoomsController {
     const problems: string[] = [];
     const roomError = roomProblem(room);
     if (roomError) problems.push(roomError);
-    const { sockets } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { sockets } = (typeof body === 'object' && body !== null ? body : {}) as Record<
+      string,
+      unknown
+    >;
     const list = Array.isArray(sockets) ? sockets : [sockets];
     if (list.length === 0 || list.some((s) => roomProblem(s) !== null)) {
       problems.push('sockets must be a socket id or room, or a non-empty list of them');

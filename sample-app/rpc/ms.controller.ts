@@ -52,12 +52,18 @@ export class MicroserviceController {
 
   /** `GET /rpc/sum?a=1&b=2` → `{"sum":3,"node":<member that answered>}`. */
   @Get('sum')
-  async sum(@Query('a') a?: string, @Query('b') b?: string): Promise<{ sum: number; node: string }> {
+  async sum(
+    @Query('a') a?: string,
+    @Query('b') b?: string,
+  ): Promise<{ sum: number; node: string }> {
     const problems = [
       ['a', a],
       ['b', b],
     ]
-      .filter(([, value]) => value === undefined || value.trim() === '' || !Number.isFinite(Number(value)))
+      .filter(
+        ([, value]) =>
+          value === undefined || value.trim() === '' || !Number.isFinite(Number(value)),
+      )
       .map(([name]) => `${name} must be a number`);
     if (problems.length) throw new BadRequestException(problems);
     return this.call(() => firstValueFrom(this.client.send('sum', { a: Number(a), b: Number(b) })));
@@ -71,11 +77,18 @@ export class MicroserviceController {
   @Post('send')
   @HttpCode(HttpStatus.OK)
   async send(@Body() body: unknown): Promise<{ responses: unknown[] }> {
-    const { pattern, data } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { pattern, data } = (typeof body === 'object' && body !== null ? body : {}) as Record<
+      string,
+      unknown
+    >;
     if (typeof pattern !== 'string' || pattern === '' || pattern.length > MAX_PATTERN_LENGTH) {
-      throw new BadRequestException([`pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters`]);
+      throw new BadRequestException([
+        `pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters`,
+      ]);
     }
-    const responses = await this.call(() => lastValueFrom(this.client.send(pattern, data ?? null).pipe(toArray())));
+    const responses = await this.call(() =>
+      lastValueFrom(this.client.send(pattern, data ?? null).pipe(toArray())),
+    );
     return { responses };
   }
 
@@ -83,8 +96,13 @@ export class MicroserviceController {
   @Post('events')
   @HttpCode(HttpStatus.ACCEPTED)
   async emit(@Body() body: unknown): Promise<{ emitted: true }> {
-    const payload = (typeof body === 'object' && body !== null ? (body as Record<string, unknown>).payload : undefined) ?? null;
-    await this.call(() => lastValueFrom(this.client.emit('sample-event', payload), { defaultValue: undefined }));
+    const payload =
+      (typeof body === 'object' && body !== null
+        ? (body as Record<string, unknown>).payload
+        : undefined) ?? null;
+    await this.call(() =>
+      lastValueFrom(this.client.emit('sample-event', payload), { defaultValue: undefined }),
+    );
     return { emitted: true };
   }
 

@@ -45,7 +45,12 @@ export class MicroserviceHandlers {
   @MessagePattern('sum')
   sum(@Payload() data: { a?: unknown; b?: unknown } | null): { sum: number; node: string } {
     const { a, b } = data ?? {};
-    if (typeof a !== 'number' || typeof b !== 'number' || !Number.isFinite(a) || !Number.isFinite(b)) {
+    if (
+      typeof a !== 'number' ||
+      typeof b !== 'number' ||
+      !Number.isFinite(a) ||
+      !Number.isFinite(b)
+    ) {
       throw new RpcException('sum: a and b must be finite numbers');
     }
     return { sum: a + b, node: this.cluster.self.name };
@@ -59,7 +64,9 @@ export class MicroserviceHandlers {
 
   /** Waits `data.ms` (0 to 10 000), then answers `{waitedMs, node}`. */
   @MessagePattern('slow')
-  async slow(@Payload() data: { ms?: unknown } | null): Promise<{ waitedMs: number; node: string }> {
+  async slow(
+    @Payload() data: { ms?: unknown } | null,
+  ): Promise<{ waitedMs: number; node: string }> {
     const ms = data?.ms;
     if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLOW_MS) {
       throw new RpcException(`slow: ms must be an integer from 0 to ${MAX_SLOW_MS}`);

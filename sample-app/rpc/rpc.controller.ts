@@ -53,7 +53,10 @@ export class RpcController {
       const match = STATUS_OF.find(([type]) => error instanceof type);
       if (!match) throw error;
       const { name, message } = error as Error;
-      throw new HttpException({ error: name, message, ms: Math.round(performance.now() - started) }, match[1]);
+      throw new HttpException(
+        { error: name, message, ms: Math.round(performance.now() - started) },
+        match[1],
+      );
     }
   }
 }

@@ -41,7 +41,10 @@ export class SendRequestPipe implements PipeTransform<unknown, SendRequestDto> {
     if (!('payload' in body)) problems.push('payload is required (any JSON value)');
     if (
       timeoutMs !== undefined &&
-      (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)
+      (typeof timeoutMs !== 'number' ||
+        !Number.isInteger(timeoutMs) ||
+        timeoutMs < 1 ||
+        timeoutMs > MAX_TIMEOUT_MS)
     ) {
       problems.push(`timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS}`);
     }

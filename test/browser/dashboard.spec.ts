@@ -80,8 +80,13 @@ describe('dashboard', () => {
 
     if (process.env.UPDATE_SCREENSHOT === '1') {
       await nodes[1].http('PUT', '/flags/new_ui', { enabled: true });
-      await nodes[2].http('POST', '/messages', { topic: 'greetings', payload: { text: 'hello from web3' } });
-      await page.locator('#messages li[data-topic="greetings"]').waitFor({ timeout: UI_TIMEOUT_MS });
+      await nodes[2].http('POST', '/messages', {
+        topic: 'greetings',
+        payload: { text: 'hello from web3' },
+      });
+      await page
+        .locator('#messages li[data-topic="greetings"]')
+        .waitFor({ timeout: UI_TIMEOUT_MS });
       await page.locator('#flags tr[data-flag="new_ui"]').waitFor({ timeout: UI_TIMEOUT_MS });
       await page.locator('#job-runs li[data-node]').nth(2).waitFor({ timeout: UI_TIMEOUT_MS });
       await page.screenshot({ path: join(ROOT, 'docs/dashboard.png'), fullPage: true });
@@ -113,7 +118,9 @@ describe('dashboard', () => {
       payload: { text: 'hello from web2' },
     });
     expect(published.status).toBe(201);
-    expect(published.body.delivered).toEqual(expect.arrayContaining(['web1@127.0.0.1', 'web2@127.0.0.1']));
+    expect(published.body.delivered).toEqual(
+      expect.arrayContaining(['web1@127.0.0.1', 'web2@127.0.0.1']),
+    );
 
     const item = page.locator('#messages li[data-topic="greetings"][data-from="web2@127.0.0.1"]');
     await item.waitFor({ timeout: UI_TIMEOUT_MS });
@@ -129,11 +136,17 @@ describe('dashboard', () => {
     await expect
       .poll(() => page.textContent('#publish-result'), { timeout: UI_TIMEOUT_MS })
       .toMatch(/^delivered to .*web2@127\.0\.0\.1/);
-    await page.locator('#messages li[data-topic="from-the-page"]').waitFor({ timeout: UI_TIMEOUT_MS });
+    await page
+      .locator('#messages li[data-topic="from-the-page"]')
+      .waitFor({ timeout: UI_TIMEOUT_MS });
     await expect
-      .poll(async () => (await nodes[1].json('/messages?topic=from-the-page')).map((m: any) => m.payload), {
-        timeout: UI_TIMEOUT_MS,
-      })
+      .poll(
+        async () =>
+          (await nodes[1].json('/messages?topic=from-the-page')).map((m: any) => m.payload),
+        {
+          timeout: UI_TIMEOUT_MS,
+        },
+      )
       .toEqual(['plain text, not JSON']);
   });
 
@@ -148,8 +161,11 @@ async function waitForText(page: Page, selector: string, text: string): Promise<
     await page.locator(selector).filter({ hasText: exact }).waitFor({ timeout: UI_TIMEOUT_MS });
   } catch (error) {
     const actual = await page.textContent(selector).catch(() => null);
-    throw new Error(`${selector} did not show "${text}" within ${UI_TIMEOUT_MS} ms (it shows "${actual}")`, {
-      cause: error,
-    });
+    throw new Error(
+      `${selector} did not show "${text}" within ${UI_TIMEOUT_MS} ms (it shows "${actual}")`,
+      {
+        cause: error,
+      },
+    );
   }
 }

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeEc2Server } from '../support/fake-ec2-server.js';
 import { FakeImdsServer } from '../support/fake-imds-server.js';
-import { randomCookie, startNode, useNodeCleanup, type NodeProcess } from '../support/node-process.js';
+import {
+  randomCookie,
+  startNode,
+  useNodeCleanup,
+  type NodeProcess,
+} from '../support/node-process.js';
 
 /**
  * The EC2 API budget, counted at the fake EC2 endpoint: 20 sample-app processes (20 EC2
@@ -45,7 +50,11 @@ describe(`EC2 API budget: ${N} nodes for ${WINDOW_MS / 1000} s`, () => {
     for (let b = 0; b < N; b += 5) {
       await Promise.all(
         NODES.slice(b, b + 5).map(async (i) => {
-          const md = await FakeImdsServer.start({ instanceId: `i-0budget${String(i).padStart(8, '0')}`, region: 'eu-west-1', localIpv4: hostOf(i) });
+          const md = await FakeImdsServer.start({
+            instanceId: `i-0budget${String(i).padStart(8, '0')}`,
+            region: 'eu-west-1',
+            localIpv4: hostOf(i),
+          });
           imds.push(md);
           const n = await startNode({
             name: nameOf(i),
@@ -81,7 +90,7 @@ describe(`EC2 API budget: ${N} nodes for ${WINDOW_MS / 1000} s`, () => {
     await Promise.all(imds.map((s) => s.close()));
   });
 
-  it('stays within one DescribeInstances call per polling interval once formed, plus each newcomer\'s first polls', async () => {
+  it("stays within one DescribeInstances call per polling interval once formed, plus each newcomer's first polls", async () => {
     const all = NODES.map(nameOf);
     await Promise.all(NODES.map((i) => nodes.get(i)!.waitForMembers(all, 60_000)));
     const formed = Date.now();
@@ -92,7 +101,8 @@ describe(`EC2 API budget: ${N} nodes for ${WINDOW_MS / 1000} s`, () => {
     const calls = ec2.requestsOf('DescribeInstances');
     const inWindow = calls.slice(formationCalls);
     const byKey = new Map<string, number>();
-    for (const c of inWindow) byKey.set(c.accessKeyId ?? '?', (byKey.get(c.accessKeyId ?? '?') ?? 0) + 1);
+    for (const c of inWindow)
+      byKey.set(c.accessKeyId ?? '?', (byKey.get(c.accessKeyId ?? '?') ?? 0) + 1);
 
     // The stated bound: the leader polls at most once per 0.9 × interval (jitter ±10 %).
     const windowBound = Math.ceil((end - formed) / (0.9 * POLL_MS)) + 1;
@@ -111,7 +121,9 @@ describe(`EC2 API budget: ${N} nodes for ${WINDOW_MS / 1000} s`, () => {
     expect(leader).not.toBeNull();
     const leaderIndex = NODES.find((i) => nameOf(i) === leader)!;
     expect([...byKey.keys()]).toEqual([keyOf(leaderIndex)]);
-    expect(inWindow.length).toBeGreaterThanOrEqual(Math.floor((end - formed) / (1.1 * POLL_MS)) - 2);
+    expect(inWindow.length).toBeGreaterThanOrEqual(
+      Math.floor((end - formed) / (1.1 * POLL_MS)) - 2,
+    );
     // Everyone still sees everyone, with Torus's names.
     for (const i of NODES) {
       const view = await nodes.get(i)!.cluster();

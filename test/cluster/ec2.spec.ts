@@ -94,7 +94,7 @@ describe('EC2 strategy: three instances found by their tag', () => {
       .map((e) => e.data as EventView);
 
   async function health(i: number): Promise<{ status: number; body: HealthBody }> {
-    return (await node(i).http('GET', '/health')) as { status: number; body: HealthBody };
+    return await node(i).http('GET', '/health');
   }
 
   /** Waits until `GET /health` of node `i` satisfies `predicate`; fails with the last body. */
@@ -161,7 +161,7 @@ describe('EC2 strategy: three instances found by their tag', () => {
     const all = ALL.map(nameOf);
     const views = await Promise.all(ALL.map((i) => node(i).waitForMembers(all, 15_000)));
     for (const [k, i] of ALL.entries()) {
-      const view = views[k]!;
+      const view = views[k];
       expect(view.mode).toBe('cluster');
       expect(view.self.name).toBe(nameOf(i));
       expect(view.self.address).toBe(`${hostOf(i)}:${PORT}`);
@@ -172,7 +172,10 @@ describe('EC2 strategy: three instances found by their tag', () => {
     }
     // Every node read its own metadata.
     for (const i of ALL) {
-      const paths = imds.get(i)!.metadataRequests().map((r) => r.path);
+      const paths = imds
+        .get(i)!
+        .metadataRequests()
+        .map((r) => r.path);
       expect(paths).toEqual(
         expect.arrayContaining(['/latest/meta-data/local-ipv4', '/latest/meta-data/instance-id']),
       );
@@ -197,7 +200,10 @@ describe('EC2 strategy: three instances found by their tag', () => {
       r.filters.some((f) => f.name === 'instance-id' && f.values.includes(instanceIdOf(3))),
     );
     expect(ownLookup.length).toBeGreaterThanOrEqual(1);
-    await node(3).waitForOutput(new RegExp(`tagged ${TAG}=${TAG_VALUE} \\(this instance's own tag\\)`), 1000);
+    await node(3).waitForOutput(
+      new RegExp(`tagged ${TAG}=${TAG_VALUE} \\(this instance's own tag\\)`),
+      1000,
+    );
 
     // The stopped instance and the one with another tag value are never dialled.
     for (const i of ALL) {
@@ -226,7 +232,8 @@ describe('EC2 strategy: three instances found by their tag', () => {
         ALL.map((i) =>
           waitForHealth(
             i,
-            (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('RequestLimitExceeded')),
+            (_, b) =>
+              (b.details?.cluster?.errors ?? []).some((e) => e.includes('RequestLimitExceeded')),
             'RequestLimitExceeded discovery error',
             8000,
           ),
@@ -236,10 +243,15 @@ describe('EC2 strategy: three instances found by their tag', () => {
         expect(h.status).toBe(503);
         expect(h.body.details!.cluster!.status).toBe('down');
         expect(h.body.details!.cluster!.members).toBe(3);
-        expect(h.body.details!.cluster!.errors!.join('\n')).toMatch(/EC2 API throttled DescribeInstances/);
+        expect(h.body.details!.cluster!.errors!.join('\n')).toMatch(
+          /EC2 API throttled DescribeInstances/,
+        );
       }
       for (const i of ALL) {
-        await node(i).waitForOutput(/EC2 discovery failed: EC2 API throttled DescribeInstances/, 1000);
+        await node(i).waitForOutput(
+          /EC2 discovery failed: EC2 API throttled DescribeInstances/,
+          1000,
+        );
       }
 
       ec2.failAll('internal');
@@ -268,7 +280,8 @@ describe('EC2 strategy: three instances found by their tag', () => {
           ),
         ),
       );
-      for (const i of ALL) await node(i).waitForOutput(/EC2 discovery works again \(3 instances\)/, 1000);
+      for (const i of ALL)
+        await node(i).waitForOutput(/EC2 discovery works again \(3 instances\)/, 1000);
     } finally {
       ec2.failAll(null);
       watching = false;
@@ -305,7 +318,7 @@ describe('EC2 strategy: three instances found by their tag', () => {
         streams
           .get(i)!
           .waitFor<EventView>(
-            (e) => e.type !== 'members' && e.receivedAt >= since && (e.data as EventView).member === gone,
+            (e) => e.type !== 'members' && e.receivedAt >= since && e.data.member === gone,
             `leave of ${gone} on ${nameOf(i)}`,
             4000,
           ),
@@ -354,12 +367,15 @@ describe('EC2 strategy: three instances found by their tag', () => {
     expect(view.mode).toBe('cluster');
     // It polls EC2 with the configured region and tag value (its requests carry its own key).
     // Once it has joined, the leader polls for it (the EC2 API budget), so it may poll only once.
-    const own = () => ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === 'AKIDNOMETADATA');
+    const own = () =>
+      ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === 'AKIDNOMETADATA');
     const polled = await pollUntil(() => own().length >= 1, 5000);
     expect(polled, 'a DescribeInstances poll by the node within 5 s').toBe(true);
     for (const r of own()) {
       expect(r.region).toBe(REGION);
-      expect(r.filters).toEqual(expect.arrayContaining([{ name: `tag:${TAG}`, values: [TAG_VALUE] }]));
+      expect(r.filters).toEqual(
+        expect.arrayContaining([{ name: `tag:${TAG}`, values: [TAG_VALUE] }]),
+      );
     }
     // It dials the instances it discovers, which accept it under its HOSTNAME-based name.
     const members = [nameOf(1), nameOf(2), `${APP}@some-host`];

@@ -37,7 +37,7 @@ describe('gossip across hosts (network namespaces)', () => {
       const node = await startNode({
         name: name(i),
         prefix: lab.exec(i),
-        httpHost: lab.hosts[i]!.address,
+        httpHost: lab.hosts[i].address,
         httpPort: HTTP_PORT,
         // Each simulated machine has its own host name; NODE_NAME stays unset.
         env: { NODE_NAME: undefined, HOSTNAME: `host${i + 1}`, ...env },
@@ -57,7 +57,7 @@ describe('gossip across hosts (network namespaces)', () => {
         boot(6, clusterB),
         boot(7, clusterB),
       ]);
-      for (const i of [0, 2, 3, 4]) streams[i] = await nodes[i]!.events();
+      for (const i of [0, 2, 3, 4]) streams[i] = await nodes[i].events();
     }, 90_000);
 
     afterAll(async () => {
@@ -68,7 +68,9 @@ describe('gossip across hosts (network namespaces)', () => {
 
     it('five nodes with only NODE_COOKIE form one cluster, named after their hosts, advertising their own addresses', async () => {
       const five = [0, 1, 2, 3, 4].map(name);
-      const views = await Promise.all([0, 1, 2, 3, 4].map((i) => nodes[i]!.waitForMembers(five, 20_000)));
+      const views = await Promise.all(
+        [0, 1, 2, 3, 4].map((i) => nodes[i].waitForMembers(five, 20_000)),
+      );
       for (const [i, view] of views.entries()) {
         expect(view.self.name).toBe(name(i));
         expect(view.self.address).toBe(`198.18.0.${i + 1}:45893`);
@@ -80,16 +82,16 @@ describe('gossip across hosts (network namespaces)', () => {
     it('a sixth node with another cookie stays alone, and nobody lists it', async () => {
       // Several heartbeat rounds (1–5 s each) go by.
       await new Promise((r) => setTimeout(r, 6000));
-      expect((await nodes[5]!.cluster()).members.map((m) => m.name)).toEqual([name(5)]);
+      expect((await nodes[5].cluster()).members.map((m) => m.name)).toEqual([name(5)]);
       for (const i of [0, 1, 2, 3, 4, 6, 7]) {
-        expect((await nodes[i]!.cluster()).members.map((m) => m.name)).not.toContain(name(5));
+        expect((await nodes[i].cluster()).members.map((m) => m.name)).not.toContain(name(5));
       }
     });
 
     it('a second cluster with its own secret shares the group and stays apart', async () => {
-      await nodes[6]!.waitForMembers([name(6), name(7)], 20_000);
-      await nodes[7]!.waitForMembers([name(6), name(7)], 20_000);
-      for (const i of [0, 1, 2, 3, 4]) expect((await nodes[i]!.cluster()).members).toHaveLength(5);
+      await nodes[6].waitForMembers([name(6), name(7)], 20_000);
+      await nodes[7].waitForMembers([name(6), name(7)], 20_000);
+      for (const i of [0, 1, 2, 3, 4]) expect((await nodes[i].cluster()).members).toHaveLength(5);
     });
 
     it('cutting one host off: the others see it down; reconnecting it: it rejoins by itself', async () => {
@@ -98,7 +100,7 @@ describe('gossip across hosts (network namespaces)', () => {
       lab.cut(cut);
       const downs = await Promise.all(
         [0, 2, 3, 4].map((i) =>
-          streams[i]!.waitFor<EventView>(
+          streams[i].waitFor<EventView>(
             (e) => e.type === 'down' && e.data.member === name(cut) && e.receivedAt >= since,
             `down of ${name(cut)} on ${name(i)}`,
             12_000,
@@ -111,13 +113,13 @@ describe('gossip across hosts (network namespaces)', () => {
         expect(d.receivedAt - since).toBeLessThan(7000);
       }
       const four = [0, 2, 3, 4].map(name);
-      await Promise.all([0, 2, 3, 4].map((i) => nodes[i]!.waitForMembers(four, 5000)));
+      await Promise.all([0, 2, 3, 4].map((i) => nodes[i].waitForMembers(four, 5000)));
 
       const restoredAt = Date.now();
       lab.restore(cut);
       await Promise.all(
         [0, 2, 3, 4].map((i) =>
-          streams[i]!.waitFor<EventView>(
+          streams[i].waitFor<EventView>(
             (e) => e.type === 'join' && e.data.member === name(cut) && e.receivedAt >= restoredAt,
             `rejoin of ${name(cut)} on ${name(i)}`,
             20_000,
@@ -125,7 +127,7 @@ describe('gossip across hosts (network namespaces)', () => {
         ),
       );
       const five = [0, 1, 2, 3, 4].map(name);
-      await Promise.all([0, 1, 2, 3, 4].map((i) => nodes[i]!.waitForMembers(five, 10_000)));
+      await Promise.all([0, 1, 2, 3, 4].map((i) => nodes[i].waitForMembers(five, 10_000)));
     });
   });
 });

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeKubeApi, type FakeSliceEndpoint } from '../support/fake-kube-api.js';
-import { pollUntil, randomCookie, startNode, useNodeCleanup, type NodeProcess } from '../support/node-process.js';
+import {
+  pollUntil,
+  randomCookie,
+  startNode,
+  useNodeCleanup,
+  type NodeProcess,
+} from '../support/node-process.js';
 import type { SseCollector } from '../support/sse.js';
 
 /**
@@ -59,31 +65,52 @@ describe('Kubernetes strategy: pods found through the API server (EndpointSlices
   }
 
   async function health(i: number): Promise<{ status: number; body: HealthBody }> {
-    return (await node(i).http('GET', '/health')) as { status: number; body: HealthBody };
+    return await node(i).http('GET', '/health');
   }
 
   /** Waits for node `i`'s `/health` to satisfy `predicate`; fails with the last body. */
-  async function waitForHealth(i: number, predicate: (s: number, b: HealthBody) => boolean, what: string, timeoutMs = 10_000) {
+  async function waitForHealth(
+    i: number,
+    predicate: (s: number, b: HealthBody) => boolean,
+    what: string,
+    timeoutMs = 10_000,
+  ) {
     let last: { status: number; body: HealthBody } | undefined;
     const ok = await pollUntil(async () => {
       last = await health(i);
       return predicate(last.status, last.body);
     }, timeoutMs);
-    if (!ok || !last) throw new Error(`${nameOf(i)}: no ${what} in /health within ${timeoutMs} ms; last ${JSON.stringify(last)}`);
+    if (!ok || !last)
+      throw new Error(
+        `${nameOf(i)}: no ${what} in /health within ${timeoutMs} ms; last ${JSON.stringify(last)}`,
+      );
     return last;
   }
 
   /** Waits until every API client of the three nodes has a watch open. */
   async function allWatching(timeoutMs = 10_000): Promise<void> {
     const ok = await pollUntil(() => api.openWatches() >= ALL.length, timeoutMs);
-    if (!ok) throw new Error(`only ${api.openWatches()} of ${ALL.length} watches open after ${timeoutMs} ms`);
+    if (!ok)
+      throw new Error(
+        `only ${api.openWatches()} of ${ALL.length} watches open after ${timeoutMs} ms`,
+      );
   }
 
   /** Time from `since` until node `i` saw `type` of `member`, from its SSE stream. */
-  async function eventAfter(i: number, since: number, type: string, member: string, timeoutMs = 10_000) {
+  async function eventAfter(
+    i: number,
+    since: number,
+    type: string,
+    member: string,
+    timeoutMs = 10_000,
+  ) {
     const e = await streams
       .get(i)!
-      .waitFor<EventView>((ev) => ev.receivedAt >= since && ev.type === type && (ev.data as EventView).member === member, `${type} of ${member} on ${nameOf(i)}`, timeoutMs);
+      .waitFor<EventView>(
+        (ev) => ev.receivedAt >= since && ev.type === type && ev.data.member === member,
+        `${type} of ${member} on ${nameOf(i)}`,
+        timeoutMs,
+      );
     return { ms: e.receivedAt - since, reason: e.data.reason };
   }
 
@@ -112,7 +139,10 @@ describe('Kubernetes strategy: pods found through the API server (EndpointSlices
     for (const i of ALL) {
       const view = await node(i).cluster();
       expect(view.topologies).toEqual([{ name: 'default', strategy: 'kubernetes', ok: true }]);
-      await node(i).waitForOutput(/watching EndpointSlices with labels app=myapp in namespace shop at 127\.0\.0\.1:/, 1000);
+      await node(i).waitForOutput(
+        /watching EndpointSlices with labels app=myapp in namespace shop at 127\.0\.0\.1:/,
+        1000,
+      );
     }
     const lists = api.requestsOf('endpointslices', false);
     expect(lists.length).toBe(3);
@@ -176,8 +206,13 @@ describe('Kubernetes strategy: pods found through the API server (EndpointSlices
     // yet is accepted inbound), so the outcome is membership, not necessarily a new join.
     await Promise.all(ALL.map((i) => node(i).waitForMembers([...ALL, 4].map(nameOf), 10_000)));
     for (const i of ALL) {
-      await node(i).waitForOutput(/watch of EndpointSlices expired \(410 Gone\): listing again/, 2000);
-      const lost = streams.get(i)!.events.filter((e) => e.receivedAt >= since && ['leave', 'down'].includes(e.type));
+      await node(i).waitForOutput(
+        /watch of EndpointSlices expired \(410 Gone\): listing again/,
+        2000,
+      );
+      const lost = streams
+        .get(i)!
+        .events.filter((e) => e.receivedAt >= since && ['leave', 'down'].includes(e.type));
       expect(lost).toEqual([]);
     }
     expect(api.requestsOf('endpointslices', false).length).toBe(lists + 3);
@@ -189,25 +224,36 @@ describe('Kubernetes strategy: pods found through the API server (EndpointSlices
     api.forbidden.add('list');
     api.forbidden.add('watch');
     api.closeWatches();
-    const rule = '{ apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] }';
+    const rule =
+      '{ apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] }';
     try {
       for (const i of ALL) {
-        const h = await waitForHealth(i, (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('403 Forbidden')), '403 error');
+        const h = await waitForHealth(
+          i,
+          (_, b) => (b.details?.cluster?.errors ?? []).some((e) => e.includes('403 Forbidden')),
+          '403 error',
+        );
         expect(h.status).toBe(503);
         expect(h.body.details!.cluster!.members).toBe(4);
         expect(h.body.details!.cluster!.errors!.join('\n')).toContain(rule);
-        const line = await node(i).waitForOutput(/Kubernetes discovery failed: not allowed to (list|watch)/, 2000);
+        const line = await node(i).waitForOutput(
+          /Kubernetes discovery failed: not allowed to (list|watch)/,
+          2000,
+        );
         expect(line).toContain(rule);
         expect(line).toContain('keeping the current members');
       }
       await new Promise((r) => setTimeout(r, 1000));
-      for (const i of ALL) expect(await node(i).memberNames()).toEqual([...ALL, 4].map(nameOf).sort());
+      for (const i of ALL)
+        expect(await node(i).memberNames()).toEqual([...ALL, 4].map(nameOf).sort());
     } finally {
       api.forbidden.clear();
     }
     for (const i of ALL) {
       await waitForHealth(i, (s, b) => s === 200 && b.status === 'ok', 'healthy report', 15_000);
-      const lost = streams.get(i)!.events.filter((e) => e.receivedAt >= since && ['leave', 'down'].includes(e.type));
+      const lost = streams
+        .get(i)!
+        .events.filter((e) => e.receivedAt >= since && ['leave', 'down'].includes(e.type));
       expect(lost).toEqual([]);
     }
   });

@@ -108,7 +108,9 @@ describe('messaging between three processes', () => {
             expect(status, JSON.stringify(body)).toBe(201);
             const missing = INDEXES.map(nameOf).filter((n) => !body.delivered.includes(n));
             if (missing.length || body.failed.length) {
-              notDelivered.push(`${nameOf(i)} #${seq}: delivered ${body.delivered}, failed ${JSON.stringify(body.failed)}`);
+              notDelivered.push(
+                `${nameOf(i)} #${seq}: delivered ${body.delivered}, failed ${JSON.stringify(body.failed)}`,
+              );
             }
           }
         }),
@@ -122,9 +124,15 @@ describe('messaging between three processes', () => {
           .ofType<ReceivedMessage>('message')
           .map((e) => e.data)
           .filter((m) => m.topic === topic);
-      const complete = await pollUntil(() => INDEXES.every((i) => received(i).length >= total), 10_000);
+      const complete = await pollUntil(
+        () => INDEXES.every((i) => received(i).length >= total),
+        10_000,
+      );
       const counts = INDEXES.map((i) => `${nameOf(i)}: ${received(i).length}`).join(', ');
-      expect(complete, `every node should receive ${total} messages within 10 s; got ${counts}`).toBe(true);
+      expect(
+        complete,
+        `every node should receive ${total} messages within 10 s; got ${counts}`,
+      ).toBe(true);
       // Late duplicates would show up here.
       await new Promise((r) => setTimeout(r, 300));
 
@@ -134,7 +142,8 @@ describe('messaging between three processes', () => {
         expect(messages, `${nameOf(receiver)} received`).toHaveLength(total);
         for (const sender of INDEXES) {
           const fromSender = messages.filter((m) => m.from === nameOf(sender));
-          for (const m of fromSender) expect((m.payload as { sender: string }).sender).toBe(nameOf(sender));
+          for (const m of fromSender)
+            expect((m.payload as { sender: string }).sender).toBe(nameOf(sender));
           // Exactly once and in publish order: the sequence numbers, as received, are 0 … 199.
           expect(
             fromSender.map((m) => (m.payload as { seq: number }).seq),
@@ -156,7 +165,11 @@ describe('messaging between three processes', () => {
       expect(remote.body.reply).toEqual({ echo: { hello: 'world', n: [1, 2, 3] }, by: nameOf(2) });
       expect(typeof remote.body.ms).toBe('number');
 
-      const local = await node(1).http('POST', '/requests', { node: nameOf(1), topic: 'echo', payload: 'me' });
+      const local = await node(1).http('POST', '/requests', {
+        node: nameOf(1),
+        topic: 'echo',
+        payload: 'me',
+      });
       expect(local.status).toBe(200);
       expect(local.body.reply).toEqual({ echo: 'me', by: nameOf(1) });
     });
@@ -190,11 +203,19 @@ describe('messaging between three processes', () => {
     });
 
     it('unknown topic: 404 NoHandlerError; unknown node: 503 NotAMemberError; bad body: 400', async () => {
-      const noHandler = await node(1).http('POST', '/requests', { node: nameOf(2), topic: 'nobody-handles-this', payload: 1 });
+      const noHandler = await node(1).http('POST', '/requests', {
+        node: nameOf(2),
+        topic: 'nobody-handles-this',
+        payload: 1,
+      });
       expect(noHandler.status).toBe(404);
       expect(noHandler.body.error).toBe('NoHandlerError');
 
-      const stranger = await node(1).http('POST', '/requests', { node: 'app@127.0.0.99', topic: 'echo', payload: 1 });
+      const stranger = await node(1).http('POST', '/requests', {
+        node: 'app@127.0.0.99',
+        topic: 'echo',
+        payload: 1,
+      });
       expect(stranger.status).toBe(503);
       expect(stranger.body.error).toBe('NotAMemberError');
 
@@ -209,34 +230,43 @@ describe('messaging between three processes', () => {
   });
 
   describe('@LeaderOnly job (GET /jobs)', () => {
-    const runsOf = async (i: number) => (await node(i).json<JobRun[]>('/jobs')).filter((r) => r.job === 'digest');
-    const runsSince = async (i: number, since: number) => (await runsOf(i)).filter((r) => Date.parse(r.at) >= since);
+    const runsOf = async (i: number) =>
+      (await node(i).json<JobRun[]>('/jobs')).filter((r) => r.job === 'digest');
+    const runsSince = async (i: number, since: number) =>
+      (await runsOf(i)).filter((r) => Date.parse(r.at) >= since);
 
     it('runs on exactly one of the three nodes, the leader; after kill -9 of the leader, only on the oldest survivor', async () => {
       const leader = nameOf(1);
       // Over a few intervals, every node hears runs, and all of them come from the leader.
       const watchFrom = Date.now();
       const heard = await pollUntil(
-        async () => (await Promise.all(INDEXES.map((i) => runsSince(i, watchFrom)))).every((runs) => runs.length >= 2),
+        async () =>
+          (await Promise.all(INDEXES.map((i) => runsSince(i, watchFrom)))).every(
+            (runs) => runs.length >= 2,
+          ),
         2 * JOB_INTERVAL_MS + 2000,
       );
       expect(heard, 'every node should hear at least two runs within two intervals').toBe(true);
       const lists = await Promise.all(INDEXES.map((i) => runsSince(i, meshAt)));
       for (const [k, runs] of lists.entries()) {
-        expect(new Set(runs.map((r) => r.node)), `runs heard by ${nameOf(k + 1)} since the mesh formed`).toEqual(
-          new Set([leader]),
-        );
+        expect(
+          new Set(runs.map((r) => r.node)),
+          `runs heard by ${nameOf(k + 1)} since the mesh formed`,
+        ).toEqual(new Set([leader]));
         expect(runs.every((r) => r.members === 3)).toBe(true);
         // One run per interval: consecutive run numbers, none twice.
         const numbers = runs.map((r) => r.run);
-        expect(numbers).toEqual(numbers.map((_, n) => numbers[0]! + n));
+        expect(numbers).toEqual(numbers.map((_, n) => numbers[0] + n));
       }
 
       // The next leader is the oldest survivor, as every node's GET /cluster shows it.
       const view = await node(2).cluster();
       const successor = view.members
         .filter((m) => m.name !== leader)
-        .sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt) || a.name.localeCompare(b.name))[0]!.name;
+        .sort(
+          (a, b) =>
+            Date.parse(a.startedAt) - Date.parse(b.startedAt) || a.name.localeCompare(b.name),
+        )[0].name;
       expect(successor).toBe(nameOf(2));
 
       const killedAt = Date.now();
@@ -245,26 +275,33 @@ describe('messaging between three processes', () => {
       const takeOver = FAILURE_TIMEOUT_MS + JOB_INTERVAL_MS + 1500;
       const moved = await pollUntil(
         async () =>
-          (await Promise.all(survivors.map((i) => runsSince(i, killedAt)))).every((runs) => runs.length >= 1),
+          (await Promise.all(survivors.map((i) => runsSince(i, killedAt)))).every(
+            (runs) => runs.length >= 1,
+          ),
         takeOver,
       );
       const firstRunAt = Date.now();
-      expect(moved, `both survivors should hear a run within ${takeOver} ms of the kill`).toBe(true);
+      expect(moved, `both survivors should hear a run within ${takeOver} ms of the kill`).toBe(
+        true,
+      );
       expect(firstRunAt - killedAt).toBeLessThan(takeOver);
       for (const i of survivors) expect((await node(i).cluster()).leader).toBe(successor);
 
       // One more interval: still only the new leader runs it.
       await pollUntil(
         async () =>
-          (await Promise.all(survivors.map((i) => runsSince(i, killedAt)))).every((runs) => runs.length >= 2),
+          (await Promise.all(survivors.map((i) => runsSince(i, killedAt)))).every(
+            (runs) => runs.length >= 2,
+          ),
         JOB_INTERVAL_MS + 1500,
       );
       for (const i of survivors) {
         const after = await runsSince(i, killedAt);
         expect(after.length, `runs heard by ${nameOf(i)} after the kill`).toBeGreaterThanOrEqual(2);
-        expect(new Set(after.map((r) => r.node)), `runs heard by ${nameOf(i)} after the kill`).toEqual(
-          new Set([successor]),
-        );
+        expect(
+          new Set(after.map((r) => r.node)),
+          `runs heard by ${nameOf(i)} after the kill`,
+        ).toEqual(new Set([successor]));
         expect(after.every((r) => r.members === 2)).toBe(true);
       }
     });
@@ -275,7 +312,12 @@ describe('messaging between three processes', () => {
       // Nodes 2 and 3 are left; node 2 asks node 3 for a reply that takes 5 s.
       await node(2).waitForMembers([nameOf(2), nameOf(3)], 5000);
       const answer = node(2)
-        .http('POST', '/requests', { node: nameOf(3), topic: 'slow', payload: { ms: 5000 }, timeoutMs: 5000 })
+        .http('POST', '/requests', {
+          node: nameOf(3),
+          topic: 'slow',
+          payload: { ms: 5000 },
+          timeoutMs: 5000,
+        })
         .then((response) => ({ ...response, at: Date.now() }));
       // Let the request reach node 3.
       await new Promise((r) => setTimeout(r, 300));

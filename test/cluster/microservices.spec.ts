@@ -1,5 +1,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { freePort, pollUntil, randomCookie, startNode, useNodeCleanup, type NodeProcess } from '../support/node-process.js';
+import {
+  freePort,
+  pollUntil,
+  randomCookie,
+  startNode,
+  useNodeCleanup,
+  type NodeProcess,
+} from '../support/node-process.js';
 
 /**
  * The `@nestjs/microservices` transport across three sample-app processes (static strategy,
@@ -40,7 +47,9 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   beforeAll(async () => {
     linkPort = await freePort();
-    await Promise.all(INDEXES.map(async (i) => nodes.set(i, await startNode({ name: nameOf(i), env: envFor(i) }))));
+    await Promise.all(
+      INDEXES.map(async (i) => nodes.set(i, await startNode({ name: nameOf(i), env: envFor(i) }))),
+    );
     await Promise.all(INDEXES.map((i) => node(i).waitForMembers(INDEXES.map(nameOf), 15_000)));
   }, 90_000);
 
@@ -67,19 +76,34 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.message).toEqual(['a must be a number', 'b must be a number']);
 
-    const failed = await node(2).http('POST', '/rpc/send', { pattern: 'fail', data: { message: 'quota exceeded on purpose' } });
+    const failed = await node(2).http('POST', '/rpc/send', {
+      pattern: 'fail',
+      data: { message: 'quota exceeded on purpose' },
+    });
     expect(failed.status, JSON.stringify(failed.body)).toBe(502);
     // What Nest's built-in transports deliver for RpcException('…'): { status: 'error', message }.
-    expect(failed.body).toEqual({ error: 'RpcException', remote: { status: 'error', message: 'quota exceeded on purpose' } });
+    expect(failed.body).toEqual({
+      error: 'RpcException',
+      remote: { status: 'error', message: 'quota exceeded on purpose' },
+    });
 
-    const sumRejects = await node(2).http('POST', '/rpc/send', { pattern: 'sum', data: { a: 'one' } });
+    const sumRejects = await node(2).http('POST', '/rpc/send', {
+      pattern: 'sum',
+      data: { a: 'one' },
+    });
     expect(sumRejects.status).toBe(502);
-    expect(sumRejects.body.remote).toEqual({ status: 'error', message: 'sum: a and b must be finite numbers' });
+    expect(sumRejects.body.remote).toEqual({
+      status: 'error',
+      message: 'sum: a and b must be finite numbers',
+    });
   });
 
   it('a pattern nobody handles: 404 NoPatternHandlerError at once', async () => {
     const started = Date.now();
-    const { status, body } = await node(1).http('POST', '/rpc/send', { pattern: 'nobody-handles-this', data: 1 });
+    const { status, body } = await node(1).http('POST', '/rpc/send', {
+      pattern: 'nobody-handles-this',
+      data: 1,
+    });
     expect(status, JSON.stringify(body)).toBe(404);
     expect(body.error).toBe('NoPatternHandlerError');
     expect(body.message).toContain('"nobody-handles-this"');
@@ -88,7 +112,10 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   it('a handler that never answers: 504 RequestTimeoutError naming the pattern after the client timeout', async () => {
     const started = Date.now();
-    const { status, body } = await node(1).http('POST', '/rpc/send', { pattern: 'never', data: {} });
+    const { status, body } = await node(1).http('POST', '/rpc/send', {
+      pattern: 'never',
+      data: {},
+    });
     expect(status, JSON.stringify(body)).toBe(504);
     expect(body.error).toBe('RequestTimeoutError');
     expect(body.message).toContain('"never"');
@@ -97,7 +124,10 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
   });
 
   it('a 10 MB body is refused with 413 (the transport limit itself is tested in test/e2e); the nodes keep answering', async () => {
-    const huge = await node(1).http('POST', '/rpc/send', { pattern: 'sum', data: 'x'.repeat(10 * 1024 * 1024) });
+    const huge = await node(1).http('POST', '/rpc/send', {
+      pattern: 'sum',
+      data: 'x'.repeat(10 * 1024 * 1024),
+    });
     expect(huge.status).toBe(413);
     for (const i of INDEXES) {
       const ok = await node(i).http('GET', '/rpc/sum?a=2&b=2');
@@ -114,15 +144,21 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
       expect(status).toBe(202);
     }
     const mine = async (i: number) =>
-      (await node(i).json<{ payload: { tag?: string; k: number }; from: string }[]>('/rpc/events')).filter(
-        (e) => e.payload?.tag === tag,
-      );
-    const all = await pollUntil(async () => (await Promise.all(INDEXES.map(mine))).every((l) => l.length >= COUNT), 5_000);
+      (
+        await node(i).json<{ payload: { tag?: string; k: number }; from: string }[]>('/rpc/events')
+      ).filter((e) => e.payload?.tag === tag);
+    const all = await pollUntil(
+      async () => (await Promise.all(INDEXES.map(mine))).every((l) => l.length >= COUNT),
+      5_000,
+    );
     expect(all).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     for (const i of INDEXES) {
       const events = await mine(i);
-      expect(events.map((e) => e.payload.k), nameOf(i)).toEqual(Array.from({ length: COUNT }, (_, k) => k));
+      expect(
+        events.map((e) => e.payload.k),
+        nameOf(i),
+      ).toEqual(Array.from({ length: COUNT }, (_, k) => k));
       for (const e of events) expect(e.from).toBe(nameOf(2));
     }
   });

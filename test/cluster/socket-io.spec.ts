@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeRoomClients, RoomClient } from '../support/room-client.js';
-import { freePort, pollUntil, randomCookie, startNode, useNodeCleanup, type NodeProcess } from '../support/node-process.js';
+import {
+  freePort,
+  pollUntil,
+  randomCookie,
+  startNode,
+  useNodeCleanup,
+  type NodeProcess,
+} from '../support/node-process.js';
 
 /**
  * The Socket.IO cluster adapter across three sample-app processes (static strategy,
@@ -44,15 +51,20 @@ describe('Socket.IO rooms across three processes', () => {
     };
   }
 
-  const nodeOfClient = (client: RoomClient) => client.label.split('#')[0]!;
+  const nodeOfClient = (client: RoomClient) => client.label.split('#')[0];
 
   beforeAll(async () => {
     linkPort = await freePort();
-    await Promise.all(INDEXES.map(async (i) => nodes.set(i, await startNode({ name: nameOf(i), env: envFor(i) }))));
+    await Promise.all(
+      INDEXES.map(async (i) => nodes.set(i, await startNode({ name: nameOf(i), env: envFor(i) }))),
+    );
     await Promise.all(INDEXES.map((i) => node(i).waitForMembers(INDEXES.map(nameOf), 15_000)));
     // Every node's socket.io server knows the two others (serverSideEmit acknowledgements).
     for (const i of INDEXES) {
-      const ok = await pollUntil(async () => (await node(i).json('/rooms/nodes')).nodes.length === 3, 10_000);
+      const ok = await pollUntil(
+        async () => (await node(i).json('/rooms/nodes')).nodes.length === 3,
+        10_000,
+      );
       expect(ok, `${nameOf(i)}: GET /rooms/nodes should list 3 nodes`).toBe(true);
     }
     for (const i of INDEXES) {
@@ -75,11 +87,13 @@ describe('Socket.IO rooms across three processes', () => {
   });
 
   it('fetchSockets from any node returns the sockets of all nodes, with their node', async () => {
-    const expected = members.map((c) => ({ id: c.id, node: nodeOfClient(c) })).sort((a, b) => a.id.localeCompare(b.id));
+    const expected = members
+      .map((c) => ({ id: c.id, node: nodeOfClient(c) }))
+      .sort((a, b) => a.id.localeCompare(b.id));
     for (const i of INDEXES) {
-      const { sockets } = await node(i).json<{ sockets: { id: string; node: string; rooms: string[] }[] }>(
-        `/rooms/${ROOM}/sockets`,
-      );
+      const { sockets } = await node(i).json<{
+        sockets: { id: string; node: string; rooms: string[] }[];
+      }>(`/rooms/${ROOM}/sockets`);
       expect(sockets.map(({ id, node: n }) => ({ id, node: n }))).toEqual(expected);
       for (const s of sockets) expect(s.rooms).toEqual([s.id, ROOM].sort());
     }
@@ -91,7 +105,9 @@ describe('Socket.IO rooms across three processes', () => {
     await Promise.all(
       INDEXES.map(async (i) => {
         for (let seq = 0; seq < COUNT; seq++) {
-          const { status, body } = await node(i).http('POST', `/rooms/${ROOM}/messages`, { text: `${tag}:${i}:${seq}` });
+          const { status, body } = await node(i).http('POST', `/rooms/${ROOM}/messages`, {
+            text: `${tag}:${i}:${seq}`,
+          });
           expect(status, JSON.stringify(body)).toBe(201);
           expect(body).toMatchObject({ room: ROOM, from: nameOf(i) });
         }
@@ -100,7 +116,9 @@ describe('Socket.IO rooms across three processes', () => {
     const ofBurst = (c: RoomClient) => c.inRoom(ROOM).filter((m) => m.text.startsWith(`${tag}:`));
     const total = COUNT * INDEXES.length;
     const all = await pollUntil(() => members.every((c) => ofBurst(c).length >= total), 10_000);
-    expect(all, `got ${members.map((c) => `${c.label}: ${ofBurst(c).length}`).join(', ')}`).toBe(true);
+    expect(all, `got ${members.map((c) => `${c.label}: ${ofBurst(c).length}`).join(', ')}`).toBe(
+      true,
+    );
     await new Promise((r) => setTimeout(r, 300)); // late duplicates would show up here
     for (const client of members) {
       const received = ofBurst(client);
@@ -127,11 +145,22 @@ describe('Socket.IO rooms across three processes', () => {
     expect(status, JSON.stringify(body)).toBe(201);
     const expected = members.filter((c) => c !== excludedSocket && !vip.includes(c));
     expect(expected).toHaveLength(3);
-    const got = await pollUntil(() => expected.every((c) => c.inRoom(ROOM).some((m) => m.text === text)), 5_000);
+    const got = await pollUntil(
+      () => expected.every((c) => c.inRoom(ROOM).some((m) => m.text === text)),
+      5_000,
+    );
     expect(got).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
-    for (const c of expected) expect(c.inRoom(ROOM).filter((m) => m.text === text), c.label).toHaveLength(1);
-    for (const c of [excludedSocket, ...vip]) expect(c.inRoom(ROOM).filter((m) => m.text === text), c.label).toEqual([]);
+    for (const c of expected)
+      expect(
+        c.inRoom(ROOM).filter((m) => m.text === text),
+        c.label,
+      ).toHaveLength(1);
+    for (const c of [excludedSocket, ...vip])
+      expect(
+        c.inRoom(ROOM).filter((m) => m.text === text),
+        c.label,
+      ).toEqual([]);
   });
 
   it('socketsJoin / socketsLeave from another node: the socket enters and leaves the room where it is connected', async () => {
@@ -141,7 +170,7 @@ describe('Socket.IO rooms across three processes', () => {
     expect(joined.status).toBe(200);
     const inSide = await pollUntil(async () => {
       const { sockets } = await node(2).json<{ sockets: { id: string }[] }>('/rooms/side/sockets');
-      return sockets.length === 1 && sockets[0]!.id === target.id;
+      return sockets.length === 1 && sockets[0].id === target.id;
     }, 5_000);
     expect(inSide, 'fetchSockets on node 2 should show the socket in "side"').toBe(true);
     const hello = `side-${Date.now()}`;
@@ -152,57 +181,92 @@ describe('Socket.IO rooms across three processes', () => {
     const left = await node(2).http('POST', `/rooms/${ROOM}/leave`, { sockets: [target.id] });
     expect(left.status).toBe(200);
     const gone = await pollUntil(async () => {
-      const { sockets } = await node(1).json<{ sockets: { id: string }[] }>(`/rooms/${ROOM}/sockets`);
+      const { sockets } = await node(1).json<{ sockets: { id: string }[] }>(
+        `/rooms/${ROOM}/sockets`,
+      );
       return !sockets.some((s) => s.id === target.id);
     }, 5_000);
     expect(gone, 'fetchSockets on node 1 should no longer list the socket').toBe(true);
     const after = `after-leave-${Date.now()}`;
     await node(1).http('POST', `/rooms/${ROOM}/messages`, { text: after });
     const others = members.filter((c) => c !== target);
-    expect(await pollUntil(() => others.every((c) => c.inRoom(ROOM).some((m) => m.text === after)), 5_000)).toBe(true);
+    expect(
+      await pollUntil(
+        () => others.every((c) => c.inRoom(ROOM).some((m) => m.text === after)),
+        5_000,
+      ),
+    ).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     expect(target.messages.filter((m) => m.text === after)).toEqual([]);
     // Back in, for the tests below.
     await node(1).http('POST', `/rooms/${ROOM}/join`, { sockets: [target.id] });
     expect(
-      await pollUntil(async () => (await node(1).json(`/rooms/${ROOM}/sockets`)).sockets.length === members.length, 5_000),
+      await pollUntil(
+        async () =>
+          (await node(1).json(`/rooms/${ROOM}/sockets`)).sockets.length === members.length,
+        5_000,
+      ),
     ).toBe(true);
   });
 
   describe('bad input', () => {
     it('join with a 100 kB room name: a clear refusal in the ack; the socket and the others keep working', async () => {
-      const client = members[0]!;
+      const client = members[0];
       const ack = await client.join('r'.repeat(100_000));
       expect(ack).toEqual({ ok: false, error: 'room must be at most 200 characters (got 100000)' });
-      expect(await client.join(42)).toEqual({ ok: false, error: 'room must be a non-empty string' });
+      expect(await client.join(42)).toEqual({
+        ok: false,
+        error: 'room must be a non-empty string',
+      });
       const text = `still-fine-${Date.now()}`;
       await node(2).http('POST', `/rooms/${ROOM}/messages`, { text });
-      expect(await pollUntil(() => members.every((c) => c.inRoom(ROOM).some((m) => m.text === text)), 5_000)).toBe(true);
+      expect(
+        await pollUntil(
+          () => members.every((c) => c.inRoom(ROOM).some((m) => m.text === text)),
+          5_000,
+        ),
+      ).toBe(true);
     });
 
     it('a 10 MB message: refused with 413, nobody receives anything of it, the node keeps serving', async () => {
       const before = members.map((c) => c.messages.length);
-      const { status } = await node(1).http('POST', `/rooms/${ROOM}/messages`, { text: 'x'.repeat(10 * 1024 * 1024) });
+      const { status } = await node(1).http('POST', `/rooms/${ROOM}/messages`, {
+        text: 'x'.repeat(10 * 1024 * 1024),
+      });
       expect(status).toBe(413);
-      const tooLong = await node(1).http('POST', `/rooms/${ROOM}/messages`, { text: 'y'.repeat(20_000) });
+      const tooLong = await node(1).http('POST', `/rooms/${ROOM}/messages`, {
+        text: 'y'.repeat(20_000),
+      });
       expect(tooLong.status).toBe(400);
-      expect(JSON.stringify(tooLong.body.message)).toContain('text must be at most 10000 characters');
+      expect(JSON.stringify(tooLong.body.message)).toContain(
+        'text must be at most 10000 characters',
+      );
       const missing = await node(1).http('POST', `/rooms/${ROOM}/messages`, {});
       expect(missing.status).toBe(400);
       await new Promise((r) => setTimeout(r, 300));
       expect(members.map((c) => c.messages.length)).toEqual(before);
       const text = `after-bad-${Date.now()}`;
       await node(1).http('POST', `/rooms/${ROOM}/messages`, { text });
-      expect(await pollUntil(() => members.every((c) => c.inRoom(ROOM).some((m) => m.text === text)), 5_000)).toBe(true);
+      expect(
+        await pollUntil(
+          () => members.every((c) => c.inRoom(ROOM).some((m) => m.text === text)),
+          5_000,
+        ),
+      ).toBe(true);
     });
   });
 
   it('disconnectSockets from another node closes the sockets of a room wherever they are', async () => {
-    const extra = await Promise.all(INDEXES.map((i) => RoomClient.connect(node(i), `${nameOf(i)}#doomed`)));
+    const extra = await Promise.all(
+      INDEXES.map((i) => RoomClient.connect(node(i), `${nameOf(i)}#doomed`)),
+    );
     for (const c of extra) expect(await c.join('doomed')).toMatchObject({ ok: true });
     const { status } = await node(2).http('POST', '/rooms/doomed/disconnect');
     expect(status).toBe(200);
-    const closed = await pollUntil(() => extra.every((c) => c.disconnectReason !== undefined), 5_000);
+    const closed = await pollUntil(
+      () => extra.every((c) => c.disconnectReason !== undefined),
+      5_000,
+    );
     expect(closed, extra.map((c) => `${c.label}: ${c.disconnectReason}`).join(', ')).toBe(true);
     for (const c of extra) expect(c.disconnectReason).toBe('io server disconnect');
     for (const c of members) expect(c.socket.connected, c.label).toBe(true);
@@ -213,7 +277,9 @@ describe('Socket.IO rooms across three processes', () => {
     node(3).stop();
     const timeoutMs = 8_000;
     const started = Date.now();
-    const pending = node(1).http('GET', `/rooms/${ROOM}/sockets?timeoutMs=${timeoutMs}`).then((r) => ({ ...r, at: Date.now() }));
+    const pending = node(1)
+      .http('GET', `/rooms/${ROOM}/sockets?timeoutMs=${timeoutMs}`)
+      .then((r) => ({ ...r, at: Date.now() }));
     await new Promise((r) => setTimeout(r, 400));
     const killedAt = Date.now();
     node(3).kill('SIGKILL');
@@ -221,7 +287,10 @@ describe('Socket.IO rooms across three processes', () => {
     expect(status, JSON.stringify(body)).toBe(200);
     expect(at - started).toBeLessThan(timeoutMs);
     expect(at - killedAt).toBeLessThan(3_000);
-    const expected = members.filter((c) => nodeOfClient(c) !== nameOf(3)).map((c) => c.id).sort();
+    const expected = members
+      .filter((c) => nodeOfClient(c) !== nameOf(3))
+      .map((c) => c.id)
+      .sort();
     expect(body.sockets.map((s: { id: string }) => s.id).sort()).toEqual(expected);
   });
 });

@@ -69,7 +69,10 @@ describe('static strategy: five processes, one full mesh', () => {
 
   const allDowns = (since: number) =>
     [...streams.entries()].flatMap(([i, s]) =>
-      s.ofType<EventView>('down').filter((e) => e.receivedAt >= since).map((e) => `${nameOf(i)} saw ${e.data.member} down (${e.data.reason})`),
+      s
+        .ofType<EventView>('down')
+        .filter((e) => e.receivedAt >= since)
+        .map((e) => `${nameOf(i)} saw ${e.data.member} down (${e.data.reason})`),
     );
 
   beforeAll(async () => {
@@ -82,12 +85,16 @@ describe('static strategy: five processes, one full mesh', () => {
 
   it('forms a full mesh with one leader, the same on every node', async () => {
     const all = [1, 2, 3, 4, 5].map(nameOf);
-    const views = await Promise.all([1, 2, 3, 4, 5].map((i) => node(i).waitForMembers(all, 15_000)));
+    const views = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => node(i).waitForMembers(all, 15_000)),
+    );
     const leaders = new Set(views.map((v) => v.leader));
     expect(leaders.size).toBe(1);
     // The leader is the oldest member.
-    const oldest = [...views[0]!.members].sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt) || a.name.localeCompare(b.name))[0]!;
-    expect(views[0]!.leader).toBe(oldest.name);
+    const oldest = [...views[0].members].sort(
+      (a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt) || a.name.localeCompare(b.name),
+    )[0];
+    expect(views[0].leader).toBe(oldest.name);
     for (const v of views) {
       expect(v.mode).toBe('cluster');
       expect(v.members.filter((m) => m.self)).toHaveLength(1);
@@ -127,7 +134,9 @@ describe('static strategy: five processes, one full mesh', () => {
     const before = (await node(1).cluster()).members.find((m) => m.name === victim)!.incarnation;
     const killedAt = Date.now();
     node(4).kill('SIGKILL');
-    const downs = await Promise.all([1, 2, 3, 5].map((i) => waitEvent(i, 'down', victim, killedAt, 3000)));
+    const downs = await Promise.all(
+      [1, 2, 3, 5].map((i) => waitEvent(i, 'down', victim, killedAt, 3000)),
+    );
     for (const d of downs) {
       expect(d.data.reason).toBe('connection-closed');
       expect(d.receivedAt - killedAt).toBeLessThan(1000);
@@ -148,13 +157,20 @@ describe('static strategy: five processes, one full mesh', () => {
     old.stop(); // frozen: its links are still open
     const since = Date.now();
     // The new process binds another port (the frozen one still holds 45893) and dials the list.
-    const fresh = await startNode({ name: `${name} (new)`, env: envFor(5, { CLUSTER_PORT: String(PORT + 1) }) });
-    const replaced = await Promise.all([1, 2, 3, 4].map((i) => waitEvent(i, 'leave', name, since, 10_000)));
+    const fresh = await startNode({
+      name: `${name} (new)`,
+      env: envFor(5, { CLUSTER_PORT: String(PORT + 1) }),
+    });
+    const replaced = await Promise.all(
+      [1, 2, 3, 4].map((i) => waitEvent(i, 'leave', name, since, 10_000)),
+    );
     for (const e of replaced) {
       expect(e.data.reason).toBe('replaced');
       expect(e.data.incarnation).toBe(oldIncarnation);
     }
-    const joined = await Promise.all([1, 2, 3, 4].map((i) => waitEvent(i, 'join', name, since, 10_000)));
+    const joined = await Promise.all(
+      [1, 2, 3, 4].map((i) => waitEvent(i, 'join', name, since, 10_000)),
+    );
     const newIncarnation = (await fresh.cluster()).self.incarnation;
     for (const e of joined) expect(e.data.incarnation).toBe(newIncarnation);
     const view = await node(1).waitForMembers(5, 5000);
@@ -178,11 +194,17 @@ describe('static strategy: five processes, one full mesh', () => {
     const oldView = await old.cluster();
     expect(oldView.members.map((m) => m.name)).toEqual([name]);
     expect(oldView.leader).toBeNull();
-    expect(old.output().match(/NODE_NAME app@127\.0\.0\.6 is taken by a newer process/g)?.length).toBe(1);
+    expect(
+      old.output().match(/NODE_NAME app@127\.0\.0\.6 is taken by a newer process/g)?.length,
+    ).toBe(1);
     for (const i of [1, 2, 3, 4]) {
       const v = await node(i).cluster();
       expect(v.members.find((m) => m.name === name)!.incarnation).toBe(newIncarnation);
-      expect(node(i).output().match(/refused a link with app@127\.0\.0\.6/g)?.length ?? 0).toBeLessThanOrEqual(1);
+      expect(
+        node(i)
+          .output()
+          .match(/refused a link with app@127\.0\.0\.6/g)?.length ?? 0,
+      ).toBeLessThanOrEqual(1);
     }
 
     // The old process dies later: nobody reports the current member down.
@@ -222,7 +244,9 @@ describe('static strategy: five processes, one full mesh', () => {
     const leaving = nameOf(1);
     const since = Date.now();
     const exit = node(1).shutdown();
-    const leaves = await Promise.all([2, 3, 4].map((i) => waitEvent(i, 'leave', leaving, since, 5000)));
+    const leaves = await Promise.all(
+      [2, 3, 4].map((i) => waitEvent(i, 'leave', leaving, since, 5000)),
+    );
     for (const e of leaves) {
       expect(e.data.reason).toBe('shutdown');
       expect(e.receivedAt - since).toBeLessThan(1000);
@@ -236,7 +260,9 @@ describe('static strategy: five processes, one full mesh', () => {
     const survivors = [2, 3, 4].map(nameOf);
     await Promise.all([2, 3, 4].map((i) => node(i).waitForMembers(survivors, 5000)));
     // Leadership moved to the oldest survivor, everywhere the same.
-    const leaders = new Set(await Promise.all([2, 3, 4].map(async (i) => (await node(i).cluster()).leader)));
+    const leaders = new Set(
+      await Promise.all([2, 3, 4].map(async (i) => (await node(i).cluster()).leader)),
+    );
     expect(leaders.size).toBe(1);
     expect(eventsAbout(2, 'down', leaving, since)).toEqual([]);
   });

@@ -41,7 +41,9 @@ afterEach(async () => {
 
 describe('ClusterModule', () => {
   it('forRoot: a single node is a one-member cluster led by itself', async () => {
-    const app = await boot([ClusterModule.forRoot({ nodeName: 'solo@127.0.0.1', strategy: 'none' })]);
+    const app = await boot([
+      ClusterModule.forRoot({ nodeName: 'solo@127.0.0.1', strategy: 'none' }),
+    ]);
     const cluster = app.get(ClusterService);
     expect(cluster.mode).toBe('single-node');
     expect(cluster.self.name).toBe('solo@127.0.0.1');
@@ -50,7 +52,9 @@ describe('ClusterModule', () => {
     expect(cluster.leader()?.name).toBe('solo@127.0.0.1');
     expect(cluster.isLeader()).toBe(true);
     await expect(cluster.waitForMembers(1, { timeoutMs: 100 })).resolves.toHaveLength(1);
-    await expect(cluster.waitForMembers(2, { timeoutMs: 50 })).rejects.toBeInstanceOf(WaitForMembersTimeoutError);
+    await expect(cluster.waitForMembers(2, { timeoutMs: 50 })).rejects.toBeInstanceOf(
+      WaitForMembersTimeoutError,
+    );
     const got: unknown[] = [];
     cluster.subscribe('t').subscribe((m) => got.push(m.payload));
     cluster.publish('t', { a: 1 });
@@ -89,7 +93,10 @@ describe('ClusterModule', () => {
     process.env.NODE_NAME = 'env@127.0.0.1';
     process.env.LIBCLUSTER_STRATEGY = 'none';
     try {
-      const app = await boot([ConfigModule.forRoot({ ignoreEnvFile: true }), ClusterModule.forRootFromEnv()]);
+      const app = await boot([
+        ConfigModule.forRoot({ ignoreEnvFile: true }),
+        ClusterModule.forRootFromEnv(),
+      ]);
       expect(app.get(ClusterService).self.name).toBe('env@127.0.0.1');
     } finally {
       delete process.env.NODE_NAME;
@@ -124,9 +131,29 @@ describe('ClusterModule', () => {
   });
 
   it('two apps in one process link through a custom strategy and never share state', async () => {
-    const common = { cookie: 'e2e-cookie', bindAddress: '127.0.0.1', port: 0, heartbeatIntervalMs: 100, failureTimeoutMs: 1000 };
-    const a = await boot([ClusterModule.forRoot({ ...common, nodeName: 'a@127.0.0.1', strategy: HandDrivenStrategy, strategyConfig: { label: 'A' } })]);
-    const b = await boot([ClusterModule.forRoot({ ...common, nodeName: 'b@127.0.0.1', strategy: HandDrivenStrategy, strategyConfig: { label: 'B' } })]);
+    const common = {
+      cookie: 'e2e-cookie',
+      bindAddress: '127.0.0.1',
+      port: 0,
+      heartbeatIntervalMs: 100,
+      failureTimeoutMs: 1000,
+    };
+    const a = await boot([
+      ClusterModule.forRoot({
+        ...common,
+        nodeName: 'a@127.0.0.1',
+        strategy: HandDrivenStrategy,
+        strategyConfig: { label: 'A' },
+      }),
+    ]);
+    const b = await boot([
+      ClusterModule.forRoot({
+        ...common,
+        nodeName: 'b@127.0.0.1',
+        strategy: HandDrivenStrategy,
+        strategyConfig: { label: 'B' },
+      }),
+    ]);
     const ca = a.get(ClusterService);
     const cb = b.get(ClusterService);
     expect(ca.self.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -134,14 +161,14 @@ describe('ClusterModule', () => {
 
     // The strategy instances are per app and got their own config.
     const strategyOf = (app: TestingModule) =>
-      (app.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0]!.strategy;
+      (app.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0].strategy;
     expect(strategyOf(a).config.label).toBe('A');
     expect(strategyOf(b).config.label).toBe('B');
     expect(strategyOf(a).ctx?.topology).toBe('default');
 
     const joinedOnB = firstValueFrom(cb.events$);
     const [host, port] = cb.self.endpoint.split(':');
-    strategyOf(a).ctx!.connect([{ host: host!, port: Number(port) }]);
+    strategyOf(a).ctx!.connect([{ host: host, port: Number(port) }]);
     await expect(ca.waitForMembers(2, { timeoutMs: 5000 })).resolves.toHaveLength(2);
     await expect(cb.waitForMembers(2, { timeoutMs: 5000 })).resolves.toHaveLength(2);
     expect((await joinedOnB).type).toBe('join');
@@ -154,8 +181,12 @@ describe('ClusterModule', () => {
     const t0 = Date.now();
     await b.close();
     opened.splice(opened.indexOf(b), 1);
-    const event = (await leaveOnA) as ClusterEvent;
-    expect(event).toMatchObject({ type: 'leave', reason: 'shutdown', member: { name: 'b@127.0.0.1' } });
+    const event = await leaveOnA;
+    expect(event).toMatchObject({
+      type: 'leave',
+      reason: 'shutdown',
+      member: { name: 'b@127.0.0.1' },
+    });
     expect(Date.now() - t0).toBeLessThan(900);
     expect(ca.members().map((m) => m.name)).toEqual(['a@127.0.0.1']);
     expect(strategyOf(b).stopped).toBe(true);

@@ -28,7 +28,11 @@ import { Test } from '@nestjs/testing';
 import { firstValueFrom, lastValueFrom, map, of, throwError, toArray, type Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterModule, ClusterService, PayloadError } from '../../lib/index.js';
-import { ClusterClientProxy, ClusterTransport, NoPatternHandlerError } from '../../lib/microservices/index.js';
+import {
+  ClusterClientProxy,
+  ClusterTransport,
+  NoPatternHandlerError,
+} from '../../lib/microservices/index.js';
 import { freePorts, pollUntil } from '../support/node-process.js';
 
 /**
@@ -40,7 +44,8 @@ import { freePorts, pollUntil } from '../support/node-process.js';
 @Injectable()
 class PositivePipe implements PipeTransform {
   transform(value: unknown): unknown {
-    if (typeof value !== 'number' || value <= 0) throw new RpcException({ code: 'NOT_POSITIVE', value });
+    if (typeof value !== 'number' || value <= 0)
+      throw new RpcException({ code: 'NOT_POSITIVE', value });
     return value;
   }
 }
@@ -136,7 +141,12 @@ class MathHandlers {
 const TCP = 'TCP_CLIENT';
 const CLUSTER = 'CLUSTER_CLIENT';
 
-async function startApp(name: string, linkPorts: number[], index: number, tcpPort?: number): Promise<INestApplication> {
+async function startApp(
+  name: string,
+  linkPorts: number[],
+  index: number,
+  tcpPort?: number,
+): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ClusterModule.forRoot({
@@ -152,11 +162,24 @@ async function startApp(name: string, linkPorts: number[], index: number, tcpPor
         isGlobal: true,
       }),
       ClientsModule.registerAsync([
-        ...(tcpPort === undefined ? [] : [{ name: TCP, useFactory: () => ({ transport: Transport.TCP as const, options: { host: '127.0.0.1', port: tcpPort } }) }]),
+        ...(tcpPort === undefined
+          ? []
+          : [
+              {
+                name: TCP,
+                useFactory: () => ({
+                  transport: Transport.TCP as const,
+                  options: { host: '127.0.0.1', port: tcpPort },
+                }),
+              },
+            ]),
         {
           name: CLUSTER,
           inject: [ClusterService],
-          useFactory: (cluster: ClusterService) => ({ customClass: ClusterClientProxy, options: { cluster, timeoutMs: 2000 } }),
+          useFactory: (cluster: ClusterService) => ({
+            customClass: ClusterClientProxy,
+            options: { cluster, timeoutMs: 2000 },
+          }),
         },
       ]),
     ],
@@ -164,9 +187,15 @@ async function startApp(name: string, linkPorts: number[], index: number, tcpPor
     providers: [EventLog],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error'] });
-  app.connectMicroservice({ strategy: new ClusterTransport(app.get(ClusterService)) }, { inheritAppConfig: true });
+  app.connectMicroservice(
+    { strategy: new ClusterTransport(app.get(ClusterService)) },
+    { inheritAppConfig: true },
+  );
   if (tcpPort !== undefined) {
-    app.connectMicroservice({ transport: Transport.TCP, options: { host: '127.0.0.1', port: tcpPort } }, { inheritAppConfig: true });
+    app.connectMicroservice(
+      { transport: Transport.TCP, options: { host: '127.0.0.1', port: tcpPort } },
+      { inheritAppConfig: true },
+    );
   }
   await app.startAllMicroservices();
   await app.init();
@@ -191,15 +220,18 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
 
   beforeAll(async () => {
     const [p1, p2, tcpPort] = await freePorts(3);
-    a = await startApp('a', [p1!, p2!], 0, tcpPort);
-    b = await startApp('b', [p1!, p2!], 1);
+    a = await startApp('a', [p1, p2], 0, tcpPort);
+    b = await startApp('b', [p1, p2], 1);
     await a.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
     await b.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
     tcp = a.get(TCP);
     cluster = a.get(CLUSTER);
     await cluster.connect();
     // Both members' patterns are known once connect() resolves (or soon after B's join).
-    const both = await pollUntil(() => (cluster as ClusterClientProxy).membersHandling('where').length === 2, 5_000);
+    const both = await pollUntil(
+      () => (cluster as ClusterClientProxy).membersHandling('where').length === 2,
+      5_000,
+    );
     expect(both).toBe(true);
   }, 60_000);
 
@@ -223,26 +255,42 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
   it.each(cases)('%s: same outcome as TCP', async (_label, pattern, data) => {
     const viaTcp = await outcome(tcp, pattern, data);
     // Twice: once on each member (round-robin).
-    const viaCluster = [await outcome(cluster, pattern, data), await outcome(cluster, pattern, data)];
+    const viaCluster = [
+      await outcome(cluster, pattern, data),
+      await outcome(cluster, pattern, data),
+    ];
     expect(viaCluster[0]).toEqual(viaTcp);
     expect(viaCluster[1]).toEqual(viaTcp);
   });
 
   it('what those outcomes are (so that "same as TCP" is not "both broken")', async () => {
     expect(await outcome(cluster, 'double', 21)).toEqual({ values: [42] });
-    expect(await outcome(cluster, 'double', -1)).toEqual({ error: { code: 'NOT_POSITIVE', value: -1 } });
-    expect(await outcome(cluster, 'even', 3)).toEqual({ error: { status: 'error', message: 'Forbidden resource' } });
+    expect(await outcome(cluster, 'double', -1)).toEqual({
+      error: { code: 'NOT_POSITIVE', value: -1 },
+    });
+    expect(await outcome(cluster, 'even', 3)).toEqual({
+      error: { status: 'error', message: 'Forbidden resource' },
+    });
     expect(await outcome(cluster, 'wrapped', 5)).toEqual({ values: [{ wrapped: 5 }] });
-    expect(await outcome(cluster, 'range', {})).toEqual({ error: { code: 'RANGE', message: 'too far' } });
-    expect(await outcome(cluster, 'rpc-error', 'nope')).toEqual({ error: { status: 'error', message: 'nope' } });
+    expect(await outcome(cluster, 'range', {})).toEqual({
+      error: { code: 'RANGE', message: 'too far' },
+    });
+    expect(await outcome(cluster, 'rpc-error', 'nope')).toEqual({
+      error: { status: 'error', message: 'nope' },
+    });
     expect(await outcome(cluster, 'stream', {})).toEqual({ values: [1, 2, 3] });
-    expect(await outcome(cluster, 'plain-error', {})).toEqual({ error: { status: 'error', message: 'Internal server error' } });
-    expect(await outcome(cluster, 'stream', null)).toEqual({ error: { name: 'Error', message: 'The invalid data or message pattern (undefined/null)' } });
+    expect(await outcome(cluster, 'plain-error', {})).toEqual({
+      error: { status: 'error', message: 'Internal server error' },
+    });
+    expect(await outcome(cluster, 'stream', null)).toEqual({
+      error: { name: 'Error', message: 'The invalid data or message pattern (undefined/null)' },
+    });
   });
 
   it('send is spread over both members', async () => {
     const answered = new Set<string>();
-    for (let k = 0; k < 4; k++) answered.add(await firstValueFrom(cluster.send<string>('where', {})));
+    for (let k = 0; k < 4; k++)
+      answered.add(await firstValueFrom(cluster.send<string>('where', {})));
     expect([...answered].sort()).toEqual(['a@127.0.0.1', 'b@127.0.0.1']);
   });
 
@@ -259,15 +307,21 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
 
   describe('bad input: a clear error to the caller, nothing sent, the transport keeps working', () => {
     it('a 10 MB payload: PayloadError (too-large)', async () => {
-      const error = await firstValueFrom(cluster.send('double', 'x'.repeat(10 * 1024 * 1024))).catch((e: unknown) => e);
+      const error = await firstValueFrom(
+        cluster.send('double', 'x'.repeat(10 * 1024 * 1024)),
+      ).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(PayloadError);
       expect((error as PayloadError).reason).toBe('too-large');
-      const emitted = await lastValueFrom(cluster.emit('noted', 'y'.repeat(10 * 1024 * 1024))).catch((e: unknown) => e);
+      const emitted = await lastValueFrom(
+        cluster.emit('noted', 'y'.repeat(10 * 1024 * 1024)),
+      ).catch((e: unknown) => e);
       expect(emitted).toBeInstanceOf(PayloadError);
     });
 
     it('a non-serialisable payload (BigInt, a cycle): PayloadError (not-encodable)', async () => {
-      const bigint = await firstValueFrom(cluster.send('double', { n: 10n })).catch((e: unknown) => e);
+      const bigint = await firstValueFrom(cluster.send('double', { n: 10n })).catch(
+        (e: unknown) => e,
+      );
       expect(bigint).toBeInstanceOf(PayloadError);
       expect((bigint as PayloadError).reason).toBe('not-encodable');
       const cyclic: Record<string, unknown> = {};
@@ -291,7 +345,13 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
   it('a member that closes its app: the client stops sending it requests', async () => {
     await b.close();
     await a.get(ClusterService).waitForMembers(1, { timeoutMs: 5_000 });
-    expect(await pollUntil(() => (cluster as ClusterClientProxy).membersHandling('where').length === 1, 5_000)).toBe(true);
-    for (let k = 0; k < 3; k++) expect(await firstValueFrom(cluster.send('where', {}))).toBe('a@127.0.0.1');
+    expect(
+      await pollUntil(
+        () => (cluster as ClusterClientProxy).membersHandling('where').length === 1,
+        5_000,
+      ),
+    ).toBe(true);
+    for (let k = 0; k < 3; k++)
+      expect(await firstValueFrom(cluster.send('where', {}))).toBe('a@127.0.0.1');
   });
 });

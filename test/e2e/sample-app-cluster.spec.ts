@@ -25,7 +25,9 @@ describe('sample app, 3 nodes over gossip', () => {
   beforeAll(async () => {
     cookie = randomCookie();
     gossipPort = await freePort();
-    nodes = await Promise.all(NAMES.map((name) => startNode({ name, env: gossipEnv(cookie, gossipPort) })));
+    nodes = await Promise.all(
+      NAMES.map((name) => startNode({ name, env: gossipEnv(cookie, gossipPort) })),
+    );
     await Promise.all(nodes.map((node) => node.waitForMembers(NAMES)));
   }, 60_000);
 
@@ -80,8 +82,12 @@ describe('sample app, 3 nodes over gossip', () => {
     for (const node of nodes) {
       // Runs while the node still saw all three members (a node alone at boot is its own leader).
       const clusterRuns = async () =>
-        ((await node.json('/jobs')) as { node: string; members: number }[]).filter((run) => run.members === 3);
-      await expect.poll(async () => (await clusterRuns()).length, { timeout: 8_000 }).toBeGreaterThanOrEqual(2);
+        ((await node.json('/jobs')) as { node: string; members: number }[]).filter(
+          (run) => run.members === 3,
+        );
+      await expect
+        .poll(async () => (await clusterRuns()).length, { timeout: 8_000 })
+        .toBeGreaterThanOrEqual(2);
       expect(new Set((await clusterRuns()).map((run) => run.node))).toEqual(new Set([leader]));
     }
   });
@@ -96,7 +102,11 @@ describe('sample app, 3 nodes over gossip', () => {
       `a join event for ${LATE}`,
       15_000,
     );
-    expect(join.data).toMatchObject({ type: 'join', member: LATE, address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+    expect(join.data).toMatchObject({
+      type: 'join',
+      member: LATE,
+      address: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+    });
     await events.waitFor<{ members: { name: string }[] }>(
       (e) => e.type === 'members' && e.data.members.length === 4,
       'a members snapshot with 4 members',
@@ -122,7 +132,9 @@ describe('sample app, 3 nodes over gossip', () => {
     );
     expect(leave.data.reason).toBe('shutdown');
     expect(leave.receivedAt - left).toBeLessThan(3_000);
-    expect(events.ofType('down').filter((e: SseEvent<any>) => e.data.member === leader.name)).toEqual([]);
+    expect(
+      events.ofType('down').filter((e: SseEvent<any>) => e.data.member === leader.name),
+    ).toEqual([]);
 
     const remaining = nodes.filter((node) => node !== leader);
     const after = await watcher.waitForMembers(remaining.map((node) => node.name));
@@ -144,6 +156,9 @@ describe('sample app, 3 nodes over gossip', () => {
       10_000,
     );
     expect(down.data.reason).toMatch(/connection-closed|heartbeat-timeout|error/);
-    await watcher.waitForCluster((view) => !view.members.some((m) => m.name === victim.name), `${victim.name} gone`);
+    await watcher.waitForCluster(
+      (view) => !view.members.some((m) => m.name === victim.name),
+      `${victim.name} gone`,
+    );
   });
 });

@@ -1,5 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type NodeProcess, randomCookie, startNode, useNodeCleanup } from '../support/node-process.js';
+import {
+  type NodeProcess,
+  randomCookie,
+  startNode,
+  useNodeCleanup,
+} from '../support/node-process.js';
 
 /** The sample app on its own: what a user sees when starting one instance. */
 describe('sample app, one node', () => {
@@ -9,7 +14,10 @@ describe('sample app, one node', () => {
     let node: NodeProcess;
 
     beforeAll(async () => {
-      node = await startNode({ name: 'alone', env: { NODE_NAME: undefined, SAMPLE_DEBUG_ROUTES: undefined } });
+      node = await startNode({
+        name: 'alone',
+        env: { NODE_NAME: undefined, SAMPLE_DEBUG_ROUTES: undefined },
+      });
     });
 
     it('says once that it runs single-node', async () => {
@@ -32,18 +40,28 @@ describe('sample app, one node', () => {
       const { status, body } = await node.http('GET', '/health');
       expect(status).toBe(200);
       expect(body.status).toBe('ok');
-      expect(body.details.cluster).toMatchObject({ status: 'up', members: 1, self: body.details.cluster.self });
+      expect(body.details.cluster).toMatchObject({
+        status: 'up',
+        members: 1,
+        self: body.details.cluster.self,
+      });
     });
 
     it('delivers a published message to itself and lists it by topic', async () => {
-      const published = await node.http('POST', '/messages', { topic: 'greetings', payload: { text: 'hi' } });
+      const published = await node.http('POST', '/messages', {
+        topic: 'greetings',
+        payload: { text: 'hi' },
+      });
       expect(published.status).toBe(201);
       expect(published.body).toEqual({ delivered: [expect.stringMatching(/^app@/)], failed: [] });
 
       await expect
-        .poll(async () => (await node.json('/messages?topic=greetings')).map((m: any) => m.payload), {
-          timeout: 5_000,
-        })
+        .poll(
+          async () => (await node.json('/messages?topic=greetings')).map((m: any) => m.payload),
+          {
+            timeout: 5_000,
+          },
+        )
         .toEqual([{ text: 'hi' }]);
       const [message] = await node.json('/messages?topic=greetings');
       expect(message).toMatchObject({ topic: 'greetings', from: published.body.delivered[0] });
@@ -65,7 +83,9 @@ describe('sample app, one node', () => {
       const set = await node.http('PUT', '/flags/new_ui', { enabled: true });
       expect(set.status).toBe(200);
       expect(set.body.flag).toMatchObject({ name: 'new_ui', enabled: true });
-      expect(await node.json('/flags')).toEqual([expect.objectContaining({ name: 'new_ui', enabled: true })]);
+      expect(await node.json('/flags')).toEqual([
+        expect.objectContaining({ name: 'new_ui', enabled: true }),
+      ]);
 
       const bad = await node.http('PUT', '/flags/new_ui', { enabled: 'yes' });
       expect(bad.status).toBe(400);
@@ -120,7 +140,11 @@ describe('sample app, one node', () => {
       expect(node.lines(/\bWARN\b.*single-node/i)).toHaveLength(1);
 
       const view = await node.cluster();
-      expect(view).toMatchObject({ mode: 'single-node', strategy: 'none', leader: 'solo@127.0.0.1' });
+      expect(view).toMatchObject({
+        mode: 'single-node',
+        strategy: 'none',
+        leader: 'solo@127.0.0.1',
+      });
       expect(view.members.map((m) => m.name)).toEqual(['solo@127.0.0.1']);
       expect(view.members[0]).toMatchObject({ self: true, leader: true });
 

@@ -1,5 +1,11 @@
 import { type INestApplication } from '@nestjs/common';
-import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
+import {
+  ConnectedSocket,
+  MessageBody,
+  SubscribeMessage,
+  WebSocketGateway,
+  WebSocketServer,
+} from '@nestjs/websockets';
 import { Test } from '@nestjs/testing';
 import type { AddressInfo } from 'node:net';
 import type { Server, Socket as ServerSocket } from 'socket.io';
@@ -21,13 +27,20 @@ class Gateway {
   server!: Server;
 
   @SubscribeMessage('join')
-  async join(@ConnectedSocket() socket: ServerSocket, @MessageBody() room: string): Promise<string> {
+  async join(
+    @ConnectedSocket() socket: ServerSocket,
+    @MessageBody() room: string,
+  ): Promise<string> {
     await socket.join(room);
     return room;
   }
 }
 
-async function startApp(name: string, linkPorts: number[], index: number): Promise<INestApplication> {
+async function startApp(
+  name: string,
+  linkPorts: number[],
+  index: number,
+): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       ClusterModule.forRoot({
@@ -58,16 +71,22 @@ describe('ClusterIoAdapter between two apps in one process', () => {
 
   beforeAll(async () => {
     const [p1, p2] = await freePorts(2);
-    a = await startApp('a', [p1!, p2!], 0);
-    b = await startApp('b', [p1!, p2!], 1);
+    a = await startApp('a', [p1, p2], 0);
+    b = await startApp('b', [p1, p2], 1);
     await a.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
     await b.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
     const { port } = b.getHttpServer().address() as AddressInfo;
     for (let k = 0; k < 2; k++) {
-      const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true });
+      const socket = io(`http://127.0.0.1:${port}`, {
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+      });
       const got: unknown[] = [];
       socket.on('data', (value: unknown) => got.push(value));
-      socket.on('ask', (question: string, ack: (answer: string) => void) => ack(`${question}? client ${k}`));
+      socket.on('ask', (question: string, ack: (answer: string) => void) =>
+        ack(`${question}? client ${k}`),
+      );
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', () => resolve());
         socket.once('connect_error', reject);
@@ -78,7 +97,9 @@ describe('ClusterIoAdapter between two apps in one process', () => {
     }
     // A's adapter knows B's (fetchSockets sees B's sockets).
     const server = a.get(Gateway).server;
-    expect(await pollUntil(async () => (await server.in('room').fetchSockets()).length === 2, 10_000)).toBe(true);
+    expect(
+      await pollUntil(async () => (await server.in('room').fetchSockets()).length === 2, 10_000),
+    ).toBe(true);
   }, 60_000);
 
   afterAll(async () => {
@@ -89,13 +110,19 @@ describe('ClusterIoAdapter between two apps in one process', () => {
   it('binary data sent from A reaches the clients of B as binary, with the JSON around it intact', async () => {
     const server = a.get(Gateway).server;
     const bytes = Buffer.from([0, 1, 2, 250, 255]);
-    server.to('room').emit('data', { label: 'bin', bytes, nested: [{ more: Uint8Array.from([7, 8]) }] });
+    server
+      .to('room')
+      .emit('data', { label: 'bin', bytes, nested: [{ more: Uint8Array.from([7, 8]) }] });
     expect(await pollUntil(() => received.every((got) => got.length >= 1), 5_000)).toBe(true);
     for (const got of received) {
-      const value = got[0] as { label: string; bytes: ArrayBuffer; nested: { more: ArrayBuffer }[] };
+      const value = got[0] as {
+        label: string;
+        bytes: ArrayBuffer;
+        nested: { more: ArrayBuffer }[];
+      };
       expect(value.label).toBe('bin');
       expect([...new Uint8Array(value.bytes)]).toEqual([0, 1, 2, 250, 255]);
-      expect([...new Uint8Array(value.nested[0]!.more)]).toEqual([7, 8]);
+      expect([...new Uint8Array(value.nested[0].more)]).toEqual([7, 8]);
     }
   });
 
@@ -106,17 +133,22 @@ describe('ClusterIoAdapter between two apps in one process', () => {
     expect(() => server.to('room').emit('data', { n: 10n })).toThrow(PayloadError);
     expect(() => server.serverSideEmit('data', 'y'.repeat(2 * 1024 * 1024))).toThrow(PayloadError);
     server.to('room').emit('data', 'after');
-    expect(await pollUntil(() => received.every((got, i) => got.length === before[i]! + 1), 5_000)).toBe(true);
+    expect(
+      await pollUntil(() => received.every((got, i) => got.length === before[i] + 1), 5_000),
+    ).toBe(true);
     await new Promise((r) => setTimeout(r, 200));
     for (const [i, got] of received.entries()) {
-      expect(got.length).toBe(before[i]! + 1);
+      expect(got.length).toBe(before[i] + 1);
       expect(got.at(-1)).toBe('after');
     }
   });
 
   it('a broadcast with acknowledgements from A collects the acks of the clients on B', async () => {
     const server = a.get(Gateway).server;
-    const answers = (await server.to('room').timeout(3_000).emitWithAck('ask', 'ready')) as string[];
+    const answers = (await server
+      .to('room')
+      .timeout(3_000)
+      .emitWithAck('ask', 'ready')) as string[];
     expect([...answers].sort()).toEqual(['ready? client 0', 'ready? client 1']);
   });
 });

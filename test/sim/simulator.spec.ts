@@ -11,23 +11,45 @@ import { ALL_FAULTS, Simulation } from '../../sim/simulation.js';
 describe('simulator', () => {
   beforeAll(() => Logger.overrideLogger(false));
 
-  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])('8 nodes, 30 random fault steps, seed %i: no violation', async (seed) => {
-    const lines: string[] = [];
-    const result = await new Simulation({ nodes: 8, seed, steps: 30, faults: ALL_FAULTS, log: (l) => lines.push(l) }).run();
-    expect(result.violations, lines.join('\n')).toEqual([]);
-    expect(result.convergedAfterMs).toBeDefined();
-  });
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])(
+    '8 nodes, 30 random fault steps, seed %i: no violation',
+    async (seed) => {
+      const lines: string[] = [];
+      const result = await new Simulation({
+        nodes: 8,
+        seed,
+        steps: 30,
+        faults: ALL_FAULTS,
+        log: (l) => lines.push(l),
+      }).run();
+      expect(result.violations, lines.join('\n')).toEqual([]);
+      expect(result.convergedAfterMs).toBeDefined();
+    },
+  );
 
   it('40 nodes, 10 fault steps: no violation', async () => {
     const lines: string[] = [];
-    const result = await new Simulation({ nodes: 40, seed: 1, steps: 10, faults: ALL_FAULTS, log: (l) => lines.push(l) }).run();
+    const result = await new Simulation({
+      nodes: 40,
+      seed: 1,
+      steps: 10,
+      faults: ALL_FAULTS,
+      log: (l) => lines.push(l),
+    }).run();
     expect(result.violations, lines.join('\n')).toEqual([]);
   });
 
   it('the same seed replays the same run', async () => {
     const run = async (): Promise<string> => {
       const lines: string[] = [];
-      const result = await new Simulation({ nodes: 6, seed: 99, steps: 12, faults: ALL_FAULTS, verbose: true, log: (l) => lines.push(l) }).run();
+      const result = await new Simulation({
+        nodes: 6,
+        seed: 99,
+        steps: 12,
+        faults: ALL_FAULTS,
+        verbose: true,
+        log: (l) => lines.push(l),
+      }).run();
       return JSON.stringify({ lines, at: result.simulatedMs });
     };
     const first = await run();
@@ -36,11 +58,19 @@ describe('simulator', () => {
   });
 
   it('the CLI ends with the summary line and exits 0; a bad flag exits 2 with the reason', () => {
-    const out = execFileSync(process.execPath, ['dist-sample/sim/run.js', '--nodes', '4', '--seed', '3', '--steps', '3'], {
+    const out = execFileSync(
+      process.execPath,
+      ['dist-sample/sim/run.js', '--nodes', '4', '--seed', '3', '--steps', '3'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(out.trim().split('\n').at(-1)).toMatch(
+      /^sim: 4 nodes, seed 3, converged after \d+ ms simulated, 0 violations$/,
+    );
+    const bad = spawnSync(process.execPath, ['dist-sample/sim/run.js', '--faults', 'meteor'], {
       encoding: 'utf8',
     });
-    expect(out.trim().split('\n').at(-1)).toMatch(/^sim: 4 nodes, seed 3, converged after \d+ ms simulated, 0 violations$/);
-    const bad = spawnSync(process.execPath, ['dist-sample/sim/run.js', '--faults', 'meteor'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/unknown fault "meteor"/);
   });

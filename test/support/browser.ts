@@ -10,9 +10,13 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
  * Starts headless Chromium with a throw-away profile and nothing that talks to the internet
  * (no QUIC, background networking, component updates or sync). `close()` also removes the profile.
  */
-export async function launchBrowser(label: string): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+export async function launchBrowser(
+  label: string,
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`);
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`,
+    );
   }
   const userDataDir = mkdtempSync(join(tmpdir(), `${label}-chromium-`));
   const context = await chromium.launchPersistentContext(userDataDir, {

@@ -6,7 +6,11 @@ import type { ClusterEvent } from '../../lib/interfaces/member.interface.js';
 import { ClusterNode } from '../../lib/node/cluster-node.js';
 import { seededRandom } from '../../lib/runtime/random.js';
 import { VirtualTime } from '../../lib/runtime/virtual-time.js';
-import type { ClusterStrategy, DiscoveredEndpoint, StrategyContext } from '../../lib/strategies/strategy.interface.js';
+import type {
+  ClusterStrategy,
+  DiscoveredEndpoint,
+  StrategyContext,
+} from '../../lib/strategies/strategy.interface.js';
 import { MemoryNetwork } from '../../lib/transport/memory-network.js';
 
 /** Log lines of one node, by level (what an operator would read). */
@@ -24,7 +28,9 @@ export class RecordingLogger implements LoggerService {
   debug(): void {}
   verbose(): void {}
   at(level: string, pattern?: RegExp): string[] {
-    return this.lines.filter((l) => l.level === level && (!pattern || pattern.test(l.message))).map((l) => l.message);
+    return this.lines
+      .filter((l) => l.level === level && (!pattern || pattern.test(l.message)))
+      .map((l) => l.message);
   }
 }
 
@@ -68,7 +74,11 @@ export class CoreWorld {
     this.network = new MemoryNetwork(this.time, seededRandom(seed), { latencyMs: [1, 3] });
   }
 
-  async spawn(name: string, host: string, overrides: Partial<ResolvedClusterOptions> = {}): Promise<WorldNode> {
+  async spawn(
+    name: string,
+    host: string,
+    overrides: Partial<ResolvedClusterOptions> = {},
+  ): Promise<WorldNode> {
     const clock = this.network.clockOf(host);
     const options: ResolvedClusterOptions = {
       mode: 'cluster',
@@ -95,12 +105,16 @@ export class CoreWorld {
     };
     const discovery = new ManualDiscovery();
     const logger = new RecordingLogger();
-    const node = new ClusterNode(options, [{ name: 'manual', strategyName: 'manual', strategy: discovery }], {
-      clock,
-      random: seededRandom(this.seed * 31 + this.seq),
-      network: this.network.host(host),
-      logger: () => logger,
-    });
+    const node = new ClusterNode(
+      options,
+      [{ name: 'manual', strategyName: 'manual', strategy: discovery }],
+      {
+        clock,
+        random: seededRandom(this.seed * 31 + this.seq),
+        network: this.network.host(host),
+        logger: () => logger,
+      },
+    );
     const events: ClusterEvent[] = [];
     node.membership.events$.subscribe((e) => events.push(e));
     await node.start();
@@ -112,7 +126,11 @@ export class CoreWorld {
       logger,
       events,
       endpoint: { host, port: options.port, name },
-      view: () => node.membership.members().map((m) => m.name).sort(),
+      view: () =>
+        node.membership
+          .members()
+          .map((m) => m.name)
+          .sort(),
     };
     this.nodes.push(w);
     return w;

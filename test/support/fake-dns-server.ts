@@ -34,7 +34,7 @@ export class FakeDnsServer {
       if (answer) socket.send(answer, rinfo.port, rinfo.address);
     });
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    server.port = (socket.address() as AddressInfo).port;
+    server.port = socket.address().port;
     return server;
   }
 
@@ -52,7 +52,7 @@ export class FakeDnsServer {
     let offset = 12;
     const labels: string[] = [];
     while (offset < msg.length && msg[offset] !== 0) {
-      const len = msg[offset]!;
+      const len = msg[offset];
       labels.push(msg.subarray(offset + 1, offset + 1 + len).toString('ascii'));
       offset += len + 1;
     }
@@ -66,7 +66,8 @@ export class FakeDnsServer {
     const known = this.a.has(name) || this.srv.has(name);
     const records: Buffer[] = [];
     if (type === TYPE_A) {
-      for (const ip of this.a.get(name) ?? []) records.push(rr(name, TYPE_A, Buffer.from(ip.split('.').map(Number))));
+      for (const ip of this.a.get(name) ?? [])
+        records.push(rr(name, TYPE_A, Buffer.from(ip.split('.').map(Number))));
     } else if (type === TYPE_SRV) {
       for (const r of this.srv.get(name) ?? []) {
         const head = Buffer.alloc(6);
@@ -86,8 +87,14 @@ export class FakeDnsServer {
 }
 
 function encodeName(name: string): Buffer {
-  const parts = name.replace(/\.$/, '').split('.').filter((p) => p !== '');
-  return Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'ascii')])), Buffer.from([0])]);
+  const parts = name
+    .replace(/\.$/, '')
+    .split('.')
+    .filter((p) => p !== '');
+  return Buffer.concat([
+    ...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'ascii')])),
+    Buffer.from([0]),
+  ]);
 }
 
 function rr(name: string, type: number, data: Buffer): Buffer {

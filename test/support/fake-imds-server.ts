@@ -93,7 +93,7 @@ export class FakeImdsServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const path = (req.url ?? '/').split('?')[0];
     const header = (name: string): string | undefined => {
       const value = req.headers[name];
       return Array.isArray(value) ? value[0] : value;

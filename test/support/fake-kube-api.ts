@@ -68,7 +68,10 @@ export class FakeKubeApi {
   private revision = 1;
   /** Watches resuming from below this resource version get a 410. */
   private compactedBelow = 0;
-  private readonly objects: Record<Kind, Map<string, Obj>> = { endpointslices: new Map(), pods: new Map() };
+  private readonly objects: Record<Kind, Map<string, Obj>> = {
+    endpointslices: new Map(),
+    pods: new Map(),
+  };
   private readonly history: { kind: Kind; type: string; object: Obj; rv: number }[] = [];
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
@@ -85,14 +88,23 @@ export class FakeKubeApi {
     this.serviceAccountDir = mkdtempSync(join(tmpdir(), 'fake-kube-sa-'));
   }
 
-  static async start(options: { namespace?: string; token?: string; serviceAccount?: string } = {}): Promise<FakeKubeApi> {
-    const api = new FakeKubeApi(options.namespace ?? 'default', options.token ?? 'token-1', options.serviceAccount ?? 'myapp');
+  static async start(
+    options: { namespace?: string; token?: string; serviceAccount?: string } = {},
+  ): Promise<FakeKubeApi> {
+    const api = new FakeKubeApi(
+      options.namespace ?? 'default',
+      options.token ?? 'token-1',
+      options.serviceAccount ?? 'myapp',
+    );
     api.makeCertificates();
     writeFileSync(join(api.serviceAccountDir, 'ca.crt'), readFileSync(join(api.certDir, 'ca.crt')));
     writeFileSync(join(api.serviceAccountDir, 'namespace'), api.namespace);
     writeFileSync(join(api.serviceAccountDir, 'token'), api.token);
     api.server = createServer(
-      { key: readFileSync(join(api.certDir, 'server.key')), cert: readFileSync(join(api.certDir, 'server.crt')) },
+      {
+        key: readFileSync(join(api.certDir, 'server.key')),
+        cert: readFileSync(join(api.certDir, 'server.crt')),
+      },
       (req, res) => api.handle(req, res),
     );
     api.server.on('connection', (socket: Socket) => {
@@ -114,7 +126,12 @@ export class FakeKubeApi {
   }
 
   /** Creates or replaces an EndpointSlice (watchers get ADDED or MODIFIED). */
-  setSlice(name: string, labels: Record<string, string>, endpoints: FakeSliceEndpoint[], namespace = this.namespace): void {
+  setSlice(
+    name: string,
+    labels: Record<string, string>,
+    endpoints: FakeSliceEndpoint[],
+    namespace = this.namespace,
+  ): void {
     const object: Obj = {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -139,7 +156,14 @@ export class FakeKubeApi {
   setPod(
     name: string,
     labels: Record<string, string>,
-    status: { ip?: string; phase?: string; ready?: boolean; deleting?: boolean; hostname?: string; subdomain?: string },
+    status: {
+      ip?: string;
+      phase?: string;
+      ready?: boolean;
+      deleting?: boolean;
+      hostname?: string;
+      subdomain?: string;
+    },
     namespace = this.namespace,
   ): void {
     const object: Obj = {
@@ -152,7 +176,10 @@ export class FakeKubeApi {
         resourceVersion: '',
         ...(status.deleting ? { deletionTimestamp: new Date().toISOString() } : {}),
       },
-      spec: { ...(status.hostname ? { hostname: status.hostname } : {}), ...(status.subdomain ? { subdomain: status.subdomain } : {}) },
+      spec: {
+        ...(status.hostname ? { hostname: status.hostname } : {}),
+        ...(status.subdomain ? { subdomain: status.subdomain } : {}),
+      },
       status: {
         phase: status.phase ?? 'Running',
         ...(status.ip ? { podIP: status.ip } : {}),
@@ -211,7 +238,9 @@ export class FakeKubeApi {
 
   /** Requests that were watches (or lists) of `kind`. */
   requestsOf(kind: Kind, watch?: boolean): FakeKubeRequest[] {
-    return this.requests.filter((r) => GROUP_PATH[kind].test(r.path) && (watch === undefined || r.watch === watch));
+    return this.requests.filter(
+      (r) => GROUP_PATH[kind].test(r.path) && (watch === undefined || r.watch === watch),
+    );
   }
 
   async close(): Promise<void> {
@@ -224,12 +253,41 @@ export class FakeKubeApi {
 
   private makeCertificates(): void {
     this.certDir = mkdtempSync(join(tmpdir(), 'fake-kube-ca-'));
-    const run = (...args: string[]) => execFileSync('openssl', args, { cwd: this.certDir, stdio: 'pipe' });
+    const run = (...args: string[]) =>
+      execFileSync('openssl', args, { cwd: this.certDir, stdio: 'pipe' });
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=fake-kube-ca');
+    run(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=fake-kube-ca',
+    );
     run('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=kube-apiserver');
     writeFileSync(join(this.certDir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'san.ext');
+    run(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '1',
+      '-extfile',
+      'san.ext',
+    );
   }
 
   private put(kind: Kind, name: string, object: Obj): void {
@@ -244,7 +302,11 @@ export class FakeKubeApi {
     this.history.push({ kind, type, object, rv });
     if (this.history.length > 10_000) this.history.shift();
     for (const w of this.watchers) {
-      if (w.kind === kind && object.metadata.namespace === w.namespace && matches(w.selector, object.metadata.labels ?? {})) {
+      if (
+        w.kind === kind &&
+        object.metadata.namespace === w.namespace &&
+        matches(w.selector, object.metadata.labels ?? {})
+      ) {
         if (!this.stall) this.writeEvent(w, { type, object });
       }
     }
@@ -264,13 +326,32 @@ export class FakeKubeApi {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    const isWatch = url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true';
+    const isWatch =
+      url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true';
     const record = (status: number) =>
-      this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, token, status, watch: isWatch });
+      this.requests.push({
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        query: url.searchParams,
+        token,
+        status,
+        watch: isWatch,
+      });
     const fail = (status: number, reason: string, message: string, details?: Obj) => {
       record(status);
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code: status, ...(details ? { details } : {}) }));
+      res.end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message,
+          reason,
+          code: status,
+          ...(details ? { details } : {}),
+        }),
+      );
     };
     if (token !== this.token) return fail(401, 'Unauthorized', 'Unauthorized');
     let kind: Kind | undefined;
@@ -279,10 +360,11 @@ export class FakeKubeApi {
       const m = GROUP_PATH[k].exec(url.pathname);
       if (m) {
         kind = k;
-        namespace = decodeURIComponent(m[1]!);
+        namespace = decodeURIComponent(m[1]);
       }
     }
-    if (req.method !== 'GET' || !kind) return fail(404, 'NotFound', 'the server could not find the requested resource');
+    if (req.method !== 'GET' || !kind)
+      return fail(404, 'NotFound', 'the server could not find the requested resource');
     const verb = isWatch ? 'watch' : 'list';
     if (this.forbidden.has(verb)) {
       const group = kind === 'pods' ? '""' : '"discovery.k8s.io"';
@@ -295,14 +377,26 @@ export class FakeKubeApi {
     }
     const selector = parseSelector(url.searchParams.get('labelSelector') ?? '');
     if (!selector) {
-      return fail(400, 'BadRequest', `unable to parse requirement: ${JSON.stringify(url.searchParams.get('labelSelector'))}`);
+      return fail(
+        400,
+        'BadRequest',
+        `unable to parse requirement: ${JSON.stringify(url.searchParams.get('labelSelector'))}`,
+      );
     }
-    const selected = (o: Obj) => o.metadata.namespace === namespace && matches(selector, o.metadata.labels ?? {});
+    const selected = (o: Obj) =>
+      o.metadata.namespace === namespace && matches(selector, o.metadata.labels ?? {});
     if (!isWatch) {
       record(200);
       const items = [...this.objects[kind].values()].filter(selected);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: kind === 'pods' ? 'PodList' : 'EndpointSliceList', apiVersion: 'v1', metadata: { resourceVersion: String(this.revision) }, items }));
+      res.end(
+        JSON.stringify({
+          kind: kind === 'pods' ? 'PodList' : 'EndpointSliceList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: String(this.revision) },
+          items,
+        }),
+      );
       return;
     }
     record(200);
@@ -322,7 +416,8 @@ export class FakeKubeApi {
       return;
     }
     for (const h of this.history) {
-      if (h.kind === kind && h.rv > from && selected(h.object)) this.writeEvent(watcher, { type: h.type, object: h.object });
+      if (h.kind === kind && h.rv > from && selected(h.object))
+        this.writeEvent(watcher, { type: h.type, object: h.object });
     }
     const timeoutSeconds = Number(url.searchParams.get('timeoutSeconds') ?? '0');
     if (timeoutSeconds > 0) {
@@ -333,7 +428,15 @@ export class FakeKubeApi {
 }
 
 function gone(rv: number): Obj {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${rv}`, reason: 'Expired', code: 410 };
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `too old resource version: ${rv}`,
+    reason: 'Expired',
+    code: 410,
+  };
 }
 
 /** `[key, value | null, negated]` requirements, or undefined when the selector does not parse. */
@@ -343,12 +446,15 @@ function parseSelector(selector: string): [string, string | null, boolean][] | u
   for (const part of selector.split(',')) {
     const m = /^\s*([A-Za-z0-9./_-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9._-]*))?\s*$/.exec(part);
     if (!m) return undefined;
-    out.push([m[1]!, m[2] === undefined ? null : m[3]!, m[2] === '!=']);
+    out.push([m[1], m[2] === undefined ? null : m[3], m[2] === '!=']);
   }
   return out;
 }
 
-function matches(selector: [string, string | null, boolean][], labels: Record<string, string>): boolean {
+function matches(
+  selector: [string, string | null, boolean][],
+  labels: Record<string, string>,
+): boolean {
   return selector.every(([key, value, negated]) => {
     if (value === null) return key in labels;
     return negated ? labels[key] !== value : labels[key] === value;

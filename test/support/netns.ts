@@ -61,7 +61,18 @@ export class NetnsLab {
     // The test process itself gets a port on the bridge too (198.18.0.254), so it can reach
     // the hosts' HTTP APIs. Only allowed inside a namespace the test run made itself.
     if (process.env.CLUSTER_TEST_NETNS === '1') {
-      ip('-n', this.bridgeNs, 'link', 'add', 'vobs', 'type', 'veth', 'peer', 'name', `${this.prefix}o`);
+      ip(
+        '-n',
+        this.bridgeNs,
+        'link',
+        'add',
+        'vobs',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `${this.prefix}o`,
+      );
       ip('-n', this.bridgeNs, 'link', 'set', `${this.prefix}o`, 'netns', String(process.pid));
       ip('-n', this.bridgeNs, 'link', 'set', 'vobs', 'master', 'br0');
       ip('-n', this.bridgeNs, 'link', 'set', 'vobs', 'up');
@@ -74,17 +85,17 @@ export class NetnsLab {
 
   /** Command prefix that runs a program on host `i` (0-based). */
   exec(i: number): string[] {
-    return ['ip', 'netns', 'exec', this.hosts[i]!.ns];
+    return ['ip', 'netns', 'exec', this.hosts[i].ns];
   }
 
   /** Cuts host `i` off the network (its bridge port goes down). */
   cut(i: number): void {
-    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i]!.veth, 'down');
+    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i].veth, 'down');
   }
 
   /** Reconnects host `i`. */
   restore(i: number): void {
-    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i]!.veth, 'up');
+    ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i].veth, 'up');
   }
 
   /** Removes every namespace this lab created (and with them their interfaces). */

@@ -152,7 +152,8 @@ export class NodeProcess {
   /** `GET path` answering 200, as JSON. */
   async json<T = any>(path: string): Promise<T> {
     const { status, body } = await this.http('GET', path);
-    if (status !== 200) throw new Error(`${this.name}: GET ${path} answered ${status}: ${JSON.stringify(body)}`);
+    if (status !== 200)
+      throw new Error(`${this.name}: GET ${path} answered ${status}: ${JSON.stringify(body)}`);
     return body as T;
   }
 
@@ -170,12 +171,18 @@ export class NodeProcess {
    * Fails with the last view and the node's output.
    */
   async waitForMembers(expected: string[] | number, timeoutMs = 20_000): Promise<ClusterView> {
-    const want = typeof expected === 'number' ? `${expected} members` : `members [${[...expected].sort().join(', ')}]`;
+    const want =
+      typeof expected === 'number'
+        ? `${expected} members`
+        : `members [${[...expected].sort().join(', ')}]`;
     return this.waitForCluster(
       (view) =>
         typeof expected === 'number'
           ? view.members.length === expected
-          : sameNames(view.members.map((m) => m.name), expected),
+          : sameNames(
+              view.members.map((m) => m.name),
+              expected,
+            ),
       want,
       timeoutMs,
     );
@@ -204,7 +211,9 @@ export class NodeProcess {
     const seen = last
       ? `it shows [${last.members.map((m) => m.name).join(', ')}], leader ${last.leader}`
       : `GET /cluster failed: ${String(lastError)}`;
-    throw new Error(`${this.name}: no ${description} within ${timeoutMs} ms; ${seen}\n${this.tail()}`);
+    throw new Error(
+      `${this.name}: no ${description} within ${timeoutMs} ms; ${seen}\n${this.tail()}`,
+    );
   }
 
   /** Waits for a line of output matching `pattern`; resolves with it. */
@@ -216,7 +225,9 @@ export class NodeProcess {
       return found !== undefined;
     }, timeoutMs);
     if (ok && found !== undefined) return found;
-    throw new Error(`${this.name}: no output matching ${pattern} within ${timeoutMs} ms\n${this.tail()}`);
+    throw new Error(
+      `${this.name}: no output matching ${pattern} within ${timeoutMs} ms\n${this.tail()}`,
+    );
   }
 
   /** Follows `GET /cluster/events` (or another SSE path); closed when the node exits. */
@@ -276,14 +287,22 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     PORT: String(httpPort),
     HOST: options.httpHost ?? '127.0.0.1',
   };
-  const extra = { ...(options.env && 'NODE_NAME' in options.env ? {} : { NODE_NAME: options.name }), ...options.env };
+  const extra = {
+    ...(options.env && 'NODE_NAME' in options.env ? {} : { NODE_NAME: options.name }),
+    ...options.env,
+  };
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
   const workDir = mkdtempSync(join(tmpdir(), 'cluster-node-'));
-  const [command, ...args] = [...(options.prefix ?? []), process.execPath, '--enable-source-maps', SAMPLE_MAIN];
-  const child = spawn(command!, args, {
+  const [command, ...args] = [
+    ...(options.prefix ?? []),
+    process.execPath,
+    '--enable-source-maps',
+    SAMPLE_MAIN,
+  ];
+  const child = spawn(command, args, {
     cwd: workDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -300,9 +319,13 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     }
   }, timeoutMs);
   if (!node.running || !ready) {
-    const status = node.running ? `not answering GET /cluster after ${timeoutMs} ms` : 'exited during start';
+    const status = node.running
+      ? `not answering GET /cluster after ${timeoutMs} ms`
+      : 'exited during start';
     node.kill('SIGKILL');
-    throw new Error(`${options.name} (pid ${node.pid}, http ${httpPort}): ${status}\n${node.tail()}`);
+    throw new Error(
+      `${options.name} (pid ${node.pid}, http ${httpPort}): ${status}\n${node.tail()}`,
+    );
   }
   return node;
 }
@@ -376,7 +399,11 @@ export async function freePorts(count: number): Promise<number[]> {
  * Environment of node `index` of a static-strategy cluster on 127.0.0.1: every node lists
  * all link ports (the core skips its own). No UDP at all.
  */
-export function staticEnv(cookie: string, linkPorts: number[], index: number): Record<string, string> {
+export function staticEnv(
+  cookie: string,
+  linkPorts: number[],
+  index: number,
+): Record<string, string> {
   return {
     NODE_COOKIE: cookie,
     LIBCLUSTER_STRATEGY: 'static',
@@ -395,7 +422,11 @@ export function staticEnv(cookie: string, linkPorts: number[], index: number): R
  * (`multicast_if 127.0.0.1`, TTL 1 inside the test network namespace, 0 outside it: host
  * only). `gossipPort` should be unique per test file.
  */
-export function gossipEnv(cookie: string, gossipPort: number, linkPort = 0): Record<string, string> {
+export function gossipEnv(
+  cookie: string,
+  gossipPort: number,
+  linkPort = 0,
+): Record<string, string> {
   return {
     NODE_COOKIE: cookie,
     LIBCLUSTER_STRATEGY: 'gossip',
@@ -411,7 +442,10 @@ export function gossipEnv(cookie: string, gossipPort: number, linkPort = 0): Rec
 }
 
 /** Polls `check` every 100 ms until it returns true (→ true) or `timeoutMs` passes (→ false). */
-export async function pollUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+export async function pollUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
@@ -451,7 +485,8 @@ async function build(): Promise<void> {
   if (isFresh()) return;
   const deadline = Date.now() + BUILD_TIMEOUT_MS;
   while (!tryLock()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${BUILD_LOCK} (remove it if stale)`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${BUILD_LOCK} (remove it if stale)`);
     await new Promise((r) => setTimeout(r, 250));
   }
   try {
@@ -466,10 +501,14 @@ async function build(): Promise<void> {
       );
     });
     if (result.code !== 0 && !existsSync(SAMPLE_MAIN)) {
-      throw new Error(`compiling the sample app failed (tsc -p tsconfig.sample.json):\n${result.output}`);
+      throw new Error(
+        `compiling the sample app failed (tsc -p tsconfig.sample.json):\n${result.output}`,
+      );
     }
     if (result.code !== 0) {
-      console.warn(`tsc -p tsconfig.sample.json reported errors; running the emitted code anyway:\n${result.output}`);
+      console.warn(
+        `tsc -p tsconfig.sample.json reported errors; running the emitted code anyway:\n${result.output}`,
+      );
     }
   } finally {
     rmSync(BUILD_LOCK, { recursive: true, force: true });

@@ -9,7 +9,13 @@ import { dialerHandshake, listenerHandshake } from '../../lib/transport/handshak
 
 /** A test identity. */
 export function testIdentity(name: string, overrides: Partial<NodeIdentity> = {}): NodeIdentity {
-  return { name, incarnation: `${name}-inc`, startedAt: 1_700_000_000_000, endpoint: '', ...overrides };
+  return {
+    name,
+    incarnation: `${name}-inc`,
+    startedAt: 1_700_000_000_000,
+    endpoint: '',
+    ...overrides,
+  };
 }
 
 /**
@@ -31,7 +37,12 @@ export class RawPeer {
   }
 
   /** Dials `host:port` and completes the dialer handshake. */
-  static async dial(host: string, port: number, cookie: string, identity: NodeIdentity): Promise<RawPeer> {
+  static async dial(
+    host: string,
+    port: number,
+    cookie: string,
+    identity: NodeIdentity,
+  ): Promise<RawPeer> {
     const socket = connect({ host, port });
     socket.on('error', () => undefined);
     await once(socket, 'connect');
@@ -100,7 +111,14 @@ export async function rawListen(
 ): Promise<{ server: Server; port: number }> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
-    listenerHandshake(socket, { cookie, clock: systemClock, random: systemRandom, identity, timeoutMs: 5000, peerAddress: 'raw' }).then(
+    listenerHandshake(socket, {
+      cookie,
+      clock: systemClock,
+      random: systemRandom,
+      identity,
+      timeoutMs: 5000,
+      peerAddress: 'raw',
+    }).then(
       (result) => onPeer(new RawPeer(socket, result.peer, result.decoder)),
       () => socket.destroy(),
     );

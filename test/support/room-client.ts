@@ -38,13 +38,23 @@ export class RoomClient {
   }
 
   /** Connects over WebSocket (no reconnection: a node that dies stays gone). */
-  static async connect(node: { url: string; name: string }, label = node.name): Promise<RoomClient> {
-    const socket = io(node.url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 5_000 });
+  static async connect(
+    node: { url: string; name: string },
+    label = node.name,
+  ): Promise<RoomClient> {
+    const socket = io(node.url, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      timeout: 5_000,
+    });
     const client = new RoomClient(label, socket);
     open.add(client);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
-      socket.once('connect_error', (error) => reject(new Error(`${label}: connect failed: ${error.message}`)));
+      socket.once('connect_error', (error) =>
+        reject(new Error(`${label}: connect failed: ${error.message}`)),
+      );
     });
     return client;
   }

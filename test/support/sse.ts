@@ -48,7 +48,11 @@ export class SseCollector {
           resolve(event);
         } else if (this.closedReason !== undefined) {
           done();
-          reject(new Error(`${this.url}: stream ended (${this.closedReason}) before ${description}${this.seen()}`));
+          reject(
+            new Error(
+              `${this.url}: stream ended (${this.closedReason}) before ${description}${this.seen()}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
@@ -107,7 +111,9 @@ export class SseCollector {
       }
       this.closedReason = 'closed by the server';
     } catch (error) {
-      this.closedReason = this.abort.signal.aborted ? 'closed by the test' : (error as Error).message;
+      this.closedReason = this.abort.signal.aborted
+        ? 'closed by the test'
+        : (error as Error).message;
     }
     this.notify();
   }

@@ -18,14 +18,20 @@ export const ok: ClusterModuleOptions[] = [
   { messaging: { maxPayloadBytes: 64 * 1024, defaultRequestTimeoutMs: 2_000 } },
 ];
 
-// @ts-expect-error a misspelt key of the static strategy's config
-export const misspelt: ClusterModuleOptions = { strategy: 'static', strategyConfig: { hostz: ['10.0.0.1'] } };
+export const misspelt: ClusterModuleOptions = {
+  strategy: 'static',
+  // @ts-expect-error a misspelt key of the static strategy's config
+  strategyConfig: { hostz: ['10.0.0.1'] },
+};
 
 // @ts-expect-error the EC2 strategy needs its config (tagName)
 export const ec2WithoutConfig: ClusterModuleOptions = { strategy: 'ec2' };
 
-// @ts-expect-error another strategy's key
-export const wrongStrategy: ClusterModuleOptions = { strategy: 'gossip', strategyConfig: { query: 'x' } };
+export const wrongStrategy: ClusterModuleOptions = {
+  strategy: 'gossip',
+  // @ts-expect-error another strategy's key
+  strategyConfig: { query: 'x' },
+};
 
 // @ts-expect-error not a strategy name
 export const unknownStrategy: ClusterModuleOptions = { strategy: 'multicast' };
@@ -38,6 +44,12 @@ declare const custom: ClusterStrategy;
 export const customInstance: ClusterModuleOptions = { strategy: custom };
 
 // forRoot takes the same union.
-export const module = ClusterModule.forRoot({ strategy: 'static', strategyConfig: { hosts: ['a:1'] } });
-// @ts-expect-error forRoot rejects the misspelt key too
-export const badModule = ClusterModule.forRoot({ strategy: 'static', strategyConfig: { hostz: ['a:1'] } });
+export const module = ClusterModule.forRoot({
+  strategy: 'static',
+  strategyConfig: { hosts: ['a:1'] },
+});
+export const badModule = ClusterModule.forRoot({
+  strategy: 'static',
+  // @ts-expect-error forRoot rejects the misspelt key too
+  strategyConfig: { hostz: ['a:1'] },
+});

@@ -8,7 +8,13 @@ import { describe, expect, it } from 'vitest';
  * `nestjs-cluster/microservices`: walks every relative import reachable from lib/index.ts.
  */
 const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib');
-const OPTIONAL = ['socket.io', 'socket.io-adapter', '@nestjs/websockets', '@nestjs/platform-socket.io', '@nestjs/microservices'];
+const OPTIONAL = [
+  'socket.io',
+  'socket.io-adapter',
+  '@nestjs/websockets',
+  '@nestjs/platform-socket.io',
+  '@nestjs/microservices',
+];
 
 function reachable(entry: string): { files: Set<string>; packages: Set<string> } {
   const files = new Set<string>();
@@ -17,8 +23,10 @@ function reachable(entry: string): { files: Set<string>; packages: Set<string> }
     if (files.has(file)) return;
     files.add(file);
     const source = readFileSync(file, 'utf8');
-    for (const match of source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/gm)) {
-      const spec = match[1] ?? match[2]!;
+    for (const match of source.matchAll(
+      /^\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/gm,
+    )) {
+      const spec = match[1] ?? match[2];
       if (spec.startsWith('.')) visit(join(dirname(file), spec.replace(/\.js$/, '.ts')));
       else packages.add(spec);
     }
@@ -31,13 +39,17 @@ describe('entry points', () => {
   it('lib/index.ts reaches none of the optional socket.io / microservices packages', () => {
     const { files, packages } = reachable(join(LIB, 'index.ts'));
     expect(files.size).toBeGreaterThan(20);
-    expect([...packages].filter((p) => OPTIONAL.some((o) => p === o || p.startsWith(`${o}/`)))).toEqual([]);
+    expect(
+      [...packages].filter((p) => OPTIONAL.some((o) => p === o || p.startsWith(`${o}/`))),
+    ).toEqual([]);
   });
 
   it('the optional entries do use them (the walk sees imports)', () => {
     expect([...reachable(join(LIB, 'socket-io/index.ts')).packages]).toEqual(
       expect.arrayContaining(['socket.io-adapter', '@nestjs/platform-socket.io']),
     );
-    expect([...reachable(join(LIB, 'microservices/index.ts')).packages]).toContain('@nestjs/microservices');
+    expect([...reachable(join(LIB, 'microservices/index.ts')).packages]).toContain(
+      '@nestjs/microservices',
+    );
   });
 });

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { GossipPacketError } from '../../errors/gossip-packet.error.js';
 
 /**
@@ -40,9 +47,11 @@ export const GOSSIP_NONCE_BYTES = 16;
 const FIXED_BODY_BYTES = 1 + 8 + GOSSIP_NONCE_BYTES + 2 + 8;
 const MAX_STRING_BYTES = 255;
 /** Smallest well-formed packet (three one-byte strings). */
-export const GOSSIP_MIN_PACKET_BYTES = HEADER_BYTES + IV_BYTES + FIXED_BODY_BYTES + 3 * 2 + TAG_BYTES;
+export const GOSSIP_MIN_PACKET_BYTES =
+  HEADER_BYTES + IV_BYTES + FIXED_BODY_BYTES + 3 * 2 + TAG_BYTES;
 /** Largest well-formed packet; anything bigger is dropped before decryption. */
-export const GOSSIP_MAX_PACKET_BYTES = HEADER_BYTES + IV_BYTES + FIXED_BODY_BYTES + 3 * (1 + MAX_STRING_BYTES) + TAG_BYTES;
+export const GOSSIP_MAX_PACKET_BYTES =
+  HEADER_BYTES + IV_BYTES + FIXED_BODY_BYTES + 3 * (1 + MAX_STRING_BYTES) + TAG_BYTES;
 
 const KDF_SALT = Buffer.from('nestjs-cluster/gossip/salt/v1', 'utf8');
 const KDF_INFO = Buffer.from('nestjs-cluster gossip AES-256-GCM key v1', 'utf8');
@@ -80,7 +89,9 @@ export type GossipDropReason =
   | 'endpoint';
 
 /** Result of {@link openHeartbeat}. */
-export type OpenResult = { readonly ok: true; readonly heartbeat: GossipHeartbeat } | { readonly ok: false; readonly reason: GossipDropReason };
+export type OpenResult =
+  | { readonly ok: true; readonly heartbeat: GossipHeartbeat }
+  | { readonly ok: false; readonly reason: GossipDropReason };
 
 /** Derives the packet key from a secret (HKDF-SHA256, fixed salt and info label). */
 export function deriveGossipKey(secret: string): KeyObject {
@@ -94,17 +105,28 @@ export function createGossipNonce(): Buffer {
 }
 
 /** Encodes and seals a heartbeat. Throws `GossipPacketError` when a field does not fit. */
-export function sealHeartbeat(key: KeyObject, heartbeat: GossipHeartbeat, iv: Buffer = randomBytes(IV_BYTES)): Buffer {
+export function sealHeartbeat(
+  key: KeyObject,
+  heartbeat: GossipHeartbeat,
+  iv: Buffer = randomBytes(IV_BYTES),
+): Buffer {
   if (heartbeat.nonce.length !== GOSSIP_NONCE_BYTES) {
     throw new GossipPacketError('nonce', `must be ${GOSSIP_NONCE_BYTES} bytes`);
   }
-  if (!Number.isInteger(heartbeat.protocolVersion) || heartbeat.protocolVersion < 0 || heartbeat.protocolVersion > 0xffff) {
+  if (
+    !Number.isInteger(heartbeat.protocolVersion) ||
+    heartbeat.protocolVersion < 0 ||
+    heartbeat.protocolVersion > 0xffff
+  ) {
     throw new GossipPacketError('protocolVersion', 'must be an integer from 0 to 65535');
   }
   const strings = (['name', 'incarnation', 'endpoint'] as const).map((field) => {
     const bytes = Buffer.from(heartbeat[field], 'utf8');
     if (bytes.length === 0 || bytes.length > MAX_STRING_BYTES) {
-      throw new GossipPacketError(field, `must be 1 to ${MAX_STRING_BYTES} bytes of UTF-8 (got ${bytes.length})`);
+      throw new GossipPacketError(
+        field,
+        `must be 1 to ${MAX_STRING_BYTES} bytes of UTF-8 (got ${bytes.length})`,
+      );
     }
     return Buffer.concat([Buffer.from([bytes.length]), bytes]);
   });
@@ -131,8 +153,10 @@ export function openHeartbeat(key: KeyObject, packet: Buffer): OpenResult {
   if (packet.length < GOSSIP_MIN_PACKET_BYTES || packet.length > GOSSIP_MAX_PACKET_BYTES) {
     return { ok: false, reason: 'size' };
   }
-  if (!packet.subarray(0, GOSSIP_MAGIC.length).equals(GOSSIP_MAGIC)) return { ok: false, reason: 'magic' };
-  if (packet[GOSSIP_MAGIC.length] !== GOSSIP_PACKET_VERSION) return { ok: false, reason: 'version' };
+  if (!packet.subarray(0, GOSSIP_MAGIC.length).equals(GOSSIP_MAGIC))
+    return { ok: false, reason: 'magic' };
+  if (packet[GOSSIP_MAGIC.length] !== GOSSIP_PACKET_VERSION)
+    return { ok: false, reason: 'version' };
 
   const iv = packet.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES);
   const ciphertext = packet.subarray(HEADER_BYTES + IV_BYTES, packet.length - TAG_BYTES);
@@ -168,11 +192,21 @@ function decodeBody(body: Buffer): OpenResult {
     strings.push(body.toString('utf8', offset, offset + length));
     offset += length;
   }
-  if (offset !== body.length || !Number.isSafeInteger(sentAt) || !Number.isSafeInteger(startedAt)) return malformed;
+  if (offset !== body.length || !Number.isSafeInteger(sentAt) || !Number.isSafeInteger(startedAt))
+    return malformed;
   const [name, incarnation, endpoint] = strings as [string, string, string];
   return {
     ok: true,
-    heartbeat: { kind: kindByte === 2 ? 'reply' : 'heartbeat', sentAt, nonce, protocolVersion, name, incarnation, startedAt, endpoint },
+    heartbeat: {
+      kind: kindByte === 2 ? 'reply' : 'heartbeat',
+      sentAt,
+      nonce,
+      protocolVersion,
+      name,
+      incarnation,
+      startedAt,
+      endpoint,
+    },
   };
 }
 

@@ -6,9 +6,19 @@ import { GossipSocketError, type GossipSocketOperation } from '../../errors/goss
 import { PROTOCOL_VERSION } from '../../transport/frame.js';
 import type { StrategyContext } from '../strategy.interface.js';
 import { GOSSIP_DEFAULTS } from './gossip-defaults.js';
-import { createGossipNonce, openHeartbeat, sealHeartbeat, type GossipDropReason } from './gossip-packet.js';
+import {
+  createGossipNonce,
+  openHeartbeat,
+  sealHeartbeat,
+  type GossipDropReason,
+} from './gossip-packet.js';
 import type { GossipSettings } from './gossip-settings.js';
-import { gossipDropped, gossipListening, gossipOpenFailed, gossipSocketHint } from './gossip.messages.js';
+import {
+  gossipDropped,
+  gossipListening,
+  gossipOpenFailed,
+  gossipSocketHint,
+} from './gossip.messages.js';
 import { PeerTable } from './peer-table.js';
 import { ReplayWindow } from './replay-window.js';
 
@@ -56,7 +66,10 @@ export class GossipSession {
   private readonly logger: LoggerService;
   private readonly now: () => number;
   private readonly peers = new PeerTable();
-  private readonly replay = new ReplayWindow(GOSSIP_DEFAULTS.replayWindowMs, GOSSIP_DEFAULTS.replayCacheEntries);
+  private readonly replay = new ReplayWindow(
+    GOSSIP_DEFAULTS.replayWindowMs,
+    GOSSIP_DEFAULTS.replayCacheEntries,
+  );
   private readonly lastReplyAt = new Map<string, number>();
   private readonly dropLog = new Map<GossipDropReason, { at: number; suppressed: number }>();
   private readonly dropped: Record<GossipDropReason, number> = emptyDropCounts();
@@ -74,7 +87,14 @@ export class GossipSession {
   /** Remote members at the last round. */
   private membersAtTick = 0;
   private identityProblemLogged = false;
-  private counters = { openAttempts: 0, openFailures: 0, packetsReceived: 0, heartbeatsAccepted: 0, heartbeatsSent: 0, repliesSent: 0 };
+  private counters = {
+    openAttempts: 0,
+    openFailures: 0,
+    packetsReceived: 0,
+    heartbeatsAccepted: 0,
+    heartbeatsSent: 0,
+    repliesSent: 0,
+  };
 
   constructor(
     private readonly ctx: StrategyContext,
@@ -141,8 +161,16 @@ export class GossipSession {
       socket.on('message', (packet, rinfo) => this.onPacket(packet, rinfo));
     }
     try {
-      await bindSocket(group, { address: s.ifAddr, port: s.port, exclusive: true }, `bind ${s.ifAddr}:${s.port}`);
-      await bindSocket(sender, { address: s.ifAddr, port: 0, exclusive: true }, `bind ${s.ifAddr}:0 (sender)`);
+      await bindSocket(
+        group,
+        { address: s.ifAddr, port: s.port, exclusive: true },
+        `bind ${s.ifAddr}:${s.port}`,
+      );
+      await bindSocket(
+        sender,
+        { address: s.ifAddr, port: 0, exclusive: true },
+        `bind ${s.ifAddr}:0 (sender)`,
+      );
       for (const socket of [group, sender]) enlargeReceiveBuffer(socket);
       if (s.broadcastOnly) {
         step('setBroadcast', 'enable broadcast', () => {
@@ -151,10 +179,14 @@ export class GossipSession {
         });
       } else {
         const iface = s.multicastIf ?? 'the default interface';
-        step('addMembership', `join ${s.multicastAddr} on ${iface}`, () => group.addMembership(s.multicastAddr, s.multicastIf));
+        step('addMembership', `join ${s.multicastAddr} on ${iface}`, () =>
+          group.addMembership(s.multicastAddr, s.multicastIf),
+        );
         if (s.multicastIf !== undefined) {
           const multicastIf = s.multicastIf;
-          step('setMulticastInterface', `send multicast from ${multicastIf}`, () => sender.setMulticastInterface(multicastIf));
+          step('setMulticastInterface', `send multicast from ${multicastIf}`, () =>
+            sender.setMulticastInterface(multicastIf),
+          );
         }
         step('setMulticastTTL', `set multicast TTL ${s.multicastTtl}`, () => {
           sender.setMulticastTTL(s.multicastTtl);
@@ -183,19 +215,29 @@ export class GossipSession {
     clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     this.closeSockets();
-    this.onFailure(this.toSocketError(Object.assign(error, { operation: 'socket', target: 'gossip socket' })));
+    this.onFailure(
+      this.toSocketError(Object.assign(error, { operation: 'socket', target: 'gossip socket' })),
+    );
   }
 
   private onFailure(error: GossipSocketError): void {
     if (this.closed) return;
     this.consecutiveFailures++;
     this.counters.openFailures++;
-    const exponential = this.settings.openRetryBaseMs * 2 ** Math.min(this.consecutiveFailures - 1, 30);
-    const delay = Math.max(1, Math.round(Math.min(this.settings.openRetryMaxMs, exponential) * (0.8 + 0.4 * Math.random())));
+    const exponential =
+      this.settings.openRetryBaseMs * 2 ** Math.min(this.consecutiveFailures - 1, 30);
+    const delay = Math.max(
+      1,
+      Math.round(Math.min(this.settings.openRetryMaxMs, exponential) * (0.8 + 0.4 * Math.random())),
+    );
     const now = this.now();
     const last = this.lastFailureLog;
     const text = gossipOpenFailed(error.message, this.consecutiveFailures, delay);
-    if (!last || last.message !== error.message || now - last.at >= GOSSIP_DEFAULTS.repeatFailureLogMs) {
+    if (
+      !last ||
+      last.message !== error.message ||
+      now - last.at >= GOSSIP_DEFAULTS.repeatFailureLogMs
+    ) {
       this.logger.error(text);
       this.lastFailureLog = { message: error.message, at: now };
     } else if (this.ctx.debug) {
@@ -203,7 +245,9 @@ export class GossipSession {
     }
     this.ctx.reportError(error);
     this.retryTimer = setTimeout(() => {
-      this.open().catch((e: unknown) => this.logger.error(`gossip: reopening failed unexpectedly: ${String(e)}`));
+      this.open().catch((e: unknown) =>
+        this.logger.error(`gossip: reopening failed unexpectedly: ${String(e)}`),
+      );
     }, delay);
     this.retryTimer.unref();
   }
@@ -212,7 +256,13 @@ export class GossipSession {
     const e = error as StepError & NodeJS.ErrnoException;
     const operation = e?.operation ?? 'socket';
     const code = typeof e?.code === 'string' ? e.code : 'UNKNOWN';
-    return new GossipSocketError(operation, code, e?.target ?? 'gossip socket', gossipSocketHint(operation, code, this.settings), error);
+    return new GossipSocketError(
+      operation,
+      code,
+      e?.target ?? 'gossip socket',
+      gossipSocketHint(operation, code, this.settings),
+      error,
+    );
   }
 
   // ---- sending ---------------------------------------------------------------------------
@@ -223,7 +273,10 @@ export class GossipSession {
     this.send('heartbeat', this.settings.multicastAddr, this.settings.port);
     this.slowdown = this.settled() ? GOSSIP_DEFAULTS.settledSlowdownMax : 1;
     const { heartbeatMinMs: min, heartbeatMaxMs: max } = this.settings;
-    this.heartbeatTimer = setTimeout(() => this.tick(), (min + Math.random() * (max - min)) * this.slowdown);
+    this.heartbeatTimer = setTimeout(
+      () => this.tick(),
+      (min + Math.random() * (max - min)) * this.slowdown,
+    );
     this.heartbeatTimer.unref();
   }
 
@@ -268,17 +321,27 @@ export class GossipSession {
       return;
     }
     try {
-      sockets.sender.send(packet, port, address, (error) => this.onSent(kind, address, port, error));
+      sockets.sender.send(packet, port, address, (error) =>
+        this.onSent(kind, address, port, error),
+      );
     } catch (error) {
       this.onSent(kind, address, port, error as Error);
     }
   }
 
-  private onSent(kind: 'heartbeat' | 'reply', address: string, port: number, error: Error | null): void {
+  private onSent(
+    kind: 'heartbeat' | 'reply',
+    address: string,
+    port: number,
+    error: Error | null,
+  ): void {
     if (this.closed) return;
     if (kind === 'reply') {
       if (!error) this.counters.repliesSent++;
-      else if (this.ctx.debug) this.logger.debug?.(`gossip: answer to ${address}:${port} not sent (${(error as NodeJS.ErrnoException).code ?? error.message})`);
+      else if (this.ctx.debug)
+        this.logger.debug?.(
+          `gossip: answer to ${address}:${port} not sent (${(error as NodeJS.ErrnoException).code ?? error.message})`,
+        );
       return;
     }
     if (!error) {
@@ -293,7 +356,13 @@ export class GossipSession {
     if (this.sendFailing) return;
     this.sendFailing = true;
     const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
-    const failure = new GossipSocketError('send', code, `send to ${address}:${port}`, gossipSocketHint('send', code, this.settings), error);
+    const failure = new GossipSocketError(
+      'send',
+      code,
+      `send to ${address}:${port}`,
+      gossipSocketHint('send', code, this.settings),
+      error,
+    );
     this.logger.error(failure.message);
     this.ctx.reportError(failure);
   }
@@ -321,7 +390,12 @@ export class GossipSession {
     if (verdict !== 'fresh') return this.drop(verdict, from);
     if (hb.name === self.name) {
       this.ctx.reportNameClash?.(
-        { name: hb.name, incarnation: hb.incarnation, startedAt: hb.startedAt, endpoint: hb.endpoint },
+        {
+          name: hb.name,
+          incarnation: hb.incarnation,
+          startedAt: hb.startedAt,
+          endpoint: hb.endpoint,
+        },
         `gossip from ${from}`,
       );
       return this.drop('self-incarnation', from);
@@ -331,7 +405,13 @@ export class GossipSession {
 
     const isMember = this.ctx.members().some((m) => m.name === hb.name);
     const outcome = this.peers.hear(
-      { name: hb.name, incarnation: hb.incarnation, startedAt: hb.startedAt, host: endpoint.host, port: endpoint.port },
+      {
+        name: hb.name,
+        incarnation: hb.incarnation,
+        startedAt: hb.startedAt,
+        host: endpoint.host,
+        port: endpoint.port,
+      },
       now,
     );
     if (outcome === 'older') return this.drop('older-incarnation', from);
@@ -340,7 +420,9 @@ export class GossipSession {
     if (changed) {
       this.changedSinceTick = true;
       if (this.ctx.debug) {
-        this.logger.debug?.(`gossip: heard ${hb.name} (incarnation ${hb.incarnation}) at ${endpoint.host}:${endpoint.port} from ${from}`);
+        this.logger.debug?.(
+          `gossip: heard ${hb.name} (incarnation ${hb.incarnation}) at ${endpoint.host}:${endpoint.port} from ${from}`,
+        );
       }
       this.ctx.connect(this.peers.endpoints());
     }
@@ -356,7 +438,9 @@ export class GossipSession {
     }
     if (gone.length === 0) return;
     if (this.ctx.debug) {
-      this.logger.debug?.(`gossip: not heard for ${this.settings.expireMs} ms, forgetting ${gone.map((p) => p.name).join(', ')}`);
+      this.logger.debug?.(
+        `gossip: not heard for ${this.settings.expireMs} ms, forgetting ${gone.map((p) => p.name).join(', ')}`,
+      );
     }
     this.ctx.connect(this.peers.endpoints());
   }
@@ -389,7 +473,10 @@ function step(operation: GossipSocketOperation, target: string, action: () => vo
   try {
     action();
   } catch (error) {
-    throw Object.assign(error instanceof Error ? error : new Error(String(error)), { operation, target });
+    throw Object.assign(error instanceof Error ? error : new Error(String(error)), {
+      operation,
+      target,
+    });
   }
 }
 
@@ -421,7 +508,8 @@ function bindSocket(socket: Socket, options: BindOptions, target: string): Promi
  */
 function enlargeReceiveBuffer(socket: Socket): void {
   try {
-    if (socket.getRecvBufferSize() < GOSSIP_DEFAULTS.receiveBufferBytes) socket.setRecvBufferSize(GOSSIP_DEFAULTS.receiveBufferBytes);
+    if (socket.getRecvBufferSize() < GOSSIP_DEFAULTS.receiveBufferBytes)
+      socket.setRecvBufferSize(GOSSIP_DEFAULTS.receiveBufferBytes);
   } catch {
     // keep the OS default
   }

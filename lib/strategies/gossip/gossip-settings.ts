@@ -42,9 +42,18 @@ export const MISSING_KEY_PROBLEM =
  * Returns the key material apart (undefined when neither secret nor cookie is set), so the
  * caller can derive the key and drop it.
  */
-export function resolveGossipSettings(config: GossipStrategyConfig = {}): { settings: GossipSettings; keyMaterial: string | undefined } {
+export function resolveGossipSettings(config: GossipStrategyConfig = {}): {
+  settings: GossipSettings;
+  keyMaterial: string | undefined;
+} {
   const problems: string[] = [];
-  const int = (label: string, value: number | undefined, fallback: number, min: number, max: number): number => {
+  const int = (
+    label: string,
+    value: number | undefined,
+    fallback: number,
+    min: number,
+    max: number,
+  ): number => {
     if (value === undefined) return fallback;
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${label}: ${String(value)} is not an integer from ${min} to ${max}`);
@@ -53,23 +62,52 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): { sett
     return value;
   };
   const ipv4 = (label: string, value: string | undefined): void => {
-    if (value !== undefined && !isIPv4(value)) problems.push(`${label}: ${JSON.stringify(value)} is not an IPv4 address`);
+    if (value !== undefined && !isIPv4(value))
+      problems.push(`${label}: ${JSON.stringify(value)} is not an IPv4 address`);
   };
 
   const port = int('port (LIBCLUSTER_GOSSIP_PORT)', config.port, GOSSIP_DEFAULTS.port, 1, 65535);
-  const multicastTtl = int('multicastTtl (LIBCLUSTER_GOSSIP_MULTICAST_TTL)', config.multicastTtl, GOSSIP_DEFAULTS.multicastTtl, 0, 255);
-  const heartbeatMaxMs = int('heartbeatMaxMs', config.heartbeatMaxMs, GOSSIP_DEFAULTS.heartbeatMaxMs, 100, 600_000);
-  const openRetryBaseMs = int('openRetryBaseMs', config.openRetryBaseMs, GOSSIP_DEFAULTS.openRetryBaseMs, 1, 3_600_000);
-  const openRetryMaxMs = int('openRetryMaxMs', config.openRetryMaxMs, Math.max(GOSSIP_DEFAULTS.openRetryMaxMs, openRetryBaseMs), openRetryBaseMs, 3_600_000);
+  const multicastTtl = int(
+    'multicastTtl (LIBCLUSTER_GOSSIP_MULTICAST_TTL)',
+    config.multicastTtl,
+    GOSSIP_DEFAULTS.multicastTtl,
+    0,
+    255,
+  );
+  const heartbeatMaxMs = int(
+    'heartbeatMaxMs',
+    config.heartbeatMaxMs,
+    GOSSIP_DEFAULTS.heartbeatMaxMs,
+    100,
+    600_000,
+  );
+  const openRetryBaseMs = int(
+    'openRetryBaseMs',
+    config.openRetryBaseMs,
+    GOSSIP_DEFAULTS.openRetryBaseMs,
+    1,
+    3_600_000,
+  );
+  const openRetryMaxMs = int(
+    'openRetryMaxMs',
+    config.openRetryMaxMs,
+    Math.max(GOSSIP_DEFAULTS.openRetryMaxMs, openRetryBaseMs),
+    openRetryBaseMs,
+    3_600_000,
+  );
   const broadcastOnly = config.broadcastOnly ?? GOSSIP_DEFAULTS.broadcastOnly;
   const ifAddr = config.ifAddr ?? GOSSIP_DEFAULTS.ifAddr;
-  const multicastAddr = config.multicastAddr ?? (broadcastOnly ? GOSSIP_DEFAULTS.broadcastAddr : GOSSIP_DEFAULTS.multicastAddr);
+  const multicastAddr =
+    config.multicastAddr ??
+    (broadcastOnly ? GOSSIP_DEFAULTS.broadcastAddr : GOSSIP_DEFAULTS.multicastAddr);
   const multicastIf = config.multicastIf === '' ? undefined : config.multicastIf;
 
   ipv4('ifAddr (LIBCLUSTER_GOSSIP_IF_ADDR)', ifAddr);
   ipv4('multicastIf (LIBCLUSTER_GOSSIP_MULTICAST_IF)', multicastIf);
   if (!isIPv4(multicastAddr)) {
-    problems.push(`multicastAddr (LIBCLUSTER_GOSSIP_MULTICAST_ADDR): ${JSON.stringify(multicastAddr)} is not an IPv4 address`);
+    problems.push(
+      `multicastAddr (LIBCLUSTER_GOSSIP_MULTICAST_ADDR): ${JSON.stringify(multicastAddr)} is not an IPv4 address`,
+    );
   } else if (!broadcastOnly && !isMulticast(multicastAddr)) {
     problems.push(
       `multicastAddr (LIBCLUSTER_GOSSIP_MULTICAST_ADDR): ${multicastAddr} is not a multicast group (224.0.0.0–239.255.255.255); for broadcast set broadcastOnly (LIBCLUSTER_GOSSIP_BROADCAST_ONLY=true)`,
@@ -91,7 +129,8 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): { sett
     broadcastOnly,
     heartbeatMaxMs,
     heartbeatMinMs: Math.round(heartbeatMaxMs * GOSSIP_DEFAULTS.heartbeatFloorRatio),
-    expireMs: heartbeatMaxMs * GOSSIP_DEFAULTS.settledSlowdownMax * GOSSIP_DEFAULTS.expireAfterHeartbeats,
+    expireMs:
+      heartbeatMaxMs * GOSSIP_DEFAULTS.settledSlowdownMax * GOSSIP_DEFAULTS.expireAfterHeartbeats,
     openRetryBaseMs,
     openRetryMaxMs,
     now: config.now ?? Date.now,

@@ -15,16 +15,22 @@ const PORT = 'option `port` (LIBCLUSTER_GOSSIP_PORT)';
 const IF_ADDR = 'option `ifAddr` (LIBCLUSTER_GOSSIP_IF_ADDR)';
 const MULTICAST_IF = 'option `multicastIf` (LIBCLUSTER_GOSSIP_MULTICAST_IF)';
 const MULTICAST_ADDR = 'option `multicastAddr` (LIBCLUSTER_GOSSIP_MULTICAST_ADDR)';
-const OTHER_STRATEGY = 'or pick a strategy that needs no multicast (LIBCLUSTER_STRATEGY=ec2, dns or static)';
+const OTHER_STRATEGY =
+  'or pick a strategy that needs no multicast (LIBCLUSTER_STRATEGY=ec2, dns or static)';
 
 /** What to change when a socket step fails with `code`. */
-export function gossipSocketHint(operation: GossipSocketOperation, code: string, where: GossipWhere): string {
+export function gossipSocketHint(
+  operation: GossipSocketOperation,
+  code: string,
+  where: GossipWhere,
+): string {
   switch (operation) {
     case 'bind':
       if (code === 'EADDRINUSE') {
         return `UDP port ${where.port} is held by a process that does not share it (no SO_REUSEADDR); change ${PORT} on every node, or stop that process`;
       }
-      if (code === 'EACCES') return `permission denied for UDP port ${where.port}; choose a port above 1023 with ${PORT}`;
+      if (code === 'EACCES')
+        return `permission denied for UDP port ${where.port}; choose a port above 1023 with ${PORT}`;
       if (code === 'EADDRNOTAVAIL' || code === 'EINVAL') {
         return `${where.ifAddr} is not an address of this host; fix ${IF_ADDR} (0.0.0.0 binds every interface)`;
       }
@@ -46,7 +52,12 @@ export function gossipSocketHint(operation: GossipSocketOperation, code: string,
       if (code === 'EACCES' && where.broadcastOnly) {
         return `sending to broadcast address ${where.multicastAddr} was refused; check ${MULTICAST_ADDR}`;
       }
-      if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH' || code === 'ENODEV' || code === 'EADDRNOTAVAIL') {
+      if (
+        code === 'ENETUNREACH' ||
+        code === 'EHOSTUNREACH' ||
+        code === 'ENODEV' ||
+        code === 'EADDRNOTAVAIL'
+      ) {
         return `no route to ${where.multicastAddr} from this host; set ${MULTICAST_IF} to this host's LAN address or check ${MULTICAST_ADDR}, ${OTHER_STRATEGY}`;
       }
       return `check ${MULTICAST_ADDR} and ${MULTICAST_IF}`;
@@ -60,7 +71,10 @@ export function gossipListening(where: GossipWhere, failedAttempts: number): str
   const mode = where.broadcastOnly
     ? `broadcast to ${where.multicastAddr}:${where.port}`
     : `multicast group ${where.multicastAddr}:${where.port} (ttl ${where.multicastTtl}, interface ${where.multicastIf ?? 'chosen by the OS'})`;
-  const recovered = failedAttempts > 0 ? ` after ${failedAttempts} failed attempt${failedAttempts === 1 ? '' : 's'}` : '';
+  const recovered =
+    failedAttempts > 0
+      ? ` after ${failedAttempts} failed attempt${failedAttempts === 1 ? '' : 's'}`
+      : '';
   return `gossip: discovering on ${mode}, bound to ${where.ifAddr}${recovered}`;
 }
 
@@ -75,16 +89,19 @@ const DROP_TEXT: Record<GossipDropReason, string> = {
   version: 'unsupported gossip packet version',
   auth: 'failed authentication (another cluster with a different secret or cookie, or tampered)',
   malformed: 'authenticated but malformed',
-  stale: 'timestamp too old (a replay, or the sender clock is behind by more than the replay window)',
+  stale:
+    'timestamp too old (a replay, or the sender clock is behind by more than the replay window)',
   future: 'timestamp in the future (the sender clock is ahead by more than the replay window)',
   replay: 'nonce already seen (a replay)',
-  'self-incarnation': 'claims our node name with another incarnation (a second process with the same NODE_NAME?)',
+  'self-incarnation':
+    'claims our node name with another incarnation (a second process with the same NODE_NAME?)',
   'older-incarnation': 'from an older incarnation of a peer already heard at a newer one',
   endpoint: 'carries no usable link endpoint',
 };
 
 /** Debug line for dropped packets (rate-limited by the caller). */
 export function gossipDropped(reason: GossipDropReason, from: string, suppressed: number): string {
-  const more = suppressed > 0 ? ` (${suppressed} more dropped for this reason since the last line)` : '';
+  const more =
+    suppressed > 0 ? ` (${suppressed} more dropped for this reason since the last line)` : '';
   return `gossip: dropped packet from ${from}: ${DROP_TEXT[reason]}${more}`;
 }

@@ -69,7 +69,11 @@ export class KubeApiClient {
     }
     const ns = text.trim();
     if (ns === '') {
-      throw new KubernetesDiscoveryError(`the namespace file ${path} is empty`, 'namespace', 'set LIBCLUSTER_KUBERNETES_NAMESPACE');
+      throw new KubernetesDiscoveryError(
+        `the namespace file ${path} is empty`,
+        'namespace',
+        'set LIBCLUSTER_KUBERNETES_NAMESPACE',
+      );
     }
     return ns;
   }
@@ -97,7 +101,9 @@ export class KubeApiClient {
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
       const text = await readBody(res, this.options.maxResponseBytes, path);
-      throw Object.assign(new Error(`watch answered ${status}`), { answer: { status, body: parseJson(text) } });
+      throw Object.assign(new Error(`watch answered ${status}`), {
+        answer: { status, body: parseJson(text) },
+      });
     }
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
@@ -116,7 +122,8 @@ export class KubeApiClient {
       const armIdle = (): void => {
         clearTimeout(idle);
         idle = setTimeout(
-          () => finish(watchError(`the watch stream sent nothing for ${idleTimeoutMs} ms (stalled)`)),
+          () =>
+            finish(watchError(`the watch stream sent nothing for ${idleTimeoutMs} ms (stalled)`)),
           idleTimeoutMs,
         );
         idle.unref();
@@ -136,7 +143,11 @@ export class KubeApiClient {
           if (line === '') continue;
           const event = parseEvent(line);
           if (!event) {
-            finish(watchError(`the watch stream sent a line that is not a watch event: ${JSON.stringify(line.slice(0, 80))}`));
+            finish(
+              watchError(
+                `the watch stream sent a line that is not a watch event: ${JSON.stringify(line.slice(0, 80))}`,
+              ),
+            );
             return;
           }
           try {
@@ -152,7 +163,11 @@ export class KubeApiClient {
       });
       res.on('end', () => {
         if (!done && buffered.trim() !== '') {
-          finish(watchError(`the watch stream ended inside an event: ${JSON.stringify(buffered.slice(0, 80))}`));
+          finish(
+            watchError(
+              `the watch stream ended inside an event: ${JSON.stringify(buffered.slice(0, 80))}`,
+            ),
+          );
         } else finish();
       });
       res.on('error', (err) => finish(err));
@@ -169,7 +184,11 @@ export class KubeApiClient {
     this.agentCa = undefined;
   }
 
-  private async open(path: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<IncomingMessage> {
+  private async open(
+    path: string,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<IncomingMessage> {
     const token = await this.token();
     const agent = await this.agentFor();
     const options: RequestOptions = {
@@ -178,7 +197,11 @@ export class KubeApiClient {
       path,
       method: 'GET',
       agent,
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json', 'user-agent': 'nestjs-cluster' },
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/json',
+        'user-agent': 'nestjs-cluster',
+      },
       signal,
     };
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -191,7 +214,9 @@ export class KubeApiClient {
       });
       this.live.add(req);
       const timer = setTimeout(() => {
-        req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+        req.destroy(
+          Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+        );
       }, timeoutMs);
       timer.unref();
       req.once('error', (err) => {
@@ -218,7 +243,11 @@ export class KubeApiClient {
     }
     const token = text.trim();
     if (token === '') {
-      throw new KubernetesDiscoveryError(`the service-account token ${path} is empty`, 'token', 'check the token volume of the pod');
+      throw new KubernetesDiscoveryError(
+        `the service-account token ${path} is empty`,
+        'token',
+        'check the token volume of the pod',
+      );
     }
     return token;
   }
@@ -272,7 +301,8 @@ function parseEvent(line: string): KubeWatchEvent | undefined {
     return undefined;
   }
   const v = value as { type?: unknown; object?: unknown } | null;
-  if (!v || typeof v.type !== 'string' || typeof v.object !== 'object' || v.object === null) return undefined;
+  if (!v || typeof v.type !== 'string' || typeof v.object !== 'object' || v.object === null)
+    return undefined;
   return { type: v.type, object: v.object as Record<string, unknown> };
 }
 
@@ -302,7 +332,12 @@ function readBody(res: IncomingMessage, maxBytes: number, path: string): Promise
     });
     res.on('error', reject);
     res.on('close', () => {
-      if (!ended) reject(Object.assign(new Error(`the connection closed during GET ${path}`), { code: 'ECONNRESET' }));
+      if (!ended)
+        reject(
+          Object.assign(new Error(`the connection closed during GET ${path}`), {
+            code: 'ECONNRESET',
+          }),
+        );
     });
   });
 }

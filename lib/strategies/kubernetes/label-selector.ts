@@ -67,9 +67,9 @@ function requirementProblem(req: string): string | undefined {
   if (req.startsWith('!')) return keyProblem(req.slice(1).trim());
   const set = /^(\S+)\s+(in|notin)\s*\((.*)\)$/.exec(req);
   if (set) {
-    const keyIssue = keyProblem(set[1]!);
+    const keyIssue = keyProblem(set[1]);
     if (keyIssue) return keyIssue;
-    const values = set[3]!.split(',').map((v) => v.trim());
+    const values = set[3].split(',').map((v) => v.trim());
     if (values.length === 1 && values[0] === '') return `"${set[2]}" needs at least one value`;
     for (const v of values) {
       const issue = valueProblem(v);
@@ -82,15 +82,16 @@ function requirementProblem(req: string): string | undefined {
   }
   const op = /^([^=!<>\s]*)\s*(==|=|!=|<|>)\s*(.*)$/.exec(req);
   if (op) {
-    const keyIssue = keyProblem(op[1]!);
+    const keyIssue = keyProblem(op[1]);
     if (keyIssue) return keyIssue;
-    const value = op[3]!;
+    const value = op[3];
     if (op[2] === '<' || op[2] === '>') {
       return /^-?\d+$/.test(value) ? undefined : `"${op[2]}" needs an integer`;
     }
     if (/[=!<>]/.test(value)) return `unexpected operator in value "${value}"`;
     return valueProblem(value);
   }
-  if (/[=!<>\s]/.test(req)) return 'unexpected character (operators: =, ==, !=, in, notin, !, <, >)';
+  if (/[=!<>\s]/.test(req))
+    return 'unexpected character (operators: =, ==, !=, in, notin, !, <, >)';
   return keyProblem(req);
 }

@@ -34,7 +34,11 @@ class Probe {
 }
 
 @Module({
-  imports: [ConfigModule.forRoot({ ignoreEnvFile: true }), ClusterModule.forRootFromEnv(), TerminusModule],
+  imports: [
+    ConfigModule.forRoot({ ignoreEnvFile: true }),
+    ClusterModule.forRootFromEnv(),
+    TerminusModule,
+  ],
   providers: [ClusterHealthIndicator, Probe],
 })
 class AppModule {}
@@ -43,7 +47,11 @@ class AppModule {}
 async function ec2WithoutSdk(): Promise<string> {
   const strategy = new Ec2Strategy({ tagName: 'cluster', tagValue: 'consumer', clusterPort: 1 });
   try {
-    await strategy.start({ logger: console, debug: false, self: { name: 'probe@127.0.0.1' } } as never);
+    await strategy.start({
+      logger: console,
+      debug: false,
+      self: { name: 'probe@127.0.0.1' },
+    } as never);
     return 'started';
   } catch (err) {
     return err instanceof MissingPackageError ? `MissingPackageError: ${err.message}` : String(err);
@@ -66,7 +74,11 @@ async function main(): Promise<void> {
     // on one link; ask again then (counted in the report).
     for (;;) {
       try {
-        replies.push(await cluster.request<string>(member.name, 'whoami', cluster.self.name, { timeoutMs: 3_000 }));
+        replies.push(
+          await cluster.request<string>(member.name, 'whoami', cluster.self.name, {
+            timeoutMs: 3_000,
+          }),
+        );
         break;
       } catch (err) {
         if (!(err instanceof RequestTimeoutError) || ++timeouts >= 3) throw err;
@@ -75,7 +87,9 @@ async function main(): Promise<void> {
   }
   const loaded =
     typeof require === 'function'
-      ? Object.keys(require.cache).filter((file) => /nestjs-cluster[\\/]dist[\\/]/.test(file)).map((file) => file.replace(/.*nestjs-cluster[\\/]/, ''))
+      ? Object.keys(require.cache)
+          .filter((file) => /nestjs-cluster[\\/]dist[\\/]/.test(file))
+          .map((file) => file.replace(/.*nestjs-cluster[\\/]/, ''))
       : [];
   console.log(
     JSON.stringify({

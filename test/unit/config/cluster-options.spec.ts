@@ -4,7 +4,10 @@ import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
 import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
 
 const resolveEnv = (env: Record<string, string>, host = 'box1') =>
-  resolveClusterOptions(clusterOptionsFromEnv(env), { env: { HOSTNAME: host }, interfaces: () => ({}) });
+  resolveClusterOptions(clusterOptionsFromEnv(env), {
+    env: { HOSTNAME: host },
+    interfaces: () => ({}),
+  });
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -72,7 +75,10 @@ describe('clusterOptionsFromEnv', () => {
       ({ address, internal, family, netmask: '', mac: '', cidr: null }) as never;
     const o = resolveClusterOptions(clusterOptionsFromEnv({}), {
       env: { HOSTNAME: 'web-1' },
-      interfaces: () => ({ lo: [nic('127.0.0.1', true)], eth0: [nic('fe80::1', false, 'IPv6'), nic('10.0.1.5', false)] }),
+      interfaces: () => ({
+        lo: [nic('127.0.0.1', true)],
+        eth0: [nic('fe80::1', false, 'IPv6'), nic('10.0.1.5', false)],
+      }),
     });
     expect(o.nodeName).toBe('app@web-1');
     expect(o.advertiseAddress).toBe('10.0.1.5');
@@ -92,7 +98,7 @@ describe('clusterOptionsFromEnv', () => {
       LIBCLUSTER_GOSSIP_BROADCAST_ONLY: 'no',
       LIBCLUSTER_GOSSIP_SECRET: 'g',
     });
-    expect(o.topologies[0]!.config).toMatchObject({
+    expect(o.topologies[0].config).toMatchObject({
       port: 45999,
       ifAddr: '127.0.0.1',
       multicastAddr: '239.1.2.3',
@@ -130,7 +136,11 @@ describe('clusterOptionsFromEnv', () => {
       LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 'app',
       LIBCLUSTER_EC2_STRATEGY_APP_PREFIX: 'web',
     });
-    expect(prefixed.topologies[0]!.config).toMatchObject({ appPrefix: 'web', ipType: 'private', pollingIntervalMs: 5000 });
+    expect(prefixed.topologies[0].config).toMatchObject({
+      appPrefix: 'web',
+      ipType: 'private',
+      pollingIntervalMs: 5000,
+    });
   });
 
   it('names the node after the instance metadata local-ipv4 with the EC2 strategy', () => {
@@ -139,16 +149,28 @@ describe('clusterOptionsFromEnv', () => {
       LIBCLUSTER_STRATEGY: 'ec2',
       LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 'app',
     });
-    const o = resolveClusterOptions(options, { env: { HOSTNAME: 'ip-10-0-1-5' }, instanceMetadata: { localIpv4: '10.0.1.5' } });
+    const o = resolveClusterOptions(options, {
+      env: { HOSTNAME: 'ip-10-0-1-5' },
+      instanceMetadata: { localIpv4: '10.0.1.5' },
+    });
     expect(o.nodeName).toBe('oli@10.0.1.5');
     expect(o.advertiseAddress).toBe('10.0.1.5');
-    const down = resolveClusterOptions(options, { env: { HOSTNAME: 'ip-10-0-1-5' }, instanceMetadata: null });
+    const down = resolveClusterOptions(options, {
+      env: { HOSTNAME: 'ip-10-0-1-5' },
+      instanceMetadata: null,
+    });
     expect(down.nodeName).toBe('oli@ip-10-0-1-5');
   });
 
   it('maps the static and DNS variables and their libcluster names', () => {
-    const s = resolveEnv({ LIBCLUSTER_STRATEGY: 'Cluster.Strategy.Epmd', LIBCLUSTER_HOSTS: 'a:1, app@b:2 ,c' });
-    expect(s.topologies[0]).toMatchObject({ strategy: 'static', config: { hosts: ['a:1', 'app@b:2', 'c'] } });
+    const s = resolveEnv({
+      LIBCLUSTER_STRATEGY: 'Cluster.Strategy.Epmd',
+      LIBCLUSTER_HOSTS: 'a:1, app@b:2 ,c',
+    });
+    expect(s.topologies[0]).toMatchObject({
+      strategy: 'static',
+      config: { hosts: ['a:1', 'app@b:2', 'c'] },
+    });
     const d = resolveEnv({
       LIBCLUSTER_STRATEGY: 'Elixir.Cluster.Strategy.DNSPoll',
       LIBCLUSTER_DNS_QUERY: 'app.internal',
@@ -169,7 +191,9 @@ describe('clusterOptionsFromEnv', () => {
 
   it('reads through a ConfigService-like get()', () => {
     const values: Record<string, unknown> = { NODE_COOKIE: 'x', CLUSTER_PORT: 4100 };
-    const o = resolveClusterOptions(clusterOptionsFromEnv({ get: (k: string) => values[k] }), { env: {} });
+    const o = resolveClusterOptions(clusterOptionsFromEnv({ get: (k: string) => values[k] }), {
+      env: {},
+    });
     expect(o.port).toBe(4100);
     expect(o.cookie).toBe('x');
   });
@@ -197,8 +221,12 @@ describe('validation', () => {
     );
     expect(problems).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^CLUSTER_PORT: "70000" is not a TCP port \(accepted: an integer from 0 to 65535\)/),
-        expect.stringMatching(/^LIBCLUSTER_GOSSIP_MULTICAST_ADDR: "10.0.0.1" is not a multicast address \(accepted: 224.0.0.0 to 239.255.255.255/),
+        expect.stringMatching(
+          /^CLUSTER_PORT: "70000" is not a TCP port \(accepted: an integer from 0 to 65535\)/,
+        ),
+        expect.stringMatching(
+          /^LIBCLUSTER_GOSSIP_MULTICAST_ADDR: "10.0.0.1" is not a multicast address \(accepted: 224.0.0.0 to 239.255.255.255/,
+        ),
         expect.stringMatching(/^LIBCLUSTER_GOSSIP_PORT: "abc" is not a UDP port/),
         expect.stringMatching(/^LIBCLUSTER_GOSSIP_MULTICAST_TTL: "300" is not a multicast TTL/),
         expect.stringMatching(/^LIBCLUSTER_DEBUG: "maybe" is not a boolean/),
@@ -210,11 +238,15 @@ describe('validation', () => {
 
   it('rejects an unknown strategy, listing the accepted names', () => {
     const [p] = problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'foo' }));
-    expect(p).toMatch(/^LIBCLUSTER_STRATEGY: "foo" is not a strategy \(accepted: gossip, ec2, static, dns, kubernetes, none, Cluster\.Strategy\.Gossip, ClusterEC2\.Strategy\.Tags, Cluster\.Strategy\.Epmd, Cluster\.Strategy\.DNSPoll, Cluster\.Strategy\.Kubernetes, Cluster\.Strategy\.Kubernetes\.DNS, Cluster\.Strategy\.Kubernetes\.DNSSRV/);
+    expect(p).toMatch(
+      /^LIBCLUSTER_STRATEGY: "foo" is not a strategy \(accepted: gossip, ec2, static, dns, kubernetes, none, Cluster\.Strategy\.Gossip, ClusterEC2\.Strategy\.Tags, Cluster\.Strategy\.Epmd, Cluster\.Strategy\.DNSPoll, Cluster\.Strategy\.Kubernetes, Cluster\.Strategy\.Kubernetes\.DNS, Cluster\.Strategy\.Kubernetes\.DNSSRV/,
+    );
   });
 
   it('requires the EC2 tag name, the static hosts and the DNS query', () => {
-    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'ClusterEC2.Strategy.Tags' }))).toEqual([
+    expect(
+      problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'ClusterEC2.Strategy.Tags' })),
+    ).toEqual([
       expect.stringMatching(/^LIBCLUSTER_EC2_STRATEGY_TAG_NAME: is required by the EC2 strategy/),
     ]);
     expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'static' }))).toEqual([
@@ -232,17 +264,43 @@ describe('validation', () => {
     expect(problems.length).toBeGreaterThanOrEqual(2);
     for (const p of problems) expect(p).toMatch(/^strategyConfig\.hosts|^LIBCLUSTER_HOSTS/);
     expect(problems.join('\n')).toContain('bad:99999');
-    expect(problemsOf(() => resolveEnv({ LIBCLUSTER_STRATEGY: 'ec2', LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't', LIBCLUSTER_EC2_STRATEGY_IP_TYPE: 'ipv6' }))).toEqual([
-      expect.stringMatching(/^LIBCLUSTER_EC2_STRATEGY_IP_TYPE: "ipv6" is not an IP type \(accepted: private, public\)/),
+    expect(
+      problemsOf(() =>
+        resolveEnv({
+          LIBCLUSTER_STRATEGY: 'ec2',
+          LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't',
+          LIBCLUSTER_EC2_STRATEGY_IP_TYPE: 'ipv6',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^LIBCLUSTER_EC2_STRATEGY_IP_TYPE: "ipv6" is not an IP type \(accepted: private, public\)/,
+      ),
     ]);
   });
 
   it('rejects a failure timeout shorter than two heartbeats, and port 0 with EC2', () => {
-    expect(problemsOf(() => resolveEnv({ CLUSTER_HEARTBEAT_INTERVAL_MS: '1000', CLUSTER_FAILURE_TIMEOUT_MS: '1500' }))).toEqual([
-      expect.stringMatching(/^CLUSTER_FAILURE_TIMEOUT_MS: "1500" must be at least twice the heartbeat interval/),
+    expect(
+      problemsOf(() =>
+        resolveEnv({ CLUSTER_HEARTBEAT_INTERVAL_MS: '1000', CLUSTER_FAILURE_TIMEOUT_MS: '1500' }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^CLUSTER_FAILURE_TIMEOUT_MS: "1500" must be at least twice the heartbeat interval/,
+      ),
     ]);
-    expect(problemsOf(() => resolveEnv({ CLUSTER_PORT: '0', LIBCLUSTER_STRATEGY: 'ec2', LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't' }))).toEqual([
-      expect.stringMatching(/^CLUSTER_PORT: 0 \(any free port\) cannot be used with the ec2 strategy/),
+    expect(
+      problemsOf(() =>
+        resolveEnv({
+          CLUSTER_PORT: '0',
+          LIBCLUSTER_STRATEGY: 'ec2',
+          LIBCLUSTER_EC2_STRATEGY_TAG_NAME: 't',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^CLUSTER_PORT: 0 \(any free port\) cannot be used with the ec2 strategy/,
+      ),
     ]);
   });
 
@@ -259,7 +317,9 @@ describe('validation', () => {
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^port: -1 is not a TCP port/),
-        expect.stringMatching(/^topologies\.lan\.config\.multicastAddr: "1\.2\.3\.4" is not a multicast address/),
+        expect.stringMatching(
+          /^topologies\.lan\.config\.multicastAddr: "1\.2\.3\.4" is not a multicast address/,
+        ),
         expect.stringMatching(/^topologies\.aws\.config\.tagName: is required/),
       ]),
     );
@@ -278,7 +338,7 @@ describe('validation', () => {
       ['lan', 'gossip'],
       ['mine', 'MyStrategy'],
     ]);
-    expect(o.topologies[1]!.custom).toBe(MyStrategy);
+    expect(o.topologies[1].custom).toBe(MyStrategy);
   });
 
   it('ClusterConfigError lists one NAME: message line per problem', () => {
@@ -286,7 +346,9 @@ describe('validation', () => {
       resolveEnv({ CLUSTER_PORT: 'x', LIBCLUSTER_STRATEGY: 'nope' });
       expect.unreachable();
     } catch (error) {
-      expect((error as Error).message).toMatch(/^Invalid cluster configuration \(2 problems\):\n {2}- CLUSTER_PORT: .*\n {2}- LIBCLUSTER_STRATEGY: /);
+      expect((error as Error).message).toMatch(
+        /^Invalid cluster configuration \(2 problems\):\n {2}- CLUSTER_PORT: .*\n {2}- LIBCLUSTER_STRATEGY: /,
+      );
     }
   });
 });

@@ -110,8 +110,12 @@ describe('membership core', () => {
     const a = await world.spawn('a@h1', 'h1');
     const b = await world.spawn('b@h2', 'h2');
     const c = await world.spawn('c@h3', 'h3');
-    const withIncarnation = (n: WorldNode) => ({ ...n.endpoint, incarnation: n.node.self.incarnation });
-    for (const n of [a, b, c]) n.discovery.set([a, b, c].filter((m) => m !== n).map(withIncarnation));
+    const withIncarnation = (n: WorldNode) => ({
+      ...n.endpoint,
+      incarnation: n.node.self.incarnation,
+    });
+    for (const n of [a, b, c])
+      n.discovery.set([a, b, c].filter((m) => m !== n).map(withIncarnation));
     await world.run(3000);
     expect(a.view()).toEqual(['a@h1', 'b@h2', 'c@h3']);
     await world.during(b.node.leave());
@@ -150,7 +154,12 @@ describe('membership core', () => {
       expect(a.node.reconcilerStats()!.learned).toBeLessThanOrEqual(4096);
     }
     await world.run(120_000);
-    expect(a.node.reconcilerStats()).toMatchObject({ targets: 1, learned: 0, queued: 0, dialing: 0 });
+    expect(a.node.reconcilerStats()).toMatchObject({
+      targets: 1,
+      learned: 0,
+      queued: 0,
+      dialing: 0,
+    });
     expect(a.view()).toEqual(['a@h1', 'b@h2', 'c@h3']);
     expect(world.time.uncaught).toEqual([]);
     await world.closeAll();
@@ -180,7 +189,7 @@ describe('membership core', () => {
     await world.run(5000);
     expect(world.network.connects.get('h1:45893')).toBeGreaterThanOrEqual(1);
     expect(world.network.connects.get('h2:45893')).toBeGreaterThanOrEqual(1);
-    expect([types(a, "b@h2"), types(b, "a@h1")]).toEqual([["join:linked"], ["join:linked"]]);
+    expect([types(a, 'b@h2'), types(b, 'a@h1')]).toEqual([['join:linked'], ['join:linked']]);
     expect(received).toEqual({ a: 5, b: 5 });
     expect(types(a, 'b@h2')).toEqual(['join:linked']);
     expect(world.network.openWires('h1')).toBe(1);
@@ -195,10 +204,11 @@ describe('membership core', () => {
     for (const n of nodes) n.discovery.set(nodes.filter((m) => m !== n).map((m) => m.endpoint));
     for (let t = 1; t <= 6; t++) {
       await world.run(2); // mid-connect, mid-handshake, right after the join
-      world.network.crash(nodes[t]!.host);
+      world.network.crash(nodes[t].host);
     }
-    const survivors = [nodes[0]!, ...nodes.slice(7)];
-    for (const n of survivors) n.discovery.set(survivors.filter((m) => m !== n).map((m) => m.endpoint));
+    const survivors = [nodes[0], ...nodes.slice(7)];
+    for (const n of survivors)
+      n.discovery.set(survivors.filter((m) => m !== n).map((m) => m.endpoint));
     await world.run(15_000);
     expect(world.time.uncaught).toEqual([]);
     const names = survivors.map((n) => n.name).sort();

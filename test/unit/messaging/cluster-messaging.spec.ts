@@ -59,7 +59,7 @@ describe('ClusterMessaging', () => {
     it('reaches every subscriber on every node, the publisher included, exactly once', async () => {
       const received: Record<string, ClusterMessage<{ n: number }>[]> = { a: [], b: [], c: [] };
       for (const [name, node] of Object.entries(nodes)) {
-        node.subscribe<{ n: number }>('news').subscribe((m) => received[name]!.push(m));
+        node.subscribe<{ n: number }>('news').subscribe((m) => received[name].push(m));
       }
       const before = Date.now();
       const result = nodes.a.publish('news', { n: 1 });
@@ -72,8 +72,8 @@ describe('ClusterMessaging', () => {
       await settle();
       for (const name of ['a', 'b', 'c']) {
         expect(received[name]).toHaveLength(1);
-        expect(received[name]![0]).toMatchObject({ topic: 'news', payload: { n: 1 }, from: 'a' });
-        expect(received[name]![0]!.at).toBeGreaterThanOrEqual(before);
+        expect(received[name][0]).toMatchObject({ topic: 'news', payload: { n: 1 }, from: 'a' });
+        expect(received[name][0].at).toBeGreaterThanOrEqual(before);
       }
     });
 
@@ -96,8 +96,8 @@ describe('ClusterMessaging', () => {
       const local = collect(nodes.a.subscribe('copy'), 1);
       nodes.a.publish('copy', payload);
       const [message] = await local;
-      expect(message!.payload).toEqual({ when: '1970-01-01T00:00:00.000Z', list: [1, 2] });
-      expect(message!.payload).not.toBe(payload);
+      expect(message.payload).toEqual({ when: '1970-01-01T00:00:00.000Z', list: [1, 2] });
+      expect(message.payload).not.toBe(payload);
     });
 
     it('keeps per-sender order over 1000 messages, locally and remotely', async () => {
@@ -225,7 +225,7 @@ describe('ClusterMessaging', () => {
     it('reaches the subscribers of one member only', async () => {
       const got: Record<string, unknown[]> = { a: [], b: [], c: [] };
       for (const [name, node] of Object.entries(nodes)) {
-        node.subscribe('direct').subscribe((m) => got[name]!.push([m.from, m.payload]));
+        node.subscribe('direct').subscribe((m) => got[name].push([m.from, m.payload]));
       }
       nodes.a.send('b', 'direct', 'hi b');
       nodes.a.send('a', 'direct', 'hi me');

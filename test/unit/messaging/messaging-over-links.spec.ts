@@ -91,9 +91,9 @@ async function close(moduleRef: TestingModule): Promise<void> {
 async function pair(): Promise<[TestingModule, TestingModule]> {
   const a = await node('a');
   const b = await node('b');
-  const strategy = (a.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0]!.strategy;
+  const strategy = (a.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0].strategy;
   const [host, port] = b.get(ClusterService).self.endpoint.split(':');
-  strategy.ctx!.connect([{ host: host!, port: Number(port) }]);
+  strategy.ctx!.connect([{ host: host, port: Number(port) }]);
   await a.get(ClusterService).waitForMembers(2, { timeoutMs: 5_000 });
   await b.get(ClusterService).waitForMembers(2, { timeoutMs: 5_000 });
   return [a, b];
@@ -119,7 +119,7 @@ describe('messaging over real links (two apps in one process)', () => {
     expect((await onB).map((m) => m.payload.seq)).toEqual(expected);
     expect((await onA).map((m) => m.payload.seq)).toEqual(expected);
     expect(b.get(Inbox).received).toHaveLength(1000);
-    expect(b.get(Inbox).received[0]!.from).toBe('a@127.0.0.1');
+    expect(b.get(Inbox).received[0].from).toBe('a@127.0.0.1');
 
     await expect(ca.request('b@127.0.0.1', 'whoami', { q: 'hello' })).resolves.toBe(
       'hello from a@127.0.0.1',

@@ -3,7 +3,8 @@ import { PayloadError } from '../../../lib/errors/payload.error.js';
 import { BINARY_KEY, fromWire, MAX_DEPTH, toWire } from '../../../lib/socket-io/wire-codec.js';
 
 /** What cluster messaging does to a payload: JSON there and back. */
-const overJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as Parameters<typeof fromWire>[0];
+const overJson = (value: unknown) =>
+  JSON.parse(JSON.stringify(value)) as Parameters<typeof fromWire>[0];
 
 describe('socket.io wire codec', () => {
   it('passes a packet without binary data through untouched (no flag, same object)', () => {
@@ -17,11 +18,18 @@ describe('socket.io wire codec', () => {
   it('restores Buffers, ArrayBuffers and typed arrays (as Buffers) at any depth after a JSON round trip', () => {
     const packet = {
       type: 5,
-      data: ['upload', Buffer.from('héllo'), { nested: [new Uint8Array([1, 2, 3]).buffer, new Uint16Array([513])] }],
+      data: [
+        'upload',
+        Buffer.from('héllo'),
+        { nested: [new Uint8Array([1, 2, 3]).buffer, new Uint16Array([513])] },
+      ],
     };
     const wire = toWire('t', packet);
     expect(wire.b).toBe(1);
-    const back = fromWire(overJson(wire)) as { type: number; data: [string, Buffer, { nested: [Buffer, Buffer] }] };
+    const back = fromWire(overJson(wire)) as {
+      type: number;
+      data: [string, Buffer, { nested: [Buffer, Buffer] }];
+    };
     expect(back.type).toBe(5);
     expect(back.data[0]).toBe('upload');
     expect(Buffer.isBuffer(back.data[1])).toBe(true);
@@ -39,7 +47,9 @@ describe('socket.io wire codec', () => {
 
   it('leaves an object that merely looks like the marker but has other keys alone', () => {
     const packet = { data: [{ [BINARY_KEY]: 'AAE=', other: 1 }, Buffer.from([1])] };
-    const back = fromWire(overJson(toWire('t', packet))) as { data: [Record<string, unknown>, Buffer] };
+    const back = fromWire(overJson(toWire('t', packet))) as {
+      data: [Record<string, unknown>, Buffer];
+    };
     expect(back.data[0]).toEqual({ [BINARY_KEY]: 'AAE=', other: 1 });
   });
 

@@ -31,15 +31,24 @@ describe('DnsStrategy against a local DNS server', () => {
 
   function start(config: Partial<DnsStrategyConfig>) {
     const ctx = new FakeStrategyContext({ name: 'myapp@myapp-0.myapp.shop.svc.cluster.local' });
-    const strategy = new DnsStrategy({ query: SRV, clusterPort: 45893, pollingIntervalMs: 100, nameServers: [dns.address], ...config });
+    const strategy = new DnsStrategy({
+      query: SRV,
+      clusterPort: 45893,
+      pollingIntervalMs: 100,
+      nameServers: [dns.address],
+      ...config,
+    });
     strategies.push(strategy);
     strategy.start(ctx);
     return ctx;
   }
 
-  it('SRV: one endpoint per record, at the record\'s port, named after its target; follows changes', async () => {
+  it("SRV: one endpoint per record, at the record's port, named after its target; follows changes", async () => {
     for (const i of [0, 1, 2]) dns.a.set(pod(i), [`10.4.0.${i + 10}`]);
-    dns.srv.set(SRV, [0, 1, 2].map((i) => ({ target: pod(i), port: 4370 + i })));
+    dns.srv.set(
+      SRV,
+      [0, 1, 2].map((i) => ({ target: pod(i), port: 4370 + i })),
+    );
     const ctx = start({ recordType: 'srv', nodeBasename: 'myapp' });
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'first SRV poll');
     expect(ctx.lastConnect).toEqual([
@@ -47,11 +56,23 @@ describe('DnsStrategy against a local DNS server', () => {
       { host: '10.4.0.11', port: 4371, name: `myapp@${pod(1)}` },
       { host: '10.4.0.12', port: 4372, name: `myapp@${pod(2)}` },
     ]);
-    expect(dns.queries).toEqual(expect.arrayContaining([{ name: SRV, type: 33 }, { name: pod(1), type: 1 }]));
+    expect(dns.queries).toEqual(
+      expect.arrayContaining([
+        { name: SRV, type: 33 },
+        { name: pod(1), type: 1 },
+      ]),
+    );
 
     // A scale-down and a target without an address (skipped, the rest handed over).
-    dns.srv.set(SRV, [{ target: pod(0), port: 4370 }, { target: 'ghost.myapp.shop.svc.cluster.local', port: 4379 }]);
-    await ctx.waitFor((c) => c.lastConnectNames.join() === `myapp@${pod(0)}`, WAIT_MS, 'scale-down');
+    dns.srv.set(SRV, [
+      { target: pod(0), port: 4370 },
+      { target: 'ghost.myapp.shop.svc.cluster.local', port: 4379 },
+    ]);
+    await ctx.waitFor(
+      (c) => c.lastConnectNames.join() === `myapp@${pod(0)}`,
+      WAIT_MS,
+      'scale-down',
+    );
     expect(ctx.errors).toEqual([]);
   });
 

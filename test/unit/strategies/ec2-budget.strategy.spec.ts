@@ -48,7 +48,11 @@ describe('Ec2Strategy API budget (leader polls, members share)', () => {
   let strategies: Ec2Strategy[] = [];
   beforeAll(async () => {
     ec2 = await FakeEc2Server.start({
-      instances: [1, 2, 3].map((n) => ({ instanceId: `i-${n}`, privateIpAddress: `10.0.1.${n}`, tags: { cluster: 'oli' } })),
+      instances: [1, 2, 3].map((n) => ({
+        instanceId: `i-${n}`,
+        privateIpAddress: `10.0.1.${n}`,
+        tags: { cluster: 'oli' },
+      })),
     });
   });
   afterAll(async () => {
@@ -81,13 +85,17 @@ describe('Ec2Strategy API budget (leader polls, members share)', () => {
     strategies.push(strategy);
     return strategy.start(ctx);
   }
-  const callsBy = (key: string) => ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === key).length;
+  const callsBy = (key: string) =>
+    ec2.requestsOf('DescribeInstances').filter((r) => r.accessKeyId === key).length;
 
   it('only the leader calls DescribeInstances; followers hand over the set it shares', async () => {
     const bus = new Bus();
     const leader = new SharingContext('oli@10.0.1.1', bus, true);
     const followers = [2, 3].map((n) => new SharingContext(`oli@10.0.1.${n}`, bus, false));
-    await Promise.all([start(leader, 'AKLEADER'), ...followers.map((f, i) => start(f, `AKFOLLOW${i}`))]);
+    await Promise.all([
+      start(leader, 'AKLEADER'),
+      ...followers.map((f, i) => start(f, `AKFOLLOW${i}`)),
+    ]);
     await leader.waitFor((c) => c.connects.length >= 5, WAIT_MS, 'five leader polls');
     for (const f of followers) {
       await f.waitFor((c) => c.connects.length >= 3, WAIT_MS, 'shared sets');
@@ -112,7 +120,13 @@ describe('Ec2Strategy API budget (leader polls, members share)', () => {
     expect(follower.connects).toEqual([]);
     ec2.failAll(null);
     await follower.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'recovery shared');
-    expect(follower.logger.at('log').some((l) => l.includes('EC2 discovery works again (3 instances) — polled by oli@10.0.1.1'))).toBe(true);
+    expect(
+      follower.logger
+        .at('log')
+        .some((l) =>
+          l.includes('EC2 discovery works again (3 instances) — polled by oli@10.0.1.1'),
+        ),
+    ).toBe(true);
   });
 
   it('with no result from anyone, a follower polls after its fallback interval and shares it with the others', async () => {

@@ -126,11 +126,11 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
       expect(call.region).toBe('eu-west-1');
     }
     // 7 matching instances at 3 per page: exactly 3 requests per poll, chained by NextToken.
-    expect(firstPoll[0]!.nextToken).toBeUndefined();
-    expect(firstPoll[1]!.nextToken).toEqual(expect.any(String));
-    expect(firstPoll[2]!.nextToken).toEqual(expect.any(String));
-    expect(firstPoll[1]!.nextToken).not.toBe(firstPoll[2]!.nextToken);
-    expect(calls[3]!.nextToken).toBeUndefined();
+    expect(firstPoll[0].nextToken).toBeUndefined();
+    expect(firstPoll[1].nextToken).toEqual(expect.any(String));
+    expect(firstPoll[2].nextToken).toEqual(expect.any(String));
+    expect(firstPoll[1].nextToken).not.toBe(firstPoll[2].nextToken);
+    expect(calls[3].nextToken).toBeUndefined();
     expect(calls.length).toBeGreaterThanOrEqual(6);
     expect(calls.slice(3, 6).map((c) => c.nextToken)).toEqual(firstPoll.map((c) => c.nextToken));
   });
@@ -167,7 +167,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'first poll');
     expect(ctx.lastConnect.map((e) => e.host)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
 
-    ec2.instances[1]!.state = 'stopped';
+    ec2.instances[1].state = 'stopped';
     await ctx.waitFor(
       (c) => c.lastConnect.length === 2,
       WAIT_MS,
@@ -194,7 +194,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     });
     process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = imds.url;
     ec2.instances = [tagged(1), tagged(1, 'blue'), tagged(2, 'blue'), tagged(2)];
-    ec2.instances[2]!.instanceId = 'i-blue0002';
+    ec2.instances[2].instanceId = 'i-blue0002';
 
     const { ctx, started } = startStrategy({ tagValue: undefined, instanceMetadata: undefined });
     await started;
@@ -205,7 +205,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
       { host: '10.0.2.2', port: PORT, name: 'oli@10.0.2.2' },
     ]);
     const calls = ec2.requestsOf('DescribeInstances');
-    expect(calls[0]!.filters).toEqual([{ name: 'instance-id', values: ['i-blue0002'] }]);
+    expect(calls[0].filters).toEqual([{ name: 'instance-id', values: ['i-blue0002'] }]);
     // Looked up once: every later call is a discovery poll with the found value.
     for (const call of calls.slice(1)) {
       expect(call.filters).toEqual([
@@ -245,13 +245,13 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     await started;
 
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'a region error');
-    expect(errorsOf(ctx)[0]!.failure).toBe('region');
+    expect(errorsOf(ctx)[0].failure).toBe('region');
     expect(ctx.logger.at('warn')[0]).toContain('set AWS_REGION');
     expect(ec2.requests).toEqual([]);
 
     metadataAnswers = true;
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'discovery once the region is known');
-    expect(ec2.requests[0]!.region).toBe('eu-north-1');
+    expect(ec2.requests[0].region).toBe('eu-north-1');
   });
 
   it('without a tagValue and without metadata it reports a clear error, retries, and never connects', async () => {
@@ -262,8 +262,8 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     await ctx.waitFor((c) => c.errors.length >= 2, WAIT_MS, 'two failed attempts');
 
     const [error] = errorsOf(ctx);
-    expect(error!.failure).toBe('tag-value');
-    expect(error!.message).toContain('LIBCLUSTER_EC2_STRATEGY_TAG_VALUE');
+    expect(error.failure).toBe('tag-value');
+    expect(error.message).toContain('LIBCLUSTER_EC2_STRATEGY_TAG_VALUE');
     expect(ctx.connects).toEqual([]);
     expect(ctx.logger.at('warn')[0]).toContain(
       "cannot determine this instance's value of the tag cluster",
@@ -280,9 +280,9 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     await started;
 
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'a tag-value error');
-    expect(errorsOf(ctx)[0]!.message).toContain('this instance (i-self) has no tag cluster');
+    expect(errorsOf(ctx)[0].message).toContain('this instance (i-self) has no tag cluster');
 
-    ec2.instances[0]!.tags = { cluster: 'green' };
+    ec2.instances[0].tags = { cluster: 'green' };
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'discovery after tagging');
     expect(ctx.lastConnect.map((e) => e.host)).toEqual(['10.0.3.1', '10.0.2.1']);
     expect(ctx.oks.length).toBeGreaterThanOrEqual(1);
@@ -304,11 +304,11 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
       ['throttled', 'RequestLimitExceeded'],
       ['throttled', 'RequestLimitExceeded'],
     ]);
-    expect(errors[0]!.retryable).toBe(true);
+    expect(errors[0].retryable).toBe(true);
     expect(errors[0]).toBeInstanceOf(ClusterError);
     expect(ctx.logger.at('warn')[0]).toContain('LIBCLUSTER_POLLING_INTERVAL');
     expect(ctx.connects.every((set) => set.length === 2)).toBe(true);
-    expect(ctx.oks.at(-1)).toBeGreaterThanOrEqual(ctx.oks[0]!);
+    expect(ctx.oks.at(-1)).toBeGreaterThanOrEqual(ctx.oks[0]);
     expect(ctx.logger.at('log').some((l) => l.includes('works again'))).toBe(true);
   });
 
@@ -321,9 +321,9 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     ec2.failAll('unauthorized');
     await ctx.waitFor((c) => c.errors.length >= 2, WAIT_MS, 'two unauthorized polls');
     const [error] = errorsOf(ctx);
-    expect(error!.failure).toBe('unauthorized');
-    expect(error!.awsCode).toBe('UnauthorizedOperation');
-    const warning = ctx.logger.at('warn')[0]!;
+    expect(error.failure).toBe('unauthorized');
+    expect(error.awsCode).toBe('UnauthorizedOperation');
+    const warning = ctx.logger.at('warn')[0];
     expect(warning).toContain('ec2:DescribeInstances');
     expect(warning).toContain("grant the IAM action ec2:DescribeInstances to this instance's role");
 
@@ -344,9 +344,9 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
       'failure then recovery',
     );
     const [error] = errorsOf(ctx);
-    expect(error!.failure).toBe('credentials');
-    expect(error!.awsCode).toBe('AuthFailure');
-    expect(error!.message).toMatch(/instance profile|AWS_ACCESS_KEY_ID/);
+    expect(error.failure).toBe('credentials');
+    expect(error.awsCode).toBe('AuthFailure');
+    expect(error.message).toMatch(/instance profile|AWS_ACCESS_KEY_ID/);
   });
 
   it('network down (endpoint closed) keeps the members, and the next poll after it comes back connects again', async () => {
@@ -357,7 +357,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
 
     await ec2.stop();
     await ctx.waitFor((c) => c.errors.length >= 2, WAIT_MS, 'two failed polls');
-    expect(errorsOf(ctx)[0]!.failure).toBe('network');
+    expect(errorsOf(ctx)[0].failure).toBe('network');
     expect(ctx.logger.at('warn')[0]).toContain(ec2.url);
 
     const connects = ctx.connects.length;
@@ -379,7 +379,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
 
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'a timeout');
     const elapsed = Date.now() - t0;
-    expect(errorsOf(ctx)[0]!.failure).toBe('timeout');
+    expect(errorsOf(ctx)[0].failure).toBe('timeout');
     expect(elapsed).toBeGreaterThanOrEqual(280);
     expect(elapsed).toBeLessThan(2000);
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'recovery after the timeout');
@@ -398,8 +398,8 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     expect(delays[0]).toBeLessThanOrEqual(40);
     expect(delays[2]).toBeGreaterThanOrEqual(80);
     expect(delays[4]).toBeGreaterThanOrEqual(125);
-    expect(errorsOf(ctx)[0]!.failure).toBe('aws');
-    expect(errorsOf(ctx)[0]!.awsCode).toBe('InternalError');
+    expect(errorsOf(ctx)[0].failure).toBe('aws');
+    expect(errorsOf(ctx)[0].awsCode).toBe('InternalError');
   });
 
   it('uses a caller-supplied EC2Client', async () => {

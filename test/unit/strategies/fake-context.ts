@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { LoggerService } from '@nestjs/common';
 import type { Member, NodeIdentity } from '../../../lib/interfaces/member.interface.js';
-import type { DiscoveredEndpoint, StrategyContext } from '../../../lib/strategies/strategy.interface.js';
+import type {
+  DiscoveredEndpoint,
+  StrategyContext,
+} from '../../../lib/strategies/strategy.interface.js';
 
 /** One line a strategy logged through the fake context's logger. */
 export interface LoggedLine {
@@ -117,7 +120,12 @@ export class FakeStrategyContext implements StrategyContext {
   }
 
   members(): Member[] {
-    const self: Member = { ...this.self, address: this.self.endpoint, self: true, joinedAt: this.self.startedAt };
+    const self: Member = {
+      ...this.self,
+      address: this.self.endpoint,
+      self: true,
+      joinedAt: this.self.startedAt,
+    };
     return [self, ...this.otherMembers];
   }
 
@@ -135,7 +143,11 @@ export class FakeStrategyContext implements StrategyContext {
    * Resolves once `predicate` holds; it is checked now and after every recorded call or log
    * line. Rejects after `timeoutMs` with `description` in the message.
    */
-  waitFor(predicate: (ctx: this) => boolean, timeoutMs: number, description = 'condition'): Promise<void> {
+  waitFor(
+    predicate: (ctx: this) => boolean,
+    timeoutMs: number,
+    description = 'condition',
+  ): Promise<void> {
     if (predicate(this)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const check = (): void => {
@@ -146,7 +158,11 @@ export class FakeStrategyContext implements StrategyContext {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`${this.self.name}: timed out after ${timeoutMs} ms waiting for ${description}`));
+        reject(
+          new Error(
+            `${this.self.name}: timed out after ${timeoutMs} ms waiting for ${description}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.add(check);
     });
@@ -158,7 +174,19 @@ export class FakeStrategyContext implements StrategyContext {
 }
 
 /** A member record for `FakeStrategyContext.otherMembers`. */
-export function fakeMember(name: string, endpoint: string, incarnation: string = randomUUID()): Member {
+export function fakeMember(
+  name: string,
+  endpoint: string,
+  incarnation: string = randomUUID(),
+): Member {
   const now = Date.now();
-  return { name, incarnation, startedAt: now, endpoint, address: endpoint, self: false, joinedAt: now };
+  return {
+    name,
+    incarnation,
+    startedAt: now,
+    endpoint,
+    address: endpoint,
+    self: false,
+    joinedAt: now,
+  };
 }

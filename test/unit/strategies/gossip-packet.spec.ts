@@ -64,7 +64,7 @@ describe('gossip packet codec', () => {
     for (let i = 0; i < packet.length; i++) {
       for (const bit of [0x01, 0x80]) {
         const tampered = Buffer.from(packet);
-        tampered[i] = tampered[i]! ^ bit;
+        tampered[i] = tampered[i] ^ bit;
         const opened = openHeartbeat(key, tampered);
         expect(opened.ok, `byte ${i} bit ${bit}`).toBe(false);
         if (!opened.ok) reasons.add(opened.reason);
@@ -83,7 +83,10 @@ describe('gossip packet codec', () => {
 
   it('rejects a packet sealed with another key as unauthenticated', () => {
     const other = deriveGossipKey('another cluster');
-    expect(openHeartbeat(key, sealHeartbeat(other, heartbeat()))).toEqual({ ok: false, reason: 'auth' });
+    expect(openHeartbeat(key, sealHeartbeat(other, heartbeat()))).toEqual({
+      ok: false,
+      reason: 'auth',
+    });
   });
 
   it('derives the same key from the same secret (nodes agree) and a different one otherwise', () => {
@@ -94,7 +97,8 @@ describe('gossip packet codec', () => {
 
   it('never throws on random input', () => {
     for (let i = 0; i < 2000; i++) {
-      const size = i % 3 === 0 ? Math.floor(Math.random() * 1200) : GOSSIP_MIN_PACKET_BYTES + (i % 400);
+      const size =
+        i % 3 === 0 ? Math.floor(Math.random() * 1200) : GOSSIP_MIN_PACKET_BYTES + (i % 400);
       const junk = randomBytes(size);
       if (i % 2 === 0 && size >= 5) Buffer.concat([GOSSIP_MAGIC, Buffer.from([1])]).copy(junk);
       expect(openHeartbeat(key, junk).ok).toBe(false);
@@ -103,12 +107,23 @@ describe('gossip packet codec', () => {
 
   it('refuses to seal fields that do not fit', () => {
     expect(() => sealHeartbeat(key, heartbeat({ endpoint: '' }))).toThrow(GossipPacketError);
-    expect(() => sealHeartbeat(key, heartbeat({ name: 'x'.repeat(256) }))).toThrow(GossipPacketError);
-    expect(() => sealHeartbeat(key, heartbeat({ nonce: Buffer.alloc(3) }))).toThrow(GossipPacketError);
-    expect(() => sealHeartbeat(key, heartbeat({ sentAt: -1 }))).toThrow(GossipPacketError);
-    expect(sealHeartbeat(key, heartbeat({ name: 'x'.repeat(255), incarnation: 'i'.repeat(255), endpoint: 'e'.repeat(255) })).length).toBe(
-      GOSSIP_MAX_PACKET_BYTES,
+    expect(() => sealHeartbeat(key, heartbeat({ name: 'x'.repeat(256) }))).toThrow(
+      GossipPacketError,
     );
+    expect(() => sealHeartbeat(key, heartbeat({ nonce: Buffer.alloc(3) }))).toThrow(
+      GossipPacketError,
+    );
+    expect(() => sealHeartbeat(key, heartbeat({ sentAt: -1 }))).toThrow(GossipPacketError);
+    expect(
+      sealHeartbeat(
+        key,
+        heartbeat({
+          name: 'x'.repeat(255),
+          incarnation: 'i'.repeat(255),
+          endpoint: 'e'.repeat(255),
+        }),
+      ).length,
+    ).toBe(GOSSIP_MAX_PACKET_BYTES);
   });
 });
 
@@ -143,7 +158,8 @@ describe('ReplayWindow', () => {
     const w = new ReplayWindow(30_000, 64);
     const first = createGossipNonce();
     expect(w.check(first, now, now)).toBe('fresh');
-    for (let i = 1; i <= 1000; i++) expect(w.check(createGossipNonce(), now + i, now + i)).toBe('fresh');
+    for (let i = 1; i <= 1000; i++)
+      expect(w.check(createGossipNonce(), now + i, now + i)).toBe('fresh');
     expect(w.size).toBe(64);
     // `first` was evicted, but the watermark still rejects it.
     expect(w.check(first, now, now + 1001)).toBe('stale');
@@ -167,7 +183,9 @@ describe('PeerTable', () => {
     expect(t.hear(peer('i1', 100, 4000), 20)).toBe('changed');
     expect(t.hear(peer('i2', 200, 5000), 30)).toBe('changed');
     expect(t.hear(peer('i1', 100), 40)).toBe('older');
-    expect(t.endpoints()).toEqual([{ host: '10.0.0.1', port: 5000, name: 'a@10.0.0.1', incarnation: 'i2' }]);
+    expect(t.endpoints()).toEqual([
+      { host: '10.0.0.1', port: 5000, name: 'a@10.0.0.1', incarnation: 'i2' },
+    ]);
     // equal start times: the larger incarnation id wins, deterministically on every node
     expect(t.hear(peer('i3', 200, 6000), 50)).toBe('changed');
     expect(t.hear(peer('i0', 200, 7000), 60)).toBe('older');
@@ -188,9 +206,20 @@ describe('parseEndpoint', () => {
   it('parses host:port and [v6]:port, and fills an unspecified host from the source', () => {
     expect(parseEndpoint('10.0.1.5:45893', '10.0.1.9')).toEqual({ host: '10.0.1.5', port: 45893 });
     expect(parseEndpoint('[fd00::1]:7000', '10.0.1.9')).toEqual({ host: 'fd00::1', port: 7000 });
-    expect(parseEndpoint('node-a.local:7000', '10.0.1.9')).toEqual({ host: 'node-a.local', port: 7000 });
+    expect(parseEndpoint('node-a.local:7000', '10.0.1.9')).toEqual({
+      host: 'node-a.local',
+      port: 7000,
+    });
     expect(parseEndpoint('0.0.0.0:7000', '10.0.1.9')).toEqual({ host: '10.0.1.9', port: 7000 });
-    for (const bad of ['', '10.0.1.5', '10.0.1.5:0', '10.0.1.5:70000', ':45893', 'fd00::1:45893', 'a b:1']) {
+    for (const bad of [
+      '',
+      '10.0.1.5',
+      '10.0.1.5:0',
+      '10.0.1.5:70000',
+      ':45893',
+      'fd00::1:45893',
+      'a b:1',
+    ]) {
       expect(parseEndpoint(bad, '10.0.1.9'), bad).toBeUndefined();
     }
   });
@@ -229,7 +258,14 @@ describe('GossipStrategy options', () => {
   it('lists every problem in one error naming the environment variables', () => {
     let error: unknown;
     try {
-      new GossipStrategy({ port: 0, ifAddr: 'eth0', multicastAddr: '10.0.0.1', multicastIf: '::1', multicastTtl: 300, heartbeatMaxMs: 5 });
+      new GossipStrategy({
+        port: 0,
+        ifAddr: 'eth0',
+        multicastAddr: '10.0.0.1',
+        multicastIf: '::1',
+        multicastTtl: 300,
+        heartbeatMaxMs: 5,
+      });
     } catch (e) {
       error = e;
     }
@@ -250,6 +286,8 @@ describe('GossipStrategy options', () => {
 
   it('needs a broadcast address, not a group, in broadcast-only mode (255.255.255.255 when unset)', () => {
     expect(() => new GossipStrategy({ cookie: 'c', broadcastOnly: true })).not.toThrow();
-    expect(() => new GossipStrategy({ cookie: 'c', broadcastOnly: true, multicastAddr: '233.252.1.32' })).toThrow(/broadcast address/);
+    expect(
+      () => new GossipStrategy({ cookie: 'c', broadcastOnly: true, multicastAddr: '233.252.1.32' }),
+    ).toThrow(/broadcast address/);
   });
 });

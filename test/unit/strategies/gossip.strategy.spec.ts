@@ -10,7 +10,10 @@ import {
   sealHeartbeat,
   type GossipHeartbeat,
 } from '../../../lib/strategies/gossip/gossip-packet.js';
-import { GossipStrategy, type GossipStrategyConfig } from '../../../lib/strategies/gossip.strategy.js';
+import {
+  GossipStrategy,
+  type GossipStrategyConfig,
+} from '../../../lib/strategies/gossip.strategy.js';
 import { FakeStrategyContext, fakeMember } from './fake-context.js';
 
 /**
@@ -39,28 +42,46 @@ interface TestNode {
 }
 
 /** A strategy on "host" 127.0.0.i with a recording context; stopped after the test. */
-function node(i: number, config: GossipStrategyConfig, self: { name?: string; linkPort?: number; debug?: boolean } = {}): TestNode {
+function node(
+  i: number,
+  config: GossipStrategyConfig,
+  self: { name?: string; linkPort?: number; debug?: boolean } = {},
+): TestNode {
   const host = `127.0.0.${i}`;
   const name = self.name ?? `app${i}@${host}`;
-  const ctx = new FakeStrategyContext({ name, endpoint: `${host}:${self.linkPort ?? 45893}` }, { debug: self.debug ?? true });
+  const ctx = new FakeStrategyContext(
+    { name, endpoint: `${host}:${self.linkPort ?? 45893}` },
+    { debug: self.debug ?? true },
+  );
   const strategy = new GossipStrategy({ secret: SECRET, multicastIf: hostOf(i), ...config });
   cleanups.push(() => strategy.stop());
   return { strategy, ctx, name };
 }
 
 /** A plain UDP socket for the test itself (multicast pinned to loopback). */
-async function rawSocket(options: { port?: number; address?: string; join?: boolean } = {}): Promise<dgram.Socket> {
+async function rawSocket(
+  options: { port?: number; address?: string; join?: boolean } = {},
+): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
   cleanups.push(() => socket.close());
-  await new Promise<void>((resolve) => socket.bind({ port: options.port ?? 0, address: options.address ?? '0.0.0.0' }, resolve));
+  await new Promise<void>((resolve) =>
+    socket.bind({ port: options.port ?? 0, address: options.address ?? '0.0.0.0' }, resolve),
+  );
   socket.setMulticastInterface('127.0.0.1');
   socket.setMulticastLoopback(true);
   if (options.join) socket.addMembership(GROUP, '127.0.0.1');
   return socket;
 }
 
-function sendTo(socket: dgram.Socket, packet: Buffer, port: number, address = '127.0.0.1'): Promise<void> {
-  return new Promise((resolve, reject) => socket.send(packet, port, address, (error) => (error ? reject(error) : resolve())));
+function sendTo(
+  socket: dgram.Socket,
+  packet: Buffer,
+  port: number,
+  address = '127.0.0.1',
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    socket.send(packet, port, address, (error) => (error ? reject(error) : resolve())),
+  );
 }
 
 function packet(overrides: Partial<GossipHeartbeat> = {}, key = KEY): Buffer {
@@ -93,23 +114,34 @@ async function sendPaced(
     const batch = packets.slice(i, i + 50);
     const expected = receiver.stats().packetsReceived + batch.length;
     await Promise.all(batch.map((p) => sendTo(socket, p, port, options.address)));
-    const arrived = until(() => receiver.stats().packetsReceived >= expected, options.exact ? 2000 : 500, `batch ${i / 50 + 1}`);
+    const arrived = until(
+      () => receiver.stats().packetsReceived >= expected,
+      options.exact ? 2000 : 500,
+      `batch ${i / 50 + 1}`,
+    );
     await (options.exact ? arrived : arrived.catch(() => undefined));
   }
 }
 
 /** Polls `condition` every 5 ms; rejects with `description` after `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs: number, description: string): Promise<void> {
+async function until(
+  condition: () => boolean,
+  timeoutMs: number,
+  description: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
 /** Predicate: the last set `n` handed to the core contains every one of `names`. */
-const sees = (_n: TestNode, ...names: string[]) => (c: FakeStrategyContext) =>
-  names.every((name) => c.lastConnect.some((e) => e.name === name));
+const sees =
+  (_n: TestNode, ...names: string[]) =>
+  (c: FakeStrategyContext) =>
+    names.every((name) => c.lastConnect.some((e) => e.name === name));
 
 describe('GossipStrategy discovery (real UDP multicast)', () => {
   it('two nodes discover each other within milliseconds thanks to the immediate answer', async () => {
@@ -120,13 +152,20 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await a.strategy.start(a.ctx);
     const t0 = performance.now();
     await b.strategy.start(b.ctx);
-    await Promise.all([a.ctx.waitFor(sees(a, b.name), 2000, `${b.name}`), b.ctx.waitFor(sees(b, a.name), 2000, `${a.name}`)]);
+    await Promise.all([
+      a.ctx.waitFor(sees(a, b.name), 2000, `${b.name}`),
+      b.ctx.waitFor(sees(b, a.name), 2000, `${a.name}`),
+    ]);
     const elapsed = performance.now() - t0;
     console.info(`[gossip] 2 nodes discovered each other in ${elapsed.toFixed(1)} ms`);
     expect(elapsed).toBeLessThan(500);
 
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) }]);
-    expect(b.ctx.lastConnect).toEqual([{ host: '127.0.0.2', port: 45893, name: a.name, incarnation: expect.any(String) }]);
+    expect(a.ctx.lastConnect).toEqual([
+      { host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) },
+    ]);
+    expect(b.ctx.lastConnect).toEqual([
+      { host: '127.0.0.2', port: 45893, name: a.name, incarnation: expect.any(String) },
+    ]);
     expect(a.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 1 });
     expect(b.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 0 });
     expect(a.ctx.oks).toHaveLength(1);
@@ -135,7 +174,9 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
 
   it('three nodes started one after another all converge without waiting for a heartbeat round', async () => {
     const port = freshPort();
-    const nodes = [2, 3, 4].map((i) => node(i, { port, heartbeatMaxMs: 60_000 }, { linkPort: 40_000 + i }));
+    const nodes = [2, 3, 4].map((i) =>
+      node(i, { port, heartbeatMaxMs: 60_000 }, { linkPort: 40_000 + i }),
+    );
     const t0 = performance.now();
     for (const n of nodes) await n.strategy.start(n.ctx);
     await Promise.all(
@@ -147,7 +188,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     const elapsed = performance.now() - t0;
     console.info(`[gossip] 3 nodes converged in ${elapsed.toFixed(1)} ms`);
     expect(elapsed).toBeLessThan(500);
-    expect(nodes[0]!.ctx.lastConnect).toEqual([
+    expect(nodes[0].ctx.lastConnect).toEqual([
       { host: '127.0.0.3', port: 40_003, name: 'app3@127.0.0.3', incarnation: expect.any(String) },
       { host: '127.0.0.4', port: 40_004, name: 'app4@127.0.0.4', incarnation: expect.any(String) },
     ]);
@@ -155,14 +196,25 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     for (const n of nodes) expect(n.ctx.connects.flat().some((e) => e.name === n.name)).toBe(false);
   });
 
-  it.skipIf(!NETNS)('works with the production defaults (port 45892, group 233.252.1.32, no multicastIf)', async () => {
-    const a = node(2, { multicastIf: undefined });
-    const b = node(3, { multicastIf: undefined });
-    await a.strategy.start(a.ctx);
-    await b.strategy.start(b.ctx);
-    await Promise.all([a.ctx.waitFor(sees(a, b.name), 2000, b.name), b.ctx.waitFor(sees(b, a.name), 2000, a.name)]);
-    expect(a.ctx.lastConnect[0]).toEqual({ host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) });
-  });
+  it.skipIf(!NETNS)(
+    'works with the production defaults (port 45892, group 233.252.1.32, no multicastIf)',
+    async () => {
+      const a = node(2, { multicastIf: undefined });
+      const b = node(3, { multicastIf: undefined });
+      await a.strategy.start(a.ctx);
+      await b.strategy.start(b.ctx);
+      await Promise.all([
+        a.ctx.waitFor(sees(a, b.name), 2000, b.name),
+        b.ctx.waitFor(sees(b, a.name), 2000, a.name),
+      ]);
+      expect(a.ctx.lastConnect[0]).toEqual({
+        host: '127.0.0.3',
+        port: 45893,
+        name: b.name,
+        incarnation: expect.any(String),
+      });
+    },
+  );
 
   it('keys from the cookie when no secret is set, interoperating with an equal secret', async () => {
     const port = freshPort();
@@ -170,7 +222,10 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     const b = node(3, { port, secret: 'the-cookie', cookie: 'ignored', heartbeatMaxMs: 60_000 });
     await a.strategy.start(a.ctx);
     await b.strategy.start(b.ctx);
-    await Promise.all([a.ctx.waitFor(sees(a, b.name), 2000, b.name), b.ctx.waitFor(sees(b, a.name), 2000, a.name)]);
+    await Promise.all([
+      a.ctx.waitFor(sees(a, b.name), 2000, b.name),
+      b.ctx.waitFor(sees(b, a.name), 2000, a.name),
+    ]);
   });
 
   it('nodes with different secrets share the group but never see each other', async () => {
@@ -182,7 +237,11 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await b.strategy.start(b.ctx);
     await c.strategy.start(c.ctx);
     // several heartbeat rounds of the other cluster arrive and fail authentication
-    await until(() => a.strategy.stats().dropped.auth >= 5 && b.strategy.stats().dropped.auth >= 5, 5000, 'foreign heartbeats');
+    await until(
+      () => a.strategy.stats().dropped.auth >= 5 && b.strategy.stats().dropped.auth >= 5,
+      5000,
+      'foreign heartbeats',
+    );
     expect(a.ctx.lastConnectNames).toEqual([c.name]);
     expect(b.ctx.connects).toEqual([]);
     expect(a.ctx.logger.at('debug').some((l) => l.includes('failed authentication'))).toBe(true);
@@ -204,7 +263,11 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await until(() => Date.now() - expiredAt > 600, 1000, 'several more expiry rounds');
     expect(a.ctx.lastConnectNames).toEqual([b.name]);
     a.ctx.otherMembers = [];
-    await a.ctx.waitFor((ctx) => ctx.lastConnect.length === 0, 3000, 'b to expire once no longer a member');
+    await a.ctx.waitFor(
+      (ctx) => ctx.lastConnect.length === 0,
+      3000,
+      'b to expire once no longer a member',
+    );
   });
 
   it('replaces a peer by its newer incarnation and ignores the older one', async () => {
@@ -214,13 +277,31 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     const raw = await rawSocket();
     const name = 'restarted@127.0.0.20';
     const t = Date.now();
-    await sendTo(raw, packet({ name, incarnation: 'old', startedAt: t - 1000, endpoint: '127.0.0.20:1000' }), port);
+    await sendTo(
+      raw,
+      packet({ name, incarnation: 'old', startedAt: t - 1000, endpoint: '127.0.0.20:1000' }),
+      port,
+    );
     await a.ctx.waitFor((c) => c.lastConnect.some((e) => e.port === 1000), 2000, 'old incarnation');
-    await sendTo(raw, packet({ name, incarnation: 'new', startedAt: t, endpoint: '127.0.0.20:2000' }), port);
+    await sendTo(
+      raw,
+      packet({ name, incarnation: 'new', startedAt: t, endpoint: '127.0.0.20:2000' }),
+      port,
+    );
     await a.ctx.waitFor((c) => c.lastConnect.some((e) => e.port === 2000), 2000, 'new incarnation');
-    await sendTo(raw, packet({ name, incarnation: 'old', startedAt: t - 1000, endpoint: '127.0.0.20:1000' }), port);
-    await until(() => a.strategy.stats().dropped['older-incarnation'] === 1, 2000, 'older incarnation dropped');
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.20', port: 2000, name, incarnation: 'new' }]);
+    await sendTo(
+      raw,
+      packet({ name, incarnation: 'old', startedAt: t - 1000, endpoint: '127.0.0.20:1000' }),
+      port,
+    );
+    await until(
+      () => a.strategy.stats().dropped['older-incarnation'] === 1,
+      2000,
+      'older incarnation dropped',
+    );
+    expect(a.ctx.lastConnect).toEqual([
+      { host: '127.0.0.20', port: 2000, name, incarnation: 'new' },
+    ]);
     expect(a.ctx.connects).toHaveLength(2);
   });
 
@@ -231,7 +312,9 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     const raw = await rawSocket({ address: '127.0.0.7' });
     await sendTo(raw, packet({ name: 'wild@card', endpoint: '0.0.0.0:4000' }), port);
     await a.ctx.waitFor((c) => c.lastConnect.length === 1, 2000, 'wildcard endpoint');
-    expect(a.ctx.lastConnect).toEqual([{ host: '127.0.0.7', port: 4000, name: 'wild@card', incarnation: expect.any(String) }]);
+    expect(a.ctx.lastConnect).toEqual([
+      { host: '127.0.0.7', port: 4000, name: 'wild@card', incarnation: expect.any(String) },
+    ]);
   });
 
   it('answers a newly heard peer with one unicast heartbeat, rate-limited per peer', async () => {
@@ -243,12 +326,17 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     raw.on('message', (m) => answers.push(m));
     const name = 'chatty@127.0.0.30';
     const incarnation = randomUUID();
-    for (let i = 0; i < 20; i++) await sendTo(raw, packet({ name, incarnation, endpoint: '127.0.0.30:1' }), port);
+    for (let i = 0; i < 20; i++)
+      await sendTo(raw, packet({ name, incarnation, endpoint: '127.0.0.30:1' }), port);
     await until(() => a.strategy.stats().heartbeatsAccepted === 20, 2000, '20 heartbeats');
     await until(() => answers.length >= 1, 2000, 'the answer');
     expect(a.strategy.stats().repliesSent).toBe(1);
     // a reply is never answered (no ping-pong)
-    await sendTo(raw, packet({ kind: 'reply', name: 'quiet@127.0.0.31', endpoint: '127.0.0.31:1' }), port);
+    await sendTo(
+      raw,
+      packet({ kind: 'reply', name: 'quiet@127.0.0.31', endpoint: '127.0.0.31:1' }),
+      port,
+    );
     await a.ctx.waitFor((c) => c.lastConnectNames.includes('quiet@127.0.0.31'), 2000, 'quiet');
     expect(a.strategy.stats().repliesSent).toBe(1);
   });
@@ -265,7 +353,7 @@ describe('GossipStrategy against hostile packets', () => {
     for (let length = 0; length < valid.length; length++) bad.push(valid.subarray(0, length));
     for (let i = 0; i < valid.length; i++) {
       const flipped = Buffer.from(valid);
-      flipped[i] = flipped[i]! ^ 0x40;
+      flipped[i] = flipped[i] ^ 0x40;
       bad.push(flipped);
     }
     const sent = bad.length;
@@ -274,10 +362,21 @@ describe('GossipStrategy against hostile packets', () => {
     await sendTo(raw, valid, port);
     await a.ctx.waitFor((c) => c.lastConnect.length === 1, 2000, 'the intact packet');
     const stats = a.strategy.stats();
-    console.info(`[gossip] ${sent} truncated/bit-flipped packets dropped: ${JSON.stringify(stats.dropped)}`);
+    console.info(
+      `[gossip] ${sent} truncated/bit-flipped packets dropped: ${JSON.stringify(stats.dropped)}`,
+    );
     expect(stats.packetsReceived).toBe(sent + 1 + 1); // + the intact one + our own heartbeat looped back
     expect(stats.heartbeatsAccepted).toBe(1);
-    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.40', port: 45893, name: 'victim@127.0.0.40', incarnation: expect.any(String) }]]);
+    expect(a.ctx.connects).toEqual([
+      [
+        {
+          host: '127.0.0.40',
+          port: 45893,
+          name: 'victim@127.0.0.40',
+          incarnation: expect.any(String),
+        },
+      ],
+    ]);
   });
 
   it('drops packets sealed with a wrong key', async () => {
@@ -296,8 +395,16 @@ describe('GossipStrategy against hostile packets', () => {
     const a = node(2, { port, heartbeatMaxMs: 60_000 });
     await a.strategy.start(a.ctx);
     const raw = await rawSocket();
-    await sendTo(raw, packet({ name: a.name, incarnation: randomUUID(), endpoint: '127.0.0.66:45893' }), port);
-    await until(() => a.strategy.stats().dropped['self-incarnation'] === 1, 2000, 'self-incarnation drop');
+    await sendTo(
+      raw,
+      packet({ name: a.name, incarnation: randomUUID(), endpoint: '127.0.0.66:45893' }),
+      port,
+    );
+    await until(
+      () => a.strategy.stats().dropped['self-incarnation'] === 1,
+      2000,
+      'self-incarnation drop',
+    );
     expect(a.ctx.connects).toEqual([]);
     expect(a.ctx.logger.at('debug').some((l) => l.includes('claims our node name'))).toBe(true);
   });
@@ -321,20 +428,47 @@ describe('GossipStrategy against hostile packets', () => {
 
     // b goes away; a forgets it after 3 × 150 ms of silence
     b.strategy.stop();
-    await a.ctx.waitFor((c) => c.connects.length >= 2 && c.lastConnect.length === 0, 3000, 'b to expire');
+    await a.ctx.waitFor(
+      (c) => c.connects.length >= 2 && c.lastConnect.length === 0,
+      3000,
+      'b to expire',
+    );
 
     // the replay (well within ±30 s, so only the nonce check stops it), then a fresh control packet
     await sendTo(listener, replayed, port, GROUP);
-    await sendTo(listener, packet({ name: 'control@127.0.0.50', endpoint: '127.0.0.50:45893' }), port, GROUP);
-    await a.ctx.waitFor((c) => c.lastConnectNames.includes('control@127.0.0.50'), 2000, 'control packet');
+    await sendTo(
+      listener,
+      packet({ name: 'control@127.0.0.50', endpoint: '127.0.0.50:45893' }),
+      port,
+      GROUP,
+    );
+    await a.ctx.waitFor(
+      (c) => c.lastConnectNames.includes('control@127.0.0.50'),
+      2000,
+      'control packet',
+    );
     expect(a.ctx.lastConnectNames).toEqual(['control@127.0.0.50']);
     expect(a.strategy.stats().dropped.replay).toBeGreaterThanOrEqual(1);
 
     // old and future timestamps with fresh nonces
-    await sendTo(listener, packet({ name: 'old@127.0.0.51', sentAt: Date.now() - 31_000 }), port, GROUP);
-    await sendTo(listener, packet({ name: 'future@127.0.0.52', sentAt: Date.now() + 31_000 }), port, GROUP);
+    await sendTo(
+      listener,
+      packet({ name: 'old@127.0.0.51', sentAt: Date.now() - 31_000 }),
+      port,
+      GROUP,
+    );
+    await sendTo(
+      listener,
+      packet({ name: 'future@127.0.0.52', sentAt: Date.now() + 31_000 }),
+      port,
+      GROUP,
+    );
     await sendTo(listener, packet({ name: 'control2@127.0.0.53' }), port, GROUP);
-    await a.ctx.waitFor((c) => c.lastConnectNames.includes('control2@127.0.0.53'), 2000, 'second control packet');
+    await a.ctx.waitFor(
+      (c) => c.lastConnectNames.includes('control2@127.0.0.53'),
+      2000,
+      'second control packet',
+    );
     expect(a.ctx.lastConnectNames).toEqual(['control2@127.0.0.53', 'control@127.0.0.50']);
     expect(a.strategy.stats().dropped).toMatchObject({ stale: 1, future: 1 });
 
@@ -343,7 +477,11 @@ describe('GossipStrategy against hostile packets', () => {
     const d = node(5, { port: port2, heartbeatMaxMs: 60_000, now: () => Date.now() + 31_000 });
     await d.strategy.start(d.ctx);
     await sendTo(listener, replayed, port2, GROUP);
-    await until(() => d.strategy.stats().dropped.stale === 1, 2000, 'stale drop on the skewed node');
+    await until(
+      () => d.strategy.stats().dropped.stale === 1,
+      2000,
+      'stale drop on the skewed node',
+    );
     expect(d.ctx.connects).toEqual([]);
   });
 
@@ -368,7 +506,7 @@ describe('GossipStrategy against hostile packets', () => {
           // sealed with the right key, then tampered
           const tampered = packet({ name: `flood-${j}@x` });
           const at = Math.floor(Math.random() * tampered.length);
-          tampered[at] = tampered[at]! ^ (1 + Math.floor(Math.random() * 255));
+          tampered[at] = tampered[at] ^ (1 + Math.floor(Math.random() * 255));
           junk.push(tampered);
           break;
         }
@@ -382,7 +520,11 @@ describe('GossipStrategy against hostile packets', () => {
     await sendPaced(raw, junk, port, a.strategy);
     const sentMs = performance.now() - t0;
     // a valid packet after the flood is processed after every flood datagram that arrived
-    await sendTo(raw, packet({ name: 'after-flood@127.0.0.60', endpoint: '127.0.0.60:45893' }), port);
+    await sendTo(
+      raw,
+      packet({ name: 'after-flood@127.0.0.60', endpoint: '127.0.0.60:45893' }),
+      port,
+    );
     await a.ctx.waitFor((c) => c.lastConnect.length === 1, 5000, 'the packet after the flood');
     const stats = a.strategy.stats();
     const dropped = Object.values(stats.dropped).reduce((x, y) => x + y, 0);
@@ -391,7 +533,16 @@ describe('GossipStrategy against hostile packets', () => {
     );
     expect(stats.packetsReceived).toBeGreaterThan(FLOOD * 0.9);
     expect(stats.heartbeatsAccepted).toBe(1);
-    expect(a.ctx.connects).toEqual([[{ host: '127.0.0.60', port: 45893, name: 'after-flood@127.0.0.60', incarnation: expect.any(String) }]]);
+    expect(a.ctx.connects).toEqual([
+      [
+        {
+          host: '127.0.0.60',
+          port: 45893,
+          name: 'after-flood@127.0.0.60',
+          incarnation: expect.any(String),
+        },
+      ],
+    ]);
     expect(a.ctx.logger.at('debug').length).toBeLessThan(20); // rate-limited
 
     const b = node(3, { port, heartbeatMaxMs: 60_000 });
@@ -418,7 +569,9 @@ describe('GossipStrategy socket failures', () => {
     // the same failure is logged as an error once, not at every attempt
     expect(a.ctx.logger.at('error')).toHaveLength(1);
     const stats = a.strategy.stats();
-    console.info(`[gossip] bad multicastIf: ${stats.openFailures} attempts failed with ${error.code}, still retrying`);
+    console.info(
+      `[gossip] bad multicastIf: ${stats.openFailures} attempts failed with ${error.code}, still retrying`,
+    );
     expect(stats).toMatchObject({ open: false, openAttempts: stats.openFailures });
     expect(a.ctx.oks).toEqual([]);
 
@@ -482,7 +635,7 @@ describe('GossipStrategy socket failures', () => {
     });
     await a.strategy.start(a.ctx);
     expect(sockets).toHaveLength(2);
-    sockets[0]!.emit('error', Object.assign(new Error('recv failed'), { code: 'ENOBUFS' }));
+    sockets[0].emit('error', Object.assign(new Error('recv failed'), { code: 'ENOBUFS' }));
     await a.ctx.waitFor((c) => c.oks.length === 2, 2000, 'reopen');
     expect(a.ctx.errors).toHaveLength(1);
     expect(a.ctx.errors[0]).toMatchObject({ operation: 'socket', code: 'ENOBUFS' });
@@ -510,14 +663,25 @@ describe('GossipStrategy socket failures', () => {
 describe('GossipStrategy broadcast-only mode', () => {
   it('discovers through the loopback broadcast address 127.255.255.255', async () => {
     const port = freshPort();
-    const config = { port, broadcastOnly: true, multicastAddr: '127.255.255.255', multicastIf: undefined, heartbeatMaxMs: 60_000 };
+    const config = {
+      port,
+      broadcastOnly: true,
+      multicastAddr: '127.255.255.255',
+      multicastIf: undefined,
+      heartbeatMaxMs: 60_000,
+    };
     const a = node(2, config);
     const b = node(3, config);
     await a.strategy.start(a.ctx);
     const t0 = performance.now();
     await b.strategy.start(b.ctx);
-    await Promise.all([a.ctx.waitFor(sees(a, b.name), 2000, b.name), b.ctx.waitFor(sees(b, a.name), 2000, a.name)]);
-    console.info(`[gossip] broadcast-only: discovered in ${(performance.now() - t0).toFixed(1)} ms`);
+    await Promise.all([
+      a.ctx.waitFor(sees(a, b.name), 2000, b.name),
+      b.ctx.waitFor(sees(b, a.name), 2000, a.name),
+    ]);
+    console.info(
+      `[gossip] broadcast-only: discovered in ${(performance.now() - t0).toFixed(1)} ms`,
+    );
     expect(a.ctx.logger.at('log')[0]).toContain('broadcast to 127.255.255.255');
   });
 });

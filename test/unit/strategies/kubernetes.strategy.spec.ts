@@ -2,7 +2,10 @@ import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesDiscoveryError } from '../../../lib/errors/kubernetes-discovery.error.js';
-import { KubernetesStrategy, type KubernetesStrategyConfig } from '../../../lib/strategies/kubernetes.strategy.js';
+import {
+  KubernetesStrategy,
+  type KubernetesStrategyConfig,
+} from '../../../lib/strategies/kubernetes.strategy.js';
 import { labelSelectorProblem } from '../../../lib/strategies/kubernetes/label-selector.js';
 import { FakeKubeApi } from '../../support/fake-kube-api.js';
 import { FakeStrategyContext } from './fake-context.js';
@@ -57,7 +60,10 @@ describe('KubernetesStrategy against a local API server', () => {
   async function watching(server: FakeKubeApi): Promise<void> {
     const deadline = Date.now() + WAIT_MS;
     while (!(server.openWatches() === 1 && server.requestsOf('endpointslices', true).length > 0)) {
-      if (Date.now() > deadline) throw new Error(`no single open watch within ${WAIT_MS} ms (open: ${server.openWatches()})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no single open watch within ${WAIT_MS} ms (open: ${server.openWatches()})`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -88,13 +94,20 @@ describe('KubernetesStrategy against a local API server', () => {
     await watching(api);
 
     // A pod becomes ready, another is removed: both arrive through the watch.
-    api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.3', ready: true }]);
-    await ctx.waitFor((c) => hosts(c).join() === '10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.5', WAIT_MS, 'watch MODIFIED');
+    api.setSlice('a', LABELS, [
+      { ip: '10.0.0.1', ready: true },
+      { ip: '10.0.0.3', ready: true },
+    ]);
+    await ctx.waitFor(
+      (c) => hosts(c).join() === '10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.5',
+      WAIT_MS,
+      'watch MODIFIED',
+    );
     api.remove('endpointslices', 'b');
     await ctx.waitFor((c) => hosts(c).join() === '10.0.0.1,10.0.0.3', WAIT_MS, 'watch DELETED');
     // One list, then watches only (no polling).
     expect(api.requestsOf('endpointslices', false)).toHaveLength(1);
-    const watch = api.requestsOf('endpointslices', true)[0]!;
+    const watch = api.requestsOf('endpointslices', true)[0];
     expect(watch.query.get('labelSelector')).toBe('app=myapp');
     expect(watch.query.get('resourceVersion')).toMatch(/^\d+$/);
     expect(watch.token).toBe('token-1');
@@ -109,14 +122,22 @@ describe('KubernetesStrategy against a local API server', () => {
     const excluded = start();
     const included = start({ includeNotReady: true });
     await excluded.ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'first list (default)');
-    await included.ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'first list (includeNotReady)');
+    await included.ctx.waitFor(
+      (c) => c.connects.length >= 1,
+      WAIT_MS,
+      'first list (includeNotReady)',
+    );
     expect(hosts(excluded.ctx)).toEqual(['10.0.0.1']);
     expect(hosts(included.ctx)).toEqual(['10.0.0.1', '10.0.0.2']);
   });
 
   it('pods mode, and dns / hostname names with the configured cluster domain', async () => {
     api.setPod('p1', { app: 'myapp' }, { ip: '10.0.1.1', hostname: 'myapp-0', subdomain: 'myapp' });
-    api.setPod('p2', { app: 'myapp' }, { ip: '10.0.1.2', ready: false, hostname: 'myapp-1', subdomain: 'myapp' });
+    api.setPod(
+      'p2',
+      { app: 'myapp' },
+      { ip: '10.0.1.2', ready: false, hostname: 'myapp-1', subdomain: 'myapp' },
+    );
     api.setPod('p3', { app: 'myapp' }, { ip: '10.0.1.3', deleting: true });
     api.setPod('p4', { app: 'myapp' }, { phase: 'Pending', ready: false });
     const pods = start({ ipLookupMode: 'pods', mode: 'hostname', clusterDomain: 'corp.example' });
@@ -125,7 +146,11 @@ describe('KubernetesStrategy against a local API server', () => {
       { host: '10.0.1.1', port: PORT, name: 'myapp@myapp-0.myapp.shop.svc.corp.example' },
     ]);
     const notReady = start({ ipLookupMode: 'pods', mode: 'dns', includeNotReady: true });
-    await notReady.ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'pods listed (not ready included)');
+    await notReady.ctx.waitFor(
+      (c) => c.connects.length >= 1,
+      WAIT_MS,
+      'pods listed (not ready included)',
+    );
     expect(notReady.ctx.lastConnectNames).toEqual([
       'myapp@10-0-1-1.shop.pod.cluster.local',
       'myapp@10-0-1-2.shop.pod.cluster.local',
@@ -139,12 +164,19 @@ describe('KubernetesStrategy against a local API server', () => {
     await watching(api);
     // A change the watch never delivers, then the history is compacted: only a relist sees it.
     api.stall = true;
-    api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.2', ready: true }]);
+    api.setSlice('a', LABELS, [
+      { ip: '10.0.0.1', ready: true },
+      { ip: '10.0.0.2', ready: true },
+    ]);
     api.stall = false;
     expect(hosts(ctx)).toEqual(['10.0.0.1']);
     api.expireResourceVersions();
     await ctx.waitFor((c) => hosts(c).join() === '10.0.0.1,10.0.0.2', WAIT_MS, 'relist after 410');
-    await ctx.waitFor((c) => c.logger.at('log').some((l) => l.includes('expired (410 Gone): listing again')), WAIT_MS, '410 log');
+    await ctx.waitFor(
+      (c) => c.logger.at('log').some((l) => l.includes('expired (410 Gone): listing again')),
+      WAIT_MS,
+      '410 log',
+    );
     expect(api.requestsOf('endpointslices', false)).toHaveLength(2);
     expect(ctx.errors).toEqual([]);
     // No set without 10.0.0.1 was ever handed over.
@@ -152,7 +184,10 @@ describe('KubernetesStrategy against a local API server', () => {
   });
 
   it('403: keeps the members, reports the Role rule to add, and recovers when allowed', async () => {
-    api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.2', ready: true }]);
+    api.setSlice('a', LABELS, [
+      { ip: '10.0.0.1', ready: true },
+      { ip: '10.0.0.2', ready: true },
+    ]);
     const { ctx } = start();
     await watching(api);
     const handed = ctx.connects.length;
@@ -163,7 +198,9 @@ describe('KubernetesStrategy against a local API server', () => {
     const error = ctx.errors[0] as KubernetesDiscoveryError;
     expect(error).toBeInstanceOf(KubernetesDiscoveryError);
     expect(error.failure).toBe('forbidden');
-    expect(error.message).toContain('not allowed to list endpointslices.discovery.k8s.io in namespace shop (403 Forbidden)');
+    expect(error.message).toContain(
+      'not allowed to list endpointslices.discovery.k8s.io in namespace shop (403 Forbidden)',
+    );
     expect(error.message).toContain(
       'add this rule to a Role in namespace shop bound to the pod\'s service account: { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] }',
     );
@@ -172,16 +209,29 @@ describe('KubernetesStrategy against a local API server', () => {
     api.forbidden.clear();
     const oks = ctx.oks.length;
     await ctx.waitFor((c) => c.oks.length > oks, WAIT_MS, 'recovery');
-    expect(ctx.logger.at('log').some((l) => l.includes('Kubernetes discovery works again'))).toBe(true);
+    expect(ctx.logger.at('log').some((l) => l.includes('Kubernetes discovery works again'))).toBe(
+      true,
+    );
   });
 
   it('a watch that is forbidden falls back to polling the list, saying which verb to grant', async () => {
     api.forbidden.add('watch');
     api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }]);
     const { ctx } = start({ pollingIntervalMs: 100 });
-    await ctx.waitFor((c) => c.logger.at('warn').some((l) => l.includes('not allowed to watch')), WAIT_MS, 'watch 403 warning');
-    api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.7', ready: true }]);
-    await ctx.waitFor((c) => hosts(c).join() === '10.0.0.1,10.0.0.7', WAIT_MS, 'change seen by polling');
+    await ctx.waitFor(
+      (c) => c.logger.at('warn').some((l) => l.includes('not allowed to watch')),
+      WAIT_MS,
+      'watch 403 warning',
+    );
+    api.setSlice('a', LABELS, [
+      { ip: '10.0.0.1', ready: true },
+      { ip: '10.0.0.7', ready: true },
+    ]);
+    await ctx.waitFor(
+      (c) => hosts(c).join() === '10.0.0.1,10.0.0.7',
+      WAIT_MS,
+      'change seen by polling',
+    );
     expect(api.requestsOf('endpointslices', false).length).toBeGreaterThanOrEqual(2);
   });
 
@@ -190,8 +240,15 @@ describe('KubernetesStrategy against a local API server', () => {
     const { ctx } = start();
     await watching(api);
     api.rotateToken('token-2');
-    api.setSlice('a', LABELS, [{ ip: '10.0.0.1', ready: true }, { ip: '10.0.0.3', ready: true }]);
-    await ctx.waitFor((c) => hosts(c).join() === '10.0.0.1,10.0.0.3', WAIT_MS, 'change after rotation');
+    api.setSlice('a', LABELS, [
+      { ip: '10.0.0.1', ready: true },
+      { ip: '10.0.0.3', ready: true },
+    ]);
+    await ctx.waitFor(
+      (c) => hosts(c).join() === '10.0.0.1,10.0.0.3',
+      WAIT_MS,
+      'change after rotation',
+    );
     expect(api.requests.filter((r) => r.status === 401)).toEqual([]);
     expect(api.requests.at(-1)!.token).toBe('token-2');
   });
@@ -205,7 +262,9 @@ describe('KubernetesStrategy against a local API server', () => {
     rmSync(tokenFile);
     api.closeWatches();
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'token error');
-    expect(errorsOf(ctx)[0]).toContain(`cannot read the service-account token ${tokenFile} (ENOENT)`);
+    expect(errorsOf(ctx)[0]).toContain(
+      `cannot read the service-account token ${tokenFile} (ENOENT)`,
+    );
     expect(ctx.connects.length).toBe(handed);
     writeFileSync(tokenFile, 'token-1');
     chmodSync(tokenFile, 0o600);
@@ -220,14 +279,18 @@ describe('KubernetesStrategy against a local API server', () => {
     api.sendGarbage('{"oops": garbage\n');
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'garbage error');
     expect(errorsOf(ctx)[0]).toContain('the watch stream sent a line that is not a watch event');
-    await ctx.waitFor(() => api.requestsOf('endpointslices', false).length === 2, WAIT_MS, 'relist after garbage');
+    await ctx.waitFor(
+      () => api.requestsOf('endpointslices', false).length === 2,
+      WAIT_MS,
+      'relist after garbage',
+    );
 
     api.stall = true;
     api.closeWatches();
     const before = ctx.errors.length;
     await ctx.waitFor((c) => c.errors.length > before, WAIT_MS, 'stall error');
     expect(errorsOf(ctx).at(-1)).toContain('the watch stream sent nothing for 1500 ms (stalled)');
-    expect(ctx.connects.every((set) => set.length === 1 && set[0]!.host === '10.0.0.1')).toBe(true);
+    expect(ctx.connects.every((set) => set.length === 1 && set[0].host === '10.0.0.1')).toBe(true);
   });
 
   it('a slice with 10,000 endpoints is refused: the previous set stays, health shows why', async () => {
@@ -235,10 +298,15 @@ describe('KubernetesStrategy against a local API server', () => {
     const { ctx } = start();
     await watching(api);
     const handed = ctx.connects.length;
-    const many = Array.from({ length: 10_000 }, (_, i) => ({ ip: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ready: true }));
+    const many = Array.from({ length: 10_000 }, (_, i) => ({
+      ip: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`,
+      ready: true,
+    }));
     api.setSlice('big', LABELS, many);
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'refused slice');
-    expect(errorsOf(ctx)[0]).toContain('EndpointSlice big has 10000 endpoints, more than discovery.k8s.io/v1 allows (1000)');
+    expect(errorsOf(ctx)[0]).toContain(
+      'EndpointSlice big has 10000 endpoints, more than discovery.k8s.io/v1 allows (1000)',
+    );
     expect(ctx.connects.length).toBe(handed);
     api.remove('endpointslices', 'big');
     await ctx.waitFor((c) => c.connects.length > handed, WAIT_MS, 'set handed over again');
@@ -248,14 +316,18 @@ describe('KubernetesStrategy against a local API server', () => {
   it('a namespace that does not exist (empty answer) warns naming LIBCLUSTER_KUBERNETES_NAMESPACE', async () => {
     const { ctx } = start({ namespace: 'no-such-ns' });
     await ctx.waitFor((c) => c.logger.at('warn').length >= 1, WAIT_MS, 'empty warning');
-    expect(ctx.logger.at('warn')[0]).toContain('no ready pods match app=myapp in namespace no-such-ns');
+    expect(ctx.logger.at('warn')[0]).toContain(
+      'no ready pods match app=myapp in namespace no-such-ns',
+    );
     expect(ctx.logger.at('warn')[0]).toContain('LIBCLUSTER_KUBERNETES_NAMESPACE');
   });
 
   it('a selector the API server refuses (400) names LIBCLUSTER_KUBERNETES_SELECTOR', async () => {
     const { ctx } = start({ selector: 'app in (myapp)' }); // valid syntax; the stand-in cannot parse sets
     await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'selector error');
-    expect(errorsOf(ctx)[0]).toContain('the API server refused the label selector "app in (myapp)" (400)');
+    expect(errorsOf(ctx)[0]).toContain(
+      'the API server refused the label selector "app in (myapp)" (400)',
+    );
     expect(errorsOf(ctx)[0]).toContain('fix LIBCLUSTER_KUBERNETES_SELECTOR');
   });
 
@@ -272,7 +344,9 @@ describe('KubernetesStrategy against a local API server', () => {
       strategies.push(strategy);
       strategy.start(ctx);
       await ctx.waitFor((c) => c.errors.length >= 1, WAIT_MS, 'tls error');
-      expect(errorsOf(ctx)[0]).toContain(`does not verify against ${join(api.serviceAccountDir, 'ca.crt')}`);
+      expect(errorsOf(ctx)[0]).toContain(
+        `does not verify against ${join(api.serviceAccountDir, 'ca.crt')}`,
+      );
       expect(other.requests).toEqual([]);
     } finally {
       await other.close();
@@ -282,7 +356,14 @@ describe('KubernetesStrategy against a local API server', () => {
 
 describe('labelSelectorProblem', () => {
   it('accepts what the API server accepts', () => {
-    for (const ok of ['app=myapp', 'app==myapp,tier!=db', 'app in (a, b),!legacy', 'example.com/part-of=shop', 'env notin (dev)', 'app']) {
+    for (const ok of [
+      'app=myapp',
+      'app==myapp,tier!=db',
+      'app in (a, b),!legacy',
+      'example.com/part-of=shop',
+      'env notin (dev)',
+      'app',
+    ]) {
       expect(labelSelectorProblem(ok), ok).toBeUndefined();
     }
   });

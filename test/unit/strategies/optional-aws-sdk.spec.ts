@@ -23,13 +23,24 @@ export async function resolve(specifier, context, next) {
 }`)}`;
 const REGISTER = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(HOOKS)});`)}`;
 
-function runWithoutAwsSdk(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runWithoutAwsSdk(
+  script: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import', REGISTER, '--input-type=module', '-e', script],
-      { cwd: ROOT, timeout: 30_000, env: { PATH: process.env.PATH, NO_COLOR: '1', AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9' } },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      {
+        cwd: ROOT,
+        timeout: 30_000,
+        env: {
+          PATH: process.env.PATH,
+          NO_COLOR: '1',
+          AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://127.0.0.1:9',
+        },
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }

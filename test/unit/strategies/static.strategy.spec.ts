@@ -57,10 +57,10 @@ describe('parseHostList', () => {
     expect(thrown).toBeInstanceOf(ClusterError);
     const error = thrown as InvalidHostListError;
     expect(error.entries.map((e) => e.entry)).toEqual(bad);
-    expect(error.entries[0]!.reason).toBe('port must be a number');
-    expect(error.entries[1]!.reason).toBe('port must be 1-65535');
-    expect(error.entries[3]!.reason).toBe('missing ]');
-    expect(error.entries[4]!.reason).toBe('not an IPv6 address inside [ ]');
+    expect(error.entries[0].reason).toBe('port must be a number');
+    expect(error.entries[1].reason).toBe('port must be 1-65535');
+    expect(error.entries[3].reason).toBe('missing ]');
+    expect(error.entries[4].reason).toBe('not an IPv6 address inside [ ]');
     for (const entry of bad) expect(error.message).toContain(`"${entry}"`);
     expect(error.message).not.toContain('"10.0.1.1"');
     expect(error.retryable).toBe(false);

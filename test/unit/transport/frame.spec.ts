@@ -18,7 +18,10 @@ describe('frame codec', () => {
     ]);
     for (let cut = 1; cut < stream.length; cut++) {
       const decoder = new FrameDecoder(1024);
-      const frames = [...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut))];
+      const frames = [
+        ...decoder.push(stream.subarray(0, cut)),
+        ...decoder.push(stream.subarray(cut)),
+      ];
       expect(frames.map((f) => f.type)).toEqual([16, 4, 33]);
       expect(frames[0]?.payload.toString()).toBe('first');
       expect(frames[1]?.payload.length).toBe(0);
@@ -28,7 +31,10 @@ describe('frame codec', () => {
   });
 
   it('decodes a stream fed one byte at a time', () => {
-    const stream = Buffer.concat([encodeFrame(32, Buffer.from('x')), encodeFrame(33, Buffer.from('yz'))]);
+    const stream = Buffer.concat([
+      encodeFrame(32, Buffer.from('x')),
+      encodeFrame(33, Buffer.from('yz')),
+    ]);
     const decoder = new FrameDecoder(64);
     const frames = [];
     for (const byte of stream) frames.push(...decoder.push(Buffer.from([byte])));
@@ -64,8 +70,12 @@ describe('frame codec', () => {
   });
 
   it('rejects a length shorter than version + type', () => {
-    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 1, 1]))).toThrow(MalformedFrameError);
-    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 0]))).toThrow(MalformedFrameError);
+    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 1, 1]))).toThrow(
+      MalformedFrameError,
+    );
+    expect(() => new FrameDecoder(100).push(Buffer.from([0, 0, 0, 0]))).toThrow(
+      MalformedFrameError,
+    );
   });
 
   it('rejects another version byte at once, carrying both versions', () => {
@@ -79,7 +89,9 @@ describe('frame codec', () => {
     expect(error).toBeInstanceOf(ProtocolVersionError);
     expect((error as ProtocolVersionError).peerVersion).toBe(2);
     expect((error as ProtocolVersionError).localVersion).toBe(PROTOCOL_VERSION);
-    expect((error as Error).message).toBe('protocol version mismatch: peer speaks 2, this node speaks 1');
+    expect((error as Error).message).toBe(
+      'protocol version mismatch: peer speaks 2, this node speaks 1',
+    );
   });
 
   it('read() returns one frame at a time so the limit can change between frames', () => {

@@ -17,12 +17,24 @@ import {
 } from '../../../lib/transport/handshake.js';
 import { Transport } from '../../../lib/transport/transport.js';
 import { RawPeer, testIdentity } from '../../support/raw-peer.js';
-import { ACCEPTED, captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, within, useTransportCleanup } from './helpers.js';
+import {
+  ACCEPTED,
+  captureLogs,
+  closeOf,
+  COOKIE,
+  LOCALHOST,
+  nextLink,
+  within,
+  useTransportCleanup,
+} from './helpers.js';
 
 const { cleanup, started } = useTransportCleanup();
 
 /** Reads frames from a raw socket until one arrives (or the socket closes). */
-function firstFrame(socket: Socket, version = 1): Promise<{ type: number; payload: Buffer } | 'closed'> {
+function firstFrame(
+  socket: Socket,
+  version = 1,
+): Promise<{ type: number; payload: Buffer } | 'closed'> {
   const decoder = new FrameDecoder(4096, version);
   return new Promise((resolve) => {
     socket.on('data', (chunk: Buffer) => {
@@ -98,9 +110,13 @@ describe('handshake', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(linked).toBe(0);
     expect(a.transport.linkCount + b.transport.linkCount).toBe(0);
-    const mismatchLines = logs.lines().filter((l) => l.startsWith('warn: cookie mismatch from 127.0.0.1:'));
+    const mismatchLines = logs
+      .lines()
+      .filter((l) => l.startsWith('warn: cookie mismatch from 127.0.0.1:'));
     expect(mismatchLines.length).toBeGreaterThanOrEqual(1);
-    expect(mismatchLines.filter((l) => l.includes('check NODE_COOKIE on both nodes'))).toEqual(mismatchLines);
+    expect(mismatchLines.filter((l) => l.includes('check NODE_COOKIE on both nodes'))).toEqual(
+      mismatchLines,
+    );
     // b logged one line for a's two attempts, a one line for b's attempt.
     expect(mismatchLines).toHaveLength(2);
     expect(logs.lines().join('\n')).not.toContain(COOKIE);
@@ -130,7 +146,9 @@ describe('handshake', () => {
     const hello = decodeHello((frames[0] as { payload: Buffer }).payload, true);
     // A proof computed with the wrong cookie.
     const proof = computeProof('guess', 'dialer', 1, nonce, hello.nonce, identity, hello.identity);
-    socket.write(encodeFrame(FrameType.AUTH, Buffer.from(JSON.stringify({ proof: proof.toString('base64') }))));
+    socket.write(
+      encodeFrame(FrameType.AUTH, Buffer.from(JSON.stringify({ proof: proof.toString('base64') }))),
+    );
     await within(closed, 2000, 'the listener kept the connection open');
     const refuse = frames.find((f) => f.type === FrameType.REFUSE);
     expect(refuse && decodeRefuse(refuse.payload)).toBe('cookie-mismatch');
@@ -174,7 +192,10 @@ describe('handshake', () => {
     socket.write(
       encodeFrame(
         FrameType.HELLO,
-        encodeHello({ nonce: Buffer.alloc(NONCE_BYTES), identity: testIdentity('future@127.0.0.1') }),
+        encodeHello({
+          nonce: Buffer.alloc(NONCE_BYTES),
+          identity: testIdentity('future@127.0.0.1'),
+        }),
         2,
       ),
     );
@@ -183,12 +204,20 @@ describe('handshake', () => {
     expect(frame !== 'closed' && frame.type).toBe(FrameType.REFUSE);
     expect(frame !== 'closed' && decodeRefuse(frame.payload)).toBe('protocol-version');
     const local = `${LOCALHOST}:${socket.localPort}`;
-    expect(logs.lines()).toContain(`warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`);
+    expect(logs.lines()).toContain(
+      `warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`,
+    );
     socket.destroy();
   });
 
   it('rejects malformed identities (name over 255 bytes, control characters, bad nonce)', () => {
-    const ok = { nonce: Buffer.alloc(32).toString('base64'), name: 'a@h', incarnation: 'i', startedAt: 1, endpoint: '' };
+    const ok = {
+      nonce: Buffer.alloc(32).toString('base64'),
+      name: 'a@h',
+      incarnation: 'i',
+      startedAt: 1,
+      endpoint: '',
+    };
     const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)), false);
     expect(decode(ok)).not.toThrow();
     expect(decode({ ...ok, name: 'x'.repeat(256) })).toThrow(MalformedFrameError);
@@ -196,7 +225,9 @@ describe('handshake', () => {
     expect(decode({ ...ok, name: 'a\nb' })).toThrow(MalformedFrameError);
     expect(decode({ ...ok, startedAt: -1 })).toThrow(MalformedFrameError);
     expect(decode({ ...ok, startedAt: '1' })).toThrow(MalformedFrameError);
-    expect(decode({ ...ok, nonce: Buffer.alloc(31).toString('base64') })).toThrow(MalformedFrameError);
+    expect(decode({ ...ok, nonce: Buffer.alloc(31).toString('base64') })).toThrow(
+      MalformedFrameError,
+    );
     expect(decode({ ...ok, incarnation: 5 })).toThrow(MalformedFrameError);
     expect(() => decodeHello(Buffer.from('[1]'), false)).toThrow(MalformedFrameError);
     expect(() => decodeHello(Buffer.from('{'), false)).toThrow(MalformedFrameError);

@@ -31,7 +31,11 @@ describe('HeartbeatMonitor', () => {
   it('sends heartbeats on idle links and expires silent ones after failureTimeoutMs', async () => {
     const time = new VirtualTime();
     const clock = time.process();
-    const monitor = new HeartbeatMonitor({ heartbeatIntervalMs: 100, failureTimeoutMs: 400, clock });
+    const monitor = new HeartbeatMonitor({
+      heartbeatIntervalMs: 100,
+      failureTimeoutMs: 400,
+      clock,
+    });
     const link = new FakeLink(0);
     let expiredAt: number | undefined;
     link.expire = (silentMs) => {

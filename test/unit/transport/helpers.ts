@@ -75,7 +75,10 @@ export function captureLogs(): { lines: () => string[]; restore: () => void } {
  */
 export function useTransportCleanup(): {
   cleanup: Array<() => unknown>;
-  started: (name: string, options?: Parameters<typeof startTransport>[1]) => ReturnType<typeof startTransport>;
+  started: (
+    name: string,
+    options?: Parameters<typeof startTransport>[1],
+  ) => ReturnType<typeof startTransport>;
 } {
   const cleanup: Array<() => unknown> = [];
   afterEach(async () => {

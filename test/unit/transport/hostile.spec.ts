@@ -40,12 +40,16 @@ describe('transport under hostile input', () => {
       const socket = await rawConnect(b.port);
       const closed = closedAfter(socket);
       socket.write(randomBytes(64 + i * 100));
-      expect(await within(closed, 3000, `random-bytes connection ${i} was not closed`)).toBeLessThan(3000);
+      expect(
+        await within(closed, 3000, `random-bytes connection ${i} was not closed`),
+      ).toBeLessThan(3000);
     }
     expect(linked).toBe(0);
     expect(b.transport.pendingHandshakes).toBe(0);
     // Rate-limited: 20 garbage connections from one address, one warning line.
-    expect(logs.lines().filter((l) => l.startsWith('warn: dropping connection from 127.0.0.1'))).toHaveLength(1);
+    expect(
+      logs.lines().filter((l) => l.startsWith('warn: dropping connection from 127.0.0.1')),
+    ).toHaveLength(1);
   });
 
   it('closes at once a valid header announcing a frame over the pre-auth limit', async () => {
@@ -83,7 +87,10 @@ describe('transport under hostile input', () => {
     });
     const closed = closedAfter(socket);
     socket.write(
-      encodeFrame(FrameType.HELLO, encodeHello({ nonce: Buffer.alloc(NONCE_BYTES, 3), identity: testIdentity('slow@h') })),
+      encodeFrame(
+        FrameType.HELLO,
+        encodeHello({ nonce: Buffer.alloc(NONCE_BYTES, 3), identity: testIdentity('slow@h') }),
+      ),
     );
     // The HELLO is answered, then the dialer never sends AUTH.
     const ms = await within(closed, 3000, 'stalled handshake was not dropped');
@@ -108,7 +115,9 @@ describe('transport under hostile input', () => {
       return new Promise((resolve) => silent.close(resolve));
     });
     const dialStart = Date.now();
-    const error = await a.transport.dial(LOCALHOST, (silent.address() as AddressInfo).port).catch((e: unknown) => e);
+    const error = await a.transport
+      .dial(LOCALHOST, (silent.address() as AddressInfo).port)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HandshakeTimeoutError);
     expect((error as HandshakeTimeoutError).retryable).toBe(true);
     expect(Date.now() - dialStart).toBeGreaterThanOrEqual(250);
@@ -119,7 +128,10 @@ describe('transport under hostile input', () => {
     cleanup.push(() => logs.restore());
     const cap = 16;
     const deadline = 800;
-    const b = await started('b@127.0.0.1', { handshakeTimeoutMs: deadline, maxPendingHandshakes: cap });
+    const b = await started('b@127.0.0.1', {
+      handshakeTimeoutMs: deadline,
+      maxPendingHandshakes: cap,
+    });
     const a = await started('a@127.0.0.1', { heartbeatIntervalMs: 50, failureTimeoutMs: 400 });
 
     // An authenticated link that exchanges frames throughout the flood.
@@ -145,7 +157,11 @@ describe('transport under hostile input', () => {
       maxPending = Math.max(maxPending, b.transport.pendingHandshakes);
     }
     const echoedDuringFlood = echoed;
-    const times = await within(Promise.all(closeTimes), deadline + 5000, 'not every idle connection was closed');
+    const times = await within(
+      Promise.all(closeTimes),
+      deadline + 5000,
+      'not every idle connection was closed',
+    );
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
 
     expect(maxPending).toBeLessThanOrEqual(cap);

@@ -6,7 +6,16 @@ import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
 import { RawPeer, rawListen, startHeartbeatingPeer, testIdentity } from '../../support/raw-peer.js';
-import { captureLogs, closeOf, COOKIE, LOCALHOST, nextLink, startTransport, within, useTransportCleanup } from './helpers.js';
+import {
+  captureLogs,
+  closeOf,
+  COOKIE,
+  LOCALHOST,
+  nextLink,
+  startTransport,
+  within,
+  useTransportCleanup,
+} from './helpers.js';
 
 const { cleanup, started } = useTransportCleanup();
 
@@ -51,9 +60,11 @@ describe('link', () => {
     await within(closeOf(link), 2000, 'link did not close');
     expect(reasons).toEqual(['protocol-error']);
     expect(frames).toEqual([32]);
-    expect(logs.lines().some((l) => l.startsWith('warn: closing link to raw@127.0.0.1') && l.includes('type 99'))).toBe(
-      true,
-    );
+    expect(
+      logs
+        .lines()
+        .some((l) => l.startsWith('warn: closing link to raw@127.0.0.1') && l.includes('type 99')),
+    ).toBe(true);
     await within(once(raw.socket, 'close'), 2000, 'socket of the offending peer stayed open');
   });
 
@@ -140,7 +151,9 @@ describe('link', () => {
 
     // The same link does time out once the peer really goes silent (the test can fail).
     worker.postMessage('silence');
-    expect(await within(closeOf(link), 3000, 'silent worker peer never timed out')).toBe('heartbeat-timeout');
+    expect(await within(closeOf(link), 3000, 'silent worker peer never timed out')).toBe(
+      'heartbeat-timeout',
+    );
   });
 
   it('graceful leave: the remote side closes with leave at once, the local side with local', async () => {
@@ -181,10 +194,12 @@ describe('link', () => {
   it('backpressure: send returns false, and queues nothing, once the peer stops reading', async () => {
     const a = await started('a@127.0.0.1', { maxWriteBufferBytes: 256 * 1024 });
     const peers: RawPeer[] = [];
-    const { server, port } = await rawListen(COOKIE, testIdentity('slow@127.0.0.1'), (peer) => peers.push(peer));
+    const { server, port } = await rawListen(COOKIE, testIdentity('slow@127.0.0.1'), (peer) =>
+      peers.push(peer),
+    );
     cleanup.push(() => {
       peers.forEach((p) => p.destroy());
-      return new Promise((resolve) => (server as Server).close(resolve));
+      return new Promise((resolve) => server.close(resolve));
     });
     const link = await a.transport.dial(LOCALHOST, port);
     const chunk = Buffer.alloc(128 * 1024, 1);
