@@ -10,7 +10,8 @@ function reader(source: EnvSource): (key: string) => string | undefined {
   if (typeof (source as { get?: unknown }).get === 'function') {
     const config = source as { get(key: string): unknown };
     return (key) => {
-      const value = config.get(key);
+      // Values of environment keys: strings, or primitives parsed from them by the config loader.
+      const value = config.get(key) as string | number | boolean | null | undefined;
       return value === undefined || value === null ? undefined : String(value);
     };
   }

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type {
-  BuiltinStrategyName,
   ClusterModuleOptions,
   TopologyOptions,
 } from '../interfaces/cluster-options.interface.js';
@@ -306,7 +305,8 @@ export function resolveClusterOptions(
         name,
         strategy: raw.name || 'custom',
         config: topology.config,
-        custom: raw,
+        // The configuration's type is checked where the class is named (the option union).
+        custom: raw as ClusterStrategyClass,
       });
       continue;
     }

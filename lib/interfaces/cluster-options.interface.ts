@@ -19,7 +19,7 @@ export type TopologyOptions =
   | { strategy: 'dns'; config: DnsStrategyOptions }
   | { strategy: 'kubernetes'; config: KubernetesStrategyOptions }
   | { strategy: 'none'; config?: undefined }
-  | { strategy: ClusterStrategyClass<any>; config?: unknown }
+  | { strategy: ClusterStrategyClass<never>; config?: unknown }
   | { strategy: ClusterStrategy; config?: undefined };
 
 /**
@@ -35,7 +35,7 @@ export type StrategyShorthand =
   | { strategy: 'dns'; strategyConfig: DnsStrategyOptions }
   | { strategy: 'kubernetes'; strategyConfig: KubernetesStrategyOptions }
   | { strategy: 'none'; strategyConfig?: undefined }
-  | { strategy: ClusterStrategyClass<any>; strategyConfig?: unknown }
+  | { strategy: ClusterStrategyClass<never>; strategyConfig?: unknown }
   | { strategy: ClusterStrategy; strategyConfig?: undefined };
 
 /**

@@ -1,5 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import {
+  ClientProxy,
+  type MsPattern,
+  type ReadPacket,
+  type WritePacket,
+} from '@nestjs/microservices';
 import type { Subscription } from 'rxjs';
 import type { ClusterService } from '../cluster.service.js';
 import { BackpressureError } from '../errors/backpressure.error.js';
@@ -71,7 +76,7 @@ export type ClusterClientStatus = 'connected' | 'closed';
  * down or left before replying), `RequestTimeoutError`, `PayloadError` (data too large or not
  * JSON-serialisable; nothing sent), `BackpressureError`.
  */
-export class ClusterClientProxy extends ClientProxy<Record<never, Function>, ClusterClientStatus> {
+export class ClusterClientProxy extends ClientProxy<Record<never, never>, ClusterClientStatus> {
   private readonly logger = new Logger(ClusterClientProxy.name);
   private readonly cluster: ClusterService;
   private readonly topics: TransportTopics;
@@ -145,7 +150,7 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
   }
 
   private dispatchRequest(packet: ReadPacket, deliver: (packet: WritePacket) => void): void {
-    const pattern = this.normalizePattern(packet.pattern);
+    const pattern = this.normalizePattern(packet.pattern as MsPattern);
     const candidates = this.membersHandling(packet.pattern);
     if (candidates.length === 0) {
       deliver({
@@ -189,9 +194,13 @@ export class ClusterClientProxy extends ClientProxy<Record<never, Function>, Clu
     );
   }
 
-  protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
-    this.cluster.publish(this.topics.event, this.serializer.serialize(packet));
-    return undefined as T;
+  protected dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
+    try {
+      this.cluster.publish(this.topics.event, this.serializer.serialize(packet));
+      return Promise.resolve(undefined as T);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private async start(): Promise<void> {

@@ -28,10 +28,13 @@ export interface ClusterTransportOptions {
    */
   namespace?: string;
   /** Serializer of outgoing replies (Nest's `ConsumerSerializer`). @default identity */
-  serializer?: { serialize(value: unknown, options?: Record<string, any>): unknown };
+  serializer?: { serialize(value: unknown, options?: Record<string, unknown>): unknown };
   /** Deserializer of incoming packets (Nest's `ConsumerDeserializer`). @default Nest's */
   deserializer?: {
-    deserialize(value: unknown, options?: Record<string, any>): ReadPacket | Promise<ReadPacket>;
+    deserialize(
+      value: unknown,
+      options?: Record<string, unknown>,
+    ): ReadPacket | Promise<ReadPacket>;
   };
 }
 
@@ -60,7 +63,7 @@ export type ClusterTransportStatus = 'listening' | 'closed';
  * (together, when the stream completes). Events are published to every member.
  */
 export class ClusterTransport
-  extends Server<Record<string, Function>, ClusterTransportStatus>
+  extends Server<Record<string, never>, ClusterTransportStatus>
   implements CustomTransportStrategy
 {
   override transportId = CLUSTER_TRANSPORT;
@@ -81,7 +84,7 @@ export class ClusterTransport
   }
 
   /** Registers the handlers with the cluster and announces this member's message patterns. */
-  listen(callback: (...optionalParams: unknown[]) => any): void {
+  listen(callback: (...optionalParams: unknown[]) => unknown): void {
     try {
       this.cleanup.push(
         this.cluster.handle<unknown, WritePacket[]>(this.topics.rpc, (raw, from) =>

@@ -200,9 +200,15 @@ export class ClusterNode {
     const base = this.loggerFor(`Cluster:${topology.strategyName}`);
     const debug = this.options.debug;
     const logger: LoggerService = {
-      log: (m: unknown) => base.log(prefix + String(m)),
-      warn: (m: unknown) => base.warn(prefix + String(m)),
-      error: (m: unknown, ...rest: unknown[]) => base.error(prefix + String(m), ...(rest as [])),
+      log: (m: unknown) => {
+        base.log(prefix + String(m));
+      },
+      warn: (m: unknown) => {
+        base.warn(prefix + String(m));
+      },
+      error: (m: unknown, ...rest: unknown[]) => {
+        base.error(prefix + String(m), ...(rest as []));
+      },
       debug: (m: unknown) => {
         if (debug) base.debug?.(prefix + String(m));
       },
@@ -210,12 +216,12 @@ export class ClusterNode {
         if (debug) base.verbose?.(prefix + String(m));
       },
     };
-    const node = this;
+    const identity = () => this.identity;
     const topic = `nestjs-cluster:discovery:${topology.name}`;
     return {
       topology: topology.name,
       get self() {
-        return node.identity;
+        return identity();
       },
       logger,
       debug,

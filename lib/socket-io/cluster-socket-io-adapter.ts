@@ -110,6 +110,8 @@ function isAdapterMessage(value: unknown): value is ClusterMessage | ClusterResp
  * does not keep). Use through `ClusterIoAdapter` (Nest) or `createClusterAdapter()`.
  */
 export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
+  /** Set by the base class (typed `any` there). */
+  declare readonly nsp: AdapterNamespace;
   private readonly logger = new Logger(ClusterSocketIoAdapter.name);
   private readonly rateLimited = new RateLimitedLogger(this.logger, 10_000);
   private readonly topic: string;
@@ -146,7 +148,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
    * first, synchronously: when it cannot be encoded the call throws and nobody receives it.
    * @throws PayloadError when the packet is too large or not JSON-serialisable
    */
-  override broadcast(packet: any, opts: BroadcastOptions): Promise<void> {
+  override broadcast(packet: unknown, opts: BroadcastOptions): Promise<void> {
     if (!opts.flags?.local) {
       this.publish({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
     }
@@ -159,10 +161,10 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
    * @throws PayloadError when the packet is too large or not JSON-serialisable
    */
   override broadcastWithAck(
-    packet: any,
+    packet: unknown,
     opts: BroadcastOptions,
     clientCountCallback: (clientCount: number) => void,
-    ack: (...args: any[]) => void,
+    ack: (...args: unknown[]) => void,
   ): void {
     if (!opts.flags?.local) this.assertEncodable(packet);
     super.broadcastWithAck(packet, opts, clientCountCallback, ack);
@@ -174,7 +176,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
    * crashes meanwhile is not waited for).
    * @throws PayloadError when the arguments are too large or not JSON-serialisable
    */
-  override serverSideEmit(packet: any[]): Promise<any> {
+  override serverSideEmit(packet: unknown[]): Promise<unknown> {
     const last = packet[packet.length - 1];
     const ack =
       typeof last === 'function'
@@ -372,7 +374,7 @@ function stripUndefined<T extends object>(options: T): Partial<T> {
 export function createClusterAdapter(
   cluster: ClusterService,
   options: ClusterSocketIoAdapterOptions = {},
-): (nsp: any) => ClusterSocketIoAdapter {
+): (nsp: AdapterNamespace) => ClusterSocketIoAdapter {
   // A plain function, not an arrow: socket.io calls it with `new`, as the Redis adapter's.
   return function clusterAdapter(nsp: AdapterNamespace): ClusterSocketIoAdapter {
     return new ClusterSocketIoAdapter(nsp, cluster, options);

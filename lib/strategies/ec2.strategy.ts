@@ -500,7 +500,6 @@ export class Ec2Strategy implements ClusterStrategy {
   }
 
   private async discover(client: Ec2ClientLike, tagValue: string): Promise<DiscoveredEndpoint[]> {
-    const ctx = this.ctx!;
     const prefix = this.prefix();
     const filters = [
       { Name: `tag:${this.options.tagName}`, Values: [tagValue] },

@@ -712,14 +712,13 @@ export class KubernetesStrategy implements ClusterStrategy {
   private sleep(ms: number, generation: number): Promise<void> {
     if (generation !== this.generation) return Promise.resolve();
     return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
       const timer = setTimeout(done, ms);
       timer.unref();
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        if (self.wake === done) self.wake = undefined;
-        resolve();
-      }
       this.wake = done;
     });
   }

@@ -13,7 +13,7 @@ import { GossipStrategy } from './gossip.strategy.js';
 import { KubernetesStrategy } from './kubernetes.strategy.js';
 import { NoneStrategy } from './none.strategy.js';
 import { StaticStrategy } from './static.strategy.js';
-import type { ClusterStrategy, ClusterStrategyClass } from './strategy.interface.js';
+import type { ClusterStrategy } from './strategy.interface.js';
 
 /** A topology with its strategy instance. */
 export interface Topology {

@@ -55,6 +55,7 @@ export interface HelloMessage {
 }
 
 const MAC_LABEL = 'nestjs-cluster link proof';
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 /** One length-prefixed MAC field: `u32be length | bytes`. */

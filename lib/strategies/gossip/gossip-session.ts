@@ -245,9 +245,9 @@ export class GossipSession {
     }
     this.ctx.reportError(error);
     this.retryTimer = setTimeout(() => {
-      this.open().catch((e: unknown) =>
-        this.logger.error(`gossip: reopening failed unexpectedly: ${String(e)}`),
-      );
+      this.open().catch((e: unknown) => {
+        this.logger.error(`gossip: reopening failed unexpectedly: ${String(e)}`);
+      });
     }, delay);
     this.retryTimer.unref();
   }
