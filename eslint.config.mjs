@@ -27,6 +27,13 @@ export default tseslint.config(
     },
   },
   {
+    // The consumer app imports the package by name and is type-checked where it is built
+    // (test/consumer, against the packed tarball), so it is linted without type information.
+    files: ['test/consumer/app/**/*.ts'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { parserOptions: { projectService: false, project: null } },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
     rules: { 'no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none' }] },

@@ -218,20 +218,6 @@ function minMembers(workers) {
   );
 }
 
-/** Forms a cluster of `n`; returns it converged, or null (stopped) on timeout. */
-async function formed(sysName, profile, n, timeoutMs = opts.convergeTimeoutMs) {
-  const c = startCluster(sysName, profile, n);
-  const t = await converged(c.workers, n, timeoutMs);
-  if (t === null) {
-    log(
-      `${sysName}/${profile}: ${n} nodes did not converge in ${timeoutMs} ms (min members ${minMembers(c.workers)})`,
-    );
-    await stopCluster(c);
-    return null;
-  }
-  return c;
-}
-
 // ---------------------------------------------------------------------------------------
 // Scenarios
 

@@ -18,7 +18,7 @@ export function aggregate(samples) {
     if (!groups.has(key)) groups.set(key, { ...s, values: [] });
     groups.get(key).values.push(s.value);
   }
-  return [...groups.values()].map(({ value, rep, values, ...g }) => {
+  return [...groups.values()].map(({ value: _value, rep: _rep, values, ...g }) => {
     const ok = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
     return {
       ...g,

@@ -41,7 +41,7 @@ export class RoomsGateway implements OnGatewayInit, OnGatewayConnection {
 
   afterInit(server: Server): void {
     server.on('whoami', (ack: unknown) => {
-      if (typeof ack === 'function') ack(this.cluster.self.name);
+      if (typeof ack === 'function') (ack as (name: string) => void)(this.cluster.self.name);
     });
   }
 

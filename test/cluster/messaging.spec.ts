@@ -6,6 +6,7 @@ import {
   startNode,
   useNodeCleanup,
   type ClusterView,
+  type HttpErrorBody,
   type NodeProcess,
 } from '../support/node-process.js';
 import type { SseCollector } from '../support/sse.js';
@@ -26,6 +27,18 @@ const JOB_INTERVAL_MS = 2000;
 const INDEXES = [1, 2, 3] as const;
 const hostOf = (i: number) => `127.0.0.${i + 1}`;
 const nameOf = (i: number) => `app@${hostOf(i)}`;
+
+/** Answer of POST /messages. */
+interface PublishAnswer {
+  delivered: string[];
+  failed: { node: string; reason: string }[];
+}
+
+/** Answer of POST /requests: the reply, or an error. */
+interface RequestAnswer extends HttpErrorBody {
+  reply?: unknown;
+  ms?: number;
+}
 
 interface ReceivedMessage {
   topic: string;
@@ -101,7 +114,7 @@ describe('messaging between three processes', () => {
       await Promise.all(
         INDEXES.map(async (i) => {
           for (let seq = 0; seq < PER_SENDER; seq++) {
-            const { status, body } = await node(i).http('POST', '/messages', {
+            const { status, body } = await node(i).http<PublishAnswer>('POST', '/messages', {
               topic,
               payload: { sender: nameOf(i), seq },
             });
@@ -109,7 +122,7 @@ describe('messaging between three processes', () => {
             const missing = INDEXES.map(nameOf).filter((n) => !body.delivered.includes(n));
             if (missing.length || body.failed.length) {
               notDelivered.push(
-                `${nameOf(i)} #${seq}: delivered ${body.delivered}, failed ${JSON.stringify(body.failed)}`,
+                `${nameOf(i)} #${seq}: delivered ${body.delivered.join(',')}, failed ${JSON.stringify(body.failed)}`,
               );
             }
           }
@@ -156,7 +169,7 @@ describe('messaging between three processes', () => {
 
   describe('request/reply (POST /requests)', () => {
     it('echo from node 1 to node 2 is answered by node 2; to itself, by node 1', async () => {
-      const remote = await node(1).http('POST', '/requests', {
+      const remote = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: nameOf(2),
         topic: 'echo',
         payload: { hello: 'world', n: [1, 2, 3] },
@@ -165,7 +178,7 @@ describe('messaging between three processes', () => {
       expect(remote.body.reply).toEqual({ echo: { hello: 'world', n: [1, 2, 3] }, by: nameOf(2) });
       expect(typeof remote.body.ms).toBe('number');
 
-      const local = await node(1).http('POST', '/requests', {
+      const local = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: nameOf(1),
         topic: 'echo',
         payload: 'me',
@@ -176,7 +189,7 @@ describe('messaging between three processes', () => {
 
     it('a handler slower than the timeout: 504 RequestTimeoutError after the timeout, not the handler', async () => {
       const started = Date.now();
-      const { status, body } = await node(1).http('POST', '/requests', {
+      const { status, body } = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: nameOf(2),
         topic: 'slow',
         payload: { ms: 2000 },
@@ -191,7 +204,7 @@ describe('messaging between three processes', () => {
     });
 
     it('a handler that throws: 502 RemoteHandlerError carrying the remote message', async () => {
-      const { status, body } = await node(1).http('POST', '/requests', {
+      const { status, body } = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: nameOf(3),
         topic: 'fail',
         payload: { message: 'disk quota exceeded on purpose' },
@@ -203,7 +216,7 @@ describe('messaging between three processes', () => {
     });
 
     it('unknown topic: 404 NoHandlerError; unknown node: 503 NotAMemberError; bad body: 400', async () => {
-      const noHandler = await node(1).http('POST', '/requests', {
+      const noHandler = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: nameOf(2),
         topic: 'nobody-handles-this',
         payload: 1,
@@ -211,7 +224,7 @@ describe('messaging between three processes', () => {
       expect(noHandler.status).toBe(404);
       expect(noHandler.body.error).toBe('NoHandlerError');
 
-      const stranger = await node(1).http('POST', '/requests', {
+      const stranger = await node(1).http<RequestAnswer>('POST', '/requests', {
         node: 'app@127.0.0.99',
         topic: 'echo',
         payload: 1,
@@ -219,7 +232,10 @@ describe('messaging between three processes', () => {
       expect(stranger.status).toBe(503);
       expect(stranger.body.error).toBe('NotAMemberError');
 
-      const bad = await node(1).http('POST', '/requests', { topic: '', timeoutMs: -5 });
+      const bad = await node(1).http<RequestAnswer>('POST', '/requests', {
+        topic: '',
+        timeoutMs: -5,
+      });
       expect(bad.status).toBe(400);
       const problems = JSON.stringify(bad.body.message);
       expect(problems).toContain('node is required');
@@ -312,7 +328,7 @@ describe('messaging between three processes', () => {
       // Nodes 2 and 3 are left; node 2 asks node 3 for a reply that takes 5 s.
       await node(2).waitForMembers([nameOf(2), nameOf(3)], 5000);
       const answer = node(2)
-        .http('POST', '/requests', {
+        .http<RequestAnswer>('POST', '/requests', {
           node: nameOf(3),
           topic: 'slow',
           payload: { ms: 5000 },

@@ -5,8 +5,20 @@ import {
   randomCookie,
   startNode,
   useNodeCleanup,
+  type HttpErrorBody,
   type NodeProcess,
 } from '../support/node-process.js';
+
+/** Answer of GET /rpc/sum: the sum and the member that computed it, or an error. */
+interface SumAnswer extends HttpErrorBody {
+  sum: number;
+  node: string;
+}
+
+/** Answer of POST /rpc/send: the values the handler emitted, or an error. */
+interface SendAnswer extends HttpErrorBody {
+  responses?: { node: string }[];
+}
 
 /**
  * The `@nestjs/microservices` transport across three sample-app processes (static strategy,
@@ -55,14 +67,14 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   it('GET /rpc/sum on every node is answered, and 30 calls from one node are spread over all three members', async () => {
     for (const i of INDEXES) {
-      const { status, body } = await node(i).http('GET', '/rpc/sum?a=1&b=2');
+      const { status, body } = await node(i).http<SumAnswer>('GET', '/rpc/sum?a=1&b=2');
       expect(status, JSON.stringify(body)).toBe(200);
       expect(body.sum).toBe(3);
       expect(INDEXES.map(nameOf)).toContain(body.node);
     }
     const counts = new Map<string, number>();
     for (let k = 0; k < 30; k++) {
-      const { status, body } = await node(1).http('GET', `/rpc/sum?a=${k}&b=0.5`);
+      const { status, body } = await node(1).http<SumAnswer>('GET', `/rpc/sum?a=${k}&b=0.5`);
       expect(status, JSON.stringify(body)).toBe(200);
       expect(body.sum).toBe(k + 0.5);
       counts.set(body.node, (counts.get(body.node) ?? 0) + 1);
@@ -72,11 +84,11 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
   });
 
   it('GET /rpc/sum with bad query: 400; a handler that throws RpcException: the caller gets its error', async () => {
-    const bad = await node(1).http('GET', '/rpc/sum?a=x');
+    const bad = await node(1).http<SumAnswer>('GET', '/rpc/sum?a=x');
     expect(bad.status).toBe(400);
     expect(bad.body.message).toEqual(['a must be a number', 'b must be a number']);
 
-    const failed = await node(2).http('POST', '/rpc/send', {
+    const failed = await node(2).http<SendAnswer>('POST', '/rpc/send', {
       pattern: 'fail',
       data: { message: 'quota exceeded on purpose' },
     });
@@ -87,7 +99,7 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
       remote: { status: 'error', message: 'quota exceeded on purpose' },
     });
 
-    const sumRejects = await node(2).http('POST', '/rpc/send', {
+    const sumRejects = await node(2).http<SendAnswer>('POST', '/rpc/send', {
       pattern: 'sum',
       data: { a: 'one' },
     });
@@ -100,7 +112,7 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   it('a pattern nobody handles: 404 NoPatternHandlerError at once', async () => {
     const started = Date.now();
-    const { status, body } = await node(1).http('POST', '/rpc/send', {
+    const { status, body } = await node(1).http<SendAnswer>('POST', '/rpc/send', {
       pattern: 'nobody-handles-this',
       data: 1,
     });
@@ -112,7 +124,7 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   it('a handler that never answers: 504 RequestTimeoutError naming the pattern after the client timeout', async () => {
     const started = Date.now();
-    const { status, body } = await node(1).http('POST', '/rpc/send', {
+    const { status, body } = await node(1).http<SendAnswer>('POST', '/rpc/send', {
       pattern: 'never',
       data: {},
     });
@@ -124,13 +136,13 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
   });
 
   it('a 10 MB body is refused with 413 (the transport limit itself is tested in test/e2e); the nodes keep answering', async () => {
-    const huge = await node(1).http('POST', '/rpc/send', {
+    const huge = await node(1).http<SendAnswer>('POST', '/rpc/send', {
       pattern: 'sum',
       data: 'x'.repeat(10 * 1024 * 1024),
     });
     expect(huge.status).toBe(413);
     for (const i of INDEXES) {
-      const ok = await node(i).http('GET', '/rpc/sum?a=2&b=2');
+      const ok = await node(i).http<SumAnswer>('GET', '/rpc/sum?a=2&b=2');
       expect(ok.status).toBe(200);
       expect(ok.body.sum).toBe(4);
     }
@@ -165,15 +177,18 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
 
   it('a member killed while it handles a request: the call fails at once with 503 MemberGoneError, and calls go on over the others', async () => {
     // Round-robin: find a call that lands on node 3 by asking "slow" until node 3 is picked.
-    let pending: Promise<{ status: number; body: any; at: number }> | undefined;
+    let pending: Promise<{ status: number; body: SendAnswer; at: number }> | undefined;
     for (let k = 0; k < 6 && !pending; k++) {
-      const probe = await node(1).http('POST', '/rpc/send', { pattern: 'slow', data: { ms: 0 } });
+      const probe = await node(1).http<SendAnswer>('POST', '/rpc/send', {
+        pattern: 'slow',
+        data: { ms: 0 },
+      });
       expect(probe.status).toBe(200);
       // The next call goes to the member after this one in name order.
-      const answered = probe.body.responses[0].node as string;
+      const answered = probe.body.responses![0].node;
       if (answered === nameOf(2)) {
         pending = node(1)
-          .http('POST', '/rpc/send', { pattern: 'slow', data: { ms: 5_000 } })
+          .http<SendAnswer>('POST', '/rpc/send', { pattern: 'slow', data: { ms: 5_000 } })
           .then((r) => ({ ...r, at: Date.now() }));
       }
     }
@@ -190,7 +205,7 @@ describe('@nestjs/microservices over the cluster, three processes', () => {
     await node(1).waitForMembers([nameOf(1), nameOf(2)], 5_000);
     const seen = new Set<string>();
     for (let k = 0; k < 6; k++) {
-      const { status: s, body: b } = await node(1).http('GET', '/rpc/sum?a=1&b=1');
+      const { status: s, body: b } = await node(1).http<SumAnswer>('GET', '/rpc/sum?a=1&b=1');
       expect(s, JSON.stringify(b)).toBe(200);
       seen.add(b.node);
     }

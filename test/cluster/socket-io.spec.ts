@@ -6,8 +6,14 @@ import {
   randomCookie,
   startNode,
   useNodeCleanup,
+  type HttpErrorBody,
   type NodeProcess,
 } from '../support/node-process.js';
+
+/** Answer of GET /rooms/:room/sockets (socket.io's fetchSockets across the cluster). */
+interface SocketsAnswer {
+  sockets: { id: string }[];
+}
 
 /**
  * The Socket.IO cluster adapter across three sample-app processes (static strategy,
@@ -62,7 +68,7 @@ describe('Socket.IO rooms across three processes', () => {
     // Every node's socket.io server knows the two others (serverSideEmit acknowledgements).
     for (const i of INDEXES) {
       const ok = await pollUntil(
-        async () => (await node(i).json('/rooms/nodes')).nodes.length === 3,
+        async () => (await node(i).json<{ nodes: unknown[] }>('/rooms/nodes')).nodes.length === 3,
         10_000,
       );
       expect(ok, `${nameOf(i)}: GET /rooms/nodes should list 3 nodes`).toBe(true);
@@ -203,7 +209,8 @@ describe('Socket.IO rooms across three processes', () => {
     expect(
       await pollUntil(
         async () =>
-          (await node(1).json(`/rooms/${ROOM}/sockets`)).sockets.length === members.length,
+          (await node(1).json<SocketsAnswer>(`/rooms/${ROOM}/sockets`)).sockets.length ===
+          members.length,
         5_000,
       ),
     ).toBe(true);
@@ -234,7 +241,7 @@ describe('Socket.IO rooms across three processes', () => {
         text: 'x'.repeat(10 * 1024 * 1024),
       });
       expect(status).toBe(413);
-      const tooLong = await node(1).http('POST', `/rooms/${ROOM}/messages`, {
+      const tooLong = await node(1).http<HttpErrorBody>('POST', `/rooms/${ROOM}/messages`, {
         text: 'y'.repeat(20_000),
       });
       expect(tooLong.status).toBe(400);
@@ -278,7 +285,7 @@ describe('Socket.IO rooms across three processes', () => {
     const timeoutMs = 8_000;
     const started = Date.now();
     const pending = node(1)
-      .http('GET', `/rooms/${ROOM}/sockets?timeoutMs=${timeoutMs}`)
+      .http<SocketsAnswer>('GET', `/rooms/${ROOM}/sockets?timeoutMs=${timeoutMs}`)
       .then((r) => ({ ...r, at: Date.now() }));
     await new Promise((r) => setTimeout(r, 400));
     const killedAt = Date.now();
@@ -291,6 +298,6 @@ describe('Socket.IO rooms across three processes', () => {
       .filter((c) => nodeOfClient(c) !== nameOf(3))
       .map((c) => c.id)
       .sort();
-    expect(body.sockets.map((s: { id: string }) => s.id).sort()).toEqual(expected);
+    expect(body.sockets.map((s) => s.id).sort()).toEqual(expected);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, useNodeCleanup, type NodeProcess } from '../support/node-process.js';
-import type { SseCollector, SseEvent } from '../support/sse.js';
+import type { SseCollector } from '../support/sse.js';
 
 /**
  * Five sample-app processes on the static strategy, each on its own loopback address

@@ -9,7 +9,6 @@ import {
   ClusterService,
   clusterOptionsFromEnv,
   WaitForMembersTimeoutError,
-  type ClusterEvent,
   type ClusterStrategy,
   type StrategyContext,
 } from '../../lib/index.js';
@@ -161,7 +160,7 @@ describe('ClusterModule', () => {
 
     // The strategy instances are per app and got their own config.
     const strategyOf = (app: TestingModule) =>
-      (app.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0].strategy;
+      app.get<{ strategy: HandDrivenStrategy }[]>('CLUSTER:TOPOLOGIES')[0].strategy;
     expect(strategyOf(a).config.label).toBe('A');
     expect(strategyOf(b).config.label).toBe('B');
     expect(strategyOf(a).ctx?.topology).toBe('default');

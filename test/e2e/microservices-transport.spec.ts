@@ -6,7 +6,6 @@ import {
   Controller,
   type ExecutionContext,
   type INestApplication,
-  Inject,
   Injectable,
   type NestInterceptor,
   type PipeTransform,
@@ -53,13 +52,13 @@ class PositivePipe implements PipeTransform {
 @Injectable()
 class EvenOnlyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    return (context.switchToRpc().getData() as number) % 2 === 0;
+    return context.switchToRpc().getData<number>() % 2 === 0;
   }
 }
 
 @Injectable()
 class WrapInterceptor implements NestInterceptor {
-  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+  intercept(_context: ExecutionContext, next: CallHandler<unknown>): Observable<unknown> {
     return next.handle().pipe(map((value) => ({ wrapped: value })));
   }
 }
@@ -296,7 +295,7 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
 
   it('emit reaches the @EventPattern handler of both apps once', async () => {
     const tag = { tag: `e-${Date.now()}` };
-    await lastValueFrom(cluster.emit('noted', tag), { defaultValue: undefined });
+    await lastValueFrom(cluster.emit<unknown>('noted', tag), { defaultValue: undefined });
     const logA = a.get(EventLog).events;
     const logB = b.get(EventLog).events;
     expect(await pollUntil(() => logA.length >= 1 && logB.length >= 1, 5_000)).toBe(true);
@@ -308,36 +307,40 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
   describe('bad input: a clear error to the caller, nothing sent, the transport keeps working', () => {
     it('a 10 MB payload: PayloadError (too-large)', async () => {
       const error = await firstValueFrom(
-        cluster.send('double', 'x'.repeat(10 * 1024 * 1024)),
+        cluster.send<unknown>('double', 'x'.repeat(10 * 1024 * 1024)),
       ).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(PayloadError);
       expect((error as PayloadError).reason).toBe('too-large');
       const emitted = await lastValueFrom(
-        cluster.emit('noted', 'y'.repeat(10 * 1024 * 1024)),
+        cluster.emit<unknown>('noted', 'y'.repeat(10 * 1024 * 1024)),
       ).catch((e: unknown) => e);
       expect(emitted).toBeInstanceOf(PayloadError);
     });
 
     it('a non-serialisable payload (BigInt, a cycle): PayloadError (not-encodable)', async () => {
-      const bigint = await firstValueFrom(cluster.send('double', { n: 10n })).catch(
+      const bigint = await firstValueFrom(cluster.send<unknown>('double', { n: 10n })).catch(
         (e: unknown) => e,
       );
       expect(bigint).toBeInstanceOf(PayloadError);
       expect((bigint as PayloadError).reason).toBe('not-encodable');
       const cyclic: Record<string, unknown> = {};
       cyclic.self = cyclic;
-      const cycle = await lastValueFrom(cluster.emit('noted', cyclic)).catch((e: unknown) => e);
+      const cycle = await lastValueFrom(cluster.emit<unknown>('noted', cyclic)).catch(
+        (e: unknown) => e,
+      );
       expect(cycle).toBeInstanceOf(PayloadError);
     });
 
     it('a pattern nobody handles: NoPatternHandlerError at once', async () => {
-      const error = await firstValueFrom(cluster.send('nobody', 1)).catch((e: unknown) => e);
+      const error = await firstValueFrom(cluster.send<unknown>('nobody', 1)).catch(
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(NoPatternHandlerError);
       expect((error as Error).message).toContain('"nobody"');
     });
 
     it('after all that, requests are answered as before', async () => {
-      expect(await firstValueFrom(cluster.send('double', 2))).toBe(4);
+      expect(await firstValueFrom(cluster.send<unknown>('double', 2))).toBe(4);
       expect(a.get(EventLog).events.filter((e) => typeof e === 'string')).toEqual([]);
     });
   });
@@ -352,6 +355,6 @@ describe('ClusterTransport + ClusterClientProxy, compared with the built-in TCP 
       ),
     ).toBe(true);
     for (let k = 0; k < 3; k++)
-      expect(await firstValueFrom(cluster.send('where', {}))).toBe('a@127.0.0.1');
+      expect(await firstValueFrom(cluster.send<unknown>('where', {}))).toBe('a@127.0.0.1');
   });
 });

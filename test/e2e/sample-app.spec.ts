@@ -4,6 +4,12 @@ import {
   randomCookie,
   startNode,
   useNodeCleanup,
+  type FlagView,
+  type HealthAnswer,
+  type HttpErrorBody,
+  type JobRunView,
+  type PublishAnswer,
+  type ReceivedMessageView,
 } from '../support/node-process.js';
 
 /** The sample app on its own: what a user sees when starting one instance. */
@@ -37,7 +43,7 @@ describe('sample app, one node', () => {
     });
 
     it('reports up on /health, with the cluster indicator', async () => {
-      const { status, body } = await node.http('GET', '/health');
+      const { status, body } = await node.http<HealthAnswer>('GET', '/health');
       expect(status).toBe(200);
       expect(body.status).toBe('ok');
       expect(body.details.cluster).toMatchObject({
@@ -48,7 +54,7 @@ describe('sample app, one node', () => {
     });
 
     it('delivers a published message to itself and lists it by topic', async () => {
-      const published = await node.http('POST', '/messages', {
+      const published = await node.http<PublishAnswer>('POST', '/messages', {
         topic: 'greetings',
         payload: { text: 'hi' },
       });
@@ -57,37 +63,45 @@ describe('sample app, one node', () => {
 
       await expect
         .poll(
-          async () => (await node.json('/messages?topic=greetings')).map((m: any) => m.payload),
+          async () =>
+            (await node.json<ReceivedMessageView[]>('/messages?topic=greetings')).map(
+              (m) => m.payload,
+            ),
           {
             timeout: 5_000,
           },
         )
         .toEqual([{ text: 'hi' }]);
-      const [message] = await node.json('/messages?topic=greetings');
+      const [message] = await node.json<ReceivedMessageView[]>('/messages?topic=greetings');
       expect(message).toMatchObject({ topic: 'greetings', from: published.body.delivered[0] });
       expect(Date.parse(message.at)).not.toBeNaN();
       expect(await node.json('/messages?topic=nothing-here')).toEqual([]);
     });
 
     it('rejects a message without topic with a clear 400', async () => {
-      const { status, body } = await node.http('POST', '/messages', { payload: 'no topic' });
+      const { status, body } = await node.http<HttpErrorBody>('POST', '/messages', {
+        payload: 'no topic',
+      });
       expect(status).toBe(400);
       expect(body.message).toEqual(['topic is required (a non-empty string)']);
 
-      const empty = await node.http('POST', '/messages', { topic: '  ', payload: 1 });
+      const empty = await node.http<HttpErrorBody>('POST', '/messages', {
+        topic: '  ',
+        payload: 1,
+      });
       expect(empty.status).toBe(400);
       expect(empty.body.message).toEqual(['topic must be a non-empty string']);
     });
 
     it('keeps feature flags and lists them', async () => {
-      const set = await node.http('PUT', '/flags/new_ui', { enabled: true });
+      const set = await node.http<{ flag: FlagView }>('PUT', '/flags/new_ui', { enabled: true });
       expect(set.status).toBe(200);
       expect(set.body.flag).toMatchObject({ name: 'new_ui', enabled: true });
       expect(await node.json('/flags')).toEqual([
         expect.objectContaining({ name: 'new_ui', enabled: true }),
       ]);
 
-      const bad = await node.http('PUT', '/flags/new_ui', { enabled: 'yes' });
+      const bad = await node.http<HttpErrorBody>('PUT', '/flags/new_ui', { enabled: 'yes' });
       expect(bad.status).toBe(400);
       expect(bad.body.message).toMatch(/enabled is required/);
     });
@@ -95,7 +109,10 @@ describe('sample app, one node', () => {
     it('runs the leader-only job, since it is its own leader', async () => {
       const view = await node.cluster();
       await expect
-        .poll(async () => (await node.json('/jobs')).length, { timeout: 8_000, interval: 250 })
+        .poll(async () => (await node.json<JobRunView[]>('/jobs')).length, {
+          timeout: 8_000,
+          interval: 250,
+        })
         .toBeGreaterThan(0);
       const runs: { node: string }[] = await node.json('/jobs');
       expect(new Set(runs.map((r) => r.node))).toEqual(new Set([view.self.name]));
@@ -148,12 +165,12 @@ describe('sample app, one node', () => {
       expect(view.members.map((m) => m.name)).toEqual(['solo@127.0.0.1']);
       expect(view.members[0]).toMatchObject({ self: true, leader: true });
 
-      const health = await node.http('GET', '/health');
+      const health = await node.http<HealthAnswer>('GET', '/health');
       expect(health.status).toBe(200);
       expect(health.body.details.cluster.status).toBe('up');
 
       // The harness turns the test-only routes on.
-      const stall = await node.http('POST', '/debug/stall', { ms: 50 });
+      const stall = await node.http<{ stalledMs: number }>('POST', '/debug/stall', { ms: 50 });
       expect(stall.status).toBe(201);
       expect(stall.body.stalledMs).toBeGreaterThanOrEqual(50);
       expect((await node.http('POST', '/debug/stall', { ms: 60_000 })).status).toBe(400);

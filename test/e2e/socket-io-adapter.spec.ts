@@ -7,6 +7,7 @@ import {
   WebSocketServer,
 } from '@nestjs/websockets';
 import { Test } from '@nestjs/testing';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server, Socket as ServerSocket } from 'socket.io';
 import { io, type Socket } from 'socket.io-client';
@@ -75,7 +76,7 @@ describe('ClusterIoAdapter between two apps in one process', () => {
     b = await startApp('b', [p1, p2], 1);
     await a.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
     await b.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
-    const { port } = b.getHttpServer().address() as AddressInfo;
+    const { port } = (b.getHttpServer() as HttpServer).address() as AddressInfo;
     for (let k = 0; k < 2; k++) {
       const socket = io(`http://127.0.0.1:${port}`, {
         transports: ['websocket'],

@@ -1,5 +1,4 @@
 import { createSocket, type Socket } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
 
 /** One SRV record: target host and port (priority / weight as in RFC 2782). */
 export interface FakeSrvRecord {

@@ -74,6 +74,46 @@ const OUTPUT_TAIL_LINES = 80;
 // Colours off, so that tests read plain log lines; test-only routes (POST /debug/stall) on.
 const BASE_ENV = { NO_COLOR: '1', FORCE_COLOR: '0', SAMPLE_DEBUG_ROUTES: 'true' };
 
+/** An error answer of the sample app's HTTP API (Nest's exception body, plus the app's fields). */
+export interface HttpErrorBody {
+  readonly statusCode?: number;
+  readonly error?: string;
+  readonly message?: string | string[];
+  readonly remote?: unknown;
+}
+
+/** GET /health: Terminus' answer with the cluster indicator. */
+export interface HealthAnswer extends HttpErrorBody {
+  readonly status: string;
+  readonly details: { cluster: { status: string; members?: number; self?: unknown } };
+}
+
+/** POST /messages: the members a message was delivered to, and those it was not. */
+export interface PublishAnswer extends HttpErrorBody {
+  readonly delivered: string[];
+  readonly failed: { node: string; reason: string }[];
+}
+
+/** GET /messages: one message the node received. */
+export interface ReceivedMessageView {
+  readonly topic: string;
+  readonly payload: unknown;
+  readonly from: string;
+  readonly at: string;
+}
+
+/** GET /jobs: one run of the leader-only job. */
+export interface JobRunView {
+  readonly node: string;
+  readonly members: number;
+}
+
+/** PUT /flags/:name answers `{ flag }`; GET /flags/:name answers the flag. */
+export interface FlagView {
+  readonly name: string;
+  readonly enabled: boolean;
+}
+
 /** One sample-app process. */
 export class NodeProcess {
   readonly url: string;
@@ -131,8 +171,12 @@ export class NodeProcess {
     return (all.length > lines ? `  [${this.name}] …\n` : '') + shown.join('\n');
   }
 
-  /** GET/POST/PUT on this node's HTTP API. */
-  async http(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  /** GET/POST/PUT on this node's HTTP API; `T` is the shape of the (JSON) answer the caller expects. */
+  async http<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
     const response = await fetch(this.url + path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -146,15 +190,15 @@ export class NodeProcess {
     } catch {
       // not JSON
     }
-    return { status: response.status, body: parsed };
+    return { status: response.status, body: parsed as T };
   }
 
   /** `GET path` answering 200, as JSON. */
-  async json<T = any>(path: string): Promise<T> {
-    const { status, body } = await this.http('GET', path);
+  async json<T = unknown>(path: string): Promise<T> {
+    const { status, body } = await this.http<T>('GET', path);
     if (status !== 200)
       throw new Error(`${this.name}: GET ${path} answered ${status}: ${JSON.stringify(body)}`);
-    return body as T;
+    return body;
   }
 
   cluster(): Promise<ClusterView> {
