@@ -16,6 +16,8 @@ import {
   startNode,
   staticEnv,
   useNodeCleanup,
+  type PublishAnswer,
+  type ReceivedMessageView,
 } from '../support/node-process.js';
 
 const NAMES = ['web1@127.0.0.1', 'web2@127.0.0.1', 'web3@127.0.0.1'];
@@ -113,7 +115,7 @@ describe('dashboard', () => {
   });
 
   it("shows a message published through another node's API", async () => {
-    const published = await nodes[1].http('POST', '/messages', {
+    const published = await nodes[1].http<PublishAnswer>('POST', '/messages', {
       topic: 'greetings',
       payload: { text: 'hello from web2' },
     });
@@ -142,7 +144,9 @@ describe('dashboard', () => {
     await expect
       .poll(
         async () =>
-          (await nodes[1].json('/messages?topic=from-the-page')).map((m: any) => m.payload),
+          (await nodes[1].json<ReceivedMessageView[]>('/messages?topic=from-the-page')).map(
+            (m) => m.payload,
+          ),
         {
           timeout: UI_TIMEOUT_MS,
         },

@@ -27,7 +27,16 @@ export interface FakeKubeRequest {
 }
 
 type Kind = 'endpointslices' | 'pods';
-type Obj = Record<string, any>;
+/** A Kubernetes object as the fake API stores it: its metadata and any other fields. */
+interface Obj {
+  metadata: {
+    namespace?: string;
+    labels?: Record<string, string>;
+    resourceVersion?: string;
+    [field: string]: unknown;
+  };
+  [field: string]: unknown;
+}
 
 interface Watcher {
   readonly kind: Kind;
@@ -337,7 +346,12 @@ export class FakeKubeApi {
         status,
         watch: isWatch,
       });
-    const fail = (status: number, reason: string, message: string, details?: Obj) => {
+    const fail = (
+      status: number,
+      reason: string,
+      message: string,
+      details?: Record<string, unknown>,
+    ) => {
       record(status);
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(

@@ -95,9 +95,9 @@ export class StubClusterService implements ClusterServiceApi {
     return this.leaderFlag;
   }
 
-  async waitForMembers(n: number): Promise<Member[]> {
-    if (this.members().length >= n) return this.members();
-    throw new Error(`stub has ${this.members().length} members, not ${n}`);
+  waitForMembers(n: number): Promise<Member[]> {
+    if (this.members().length >= n) return Promise.resolve(this.members());
+    return Promise.reject(new Error(`stub has ${this.members().length} members, not ${n}`));
   }
 
   discovery(): StubTopologyStatus[] {

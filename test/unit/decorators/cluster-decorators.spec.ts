@@ -54,8 +54,9 @@ class Worker {
   }
 
   @ClusterSubscribe('jobs')
-  async onJob(message: ClusterMessage<{ id: number }>): Promise<void> {
+  onJob(message: ClusterMessage<{ id: number }>): Promise<void> {
     this.jobs.push(message);
+    return Promise.resolve();
   }
 
   @ClusterHandle('sum')
@@ -75,9 +76,9 @@ class Worker {
   }
 
   @LeaderOnly()
-  async asyncLeaderTask(): Promise<string> {
+  asyncLeaderTask(): Promise<string> {
     this.leaderRuns++;
-    return 'ran';
+    return Promise.resolve('ran');
   }
 
   // Both decorator orders: the subscription must find the wrapper either way.

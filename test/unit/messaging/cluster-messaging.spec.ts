@@ -242,9 +242,8 @@ describe('ClusterMessaging', () => {
 
   describe('request / reply', () => {
     it('resolves with the remote handler reply and tells the handler who asked', async () => {
-      nodes.b.handle<{ x: number }, { doubled: number; asker: string }>(
-        'double',
-        async (p, from) => ({
+      nodes.b.handle<{ x: number }, { doubled: number; asker: string }>('double', (p, from) =>
+        Promise.resolve({
           doubled: p.x * 2,
           asker: from,
         }),

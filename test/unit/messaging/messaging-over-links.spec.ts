@@ -91,7 +91,7 @@ async function close(moduleRef: TestingModule): Promise<void> {
 async function pair(): Promise<[TestingModule, TestingModule]> {
   const a = await node('a');
   const b = await node('b');
-  const strategy = (a.get('CLUSTER:TOPOLOGIES') as { strategy: HandDrivenStrategy }[])[0].strategy;
+  const strategy = a.get<{ strategy: HandDrivenStrategy }[]>('CLUSTER:TOPOLOGIES')[0].strategy;
   const [host, port] = b.get(ClusterService).self.endpoint.split(':');
   strategy.ctx!.connect([{ host: host, port: Number(port) }]);
   await a.get(ClusterService).waitForMembers(2, { timeoutMs: 5_000 });

@@ -11,10 +11,11 @@ const WAIT_MS = 3000;
 /** A resolver whose answer the test changes; it records every query. */
 function fakeResolver(initial: LookupAddress[] | Error) {
   const state = { answer: initial, queries: [] as string[] };
-  const resolver = async (query: string): Promise<LookupAddress[]> => {
+  const resolver = (query: string): Promise<LookupAddress[]> => {
     state.queries.push(query);
-    if (state.answer instanceof Error) throw state.answer;
-    return state.answer;
+    return state.answer instanceof Error
+      ? Promise.reject(state.answer)
+      : Promise.resolve(state.answer);
   };
   return { state, resolver };
 }

@@ -62,7 +62,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
   });
 
   afterEach(async () => {
-    for (const s of strategies) await s.stop();
+    for (const s of strategies) s.stop();
     strategies = [];
     await ec2.close();
     await imds?.close();
@@ -225,7 +225,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     await a.started;
     await a.ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'first poll (env region)');
     expect(ec2.requests.at(-1)!.region).toBe('eu-west-1');
-    await a.strategy.stop();
+    a.strategy.stop();
 
     const b = startStrategy({ instanceMetadata: metadata, region: 'us-west-2' });
     await b.started;
@@ -237,10 +237,12 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     delete process.env.AWS_REGION;
     ec2.instances = [tagged(1)];
     let metadataAnswers = false;
-    const readMetadata = async () =>
-      metadataAnswers
-        ? { instanceId: 'i-oli0001', region: 'eu-north-1', localIpv4: '10.0.1.1' }
-        : null;
+    const readMetadata = () =>
+      Promise.resolve(
+        metadataAnswers
+          ? { instanceId: 'i-oli0001', region: 'eu-north-1', localIpv4: '10.0.1.1' }
+          : null,
+      );
     const { ctx, started } = startStrategy({ instanceMetadata: undefined, readMetadata });
     await started;
 
@@ -425,7 +427,7 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     const { strategy, ctx, started } = startStrategy({ pollingIntervalMs: 50 });
     await started;
     await ctx.waitFor((c) => c.connects.length >= 2, WAIT_MS, 'two polls');
-    await strategy.stop();
+    strategy.stop();
     const requests = ec2.requests.length;
     const connects = ctx.connects.length;
     await new Promise((resolve) => setTimeout(resolve, 250));

@@ -69,7 +69,13 @@ describe('without @aws-sdk packages installed', () => {
     `);
     expect(stderr).not.toMatch(/ERR_MODULE_NOT_FOUND/);
     expect(code).toBe(0);
-    const out = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      exports: boolean;
+      static: number;
+      ec2: string;
+      metadata: unknown;
+      warnings: string[];
+    };
     expect(out.exports).toBe(true);
     expect(out.static).toBe(1);
     expect(out.ec2).toBe(

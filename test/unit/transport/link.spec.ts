@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import type { Server } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js';
