@@ -97,7 +97,11 @@ describe('ClusterTestingModule', () => {
     await cluster.converged();
     expect(a.view()).toEqual([a.name, b.name]);
     expect(c.state).toBe('crashed');
-    expect(b.events.at(-1)).toMatchObject({ type: 'down', member: { name: c.name } });
+    expect(b.events.at(-1)).toMatchObject({
+      type: 'down',
+      reason: 'connection-closed',
+      member: { name: c.name },
+    });
 
     await b.close();
     await cluster.converged();
@@ -233,5 +237,22 @@ describe('ClusterTestingModule', () => {
     expect(late.view()).toEqual(['shop@10.0.0.1', 'shop@10.0.0.2', 'shop@10.0.0.3']);
     expect(cluster.leader()?.index).toBe(0);
     expect(() => cluster!.node(5)).toThrow('no node 5 (the cluster has 3: 0 to 2)');
+  });
+
+  it('notices a silent crash by missed heartbeats, after the failure timeout', async () => {
+    cluster = await ClusterTestingModule.create({
+      nodes: 2,
+      imports: [ShopModule],
+      heartbeatIntervalMs: 500,
+      failureTimeoutMs: 2_000,
+    });
+    await cluster.converged();
+    const crashedAt = cluster.time.now;
+    cluster.crash(1, { silent: true });
+    await cluster.converged();
+    const down = cluster.node(0).events.at(-1);
+    expect(down).toMatchObject({ type: 'down', reason: 'heartbeat-timeout' });
+    expect(cluster.time.now - crashedAt).toBeGreaterThanOrEqual(2_000);
+    expect(cluster.time.now - crashedAt).toBeLessThan(3_000);
   });
 });
