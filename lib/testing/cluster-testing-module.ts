@@ -75,7 +75,7 @@ export interface ClusterTestingLogLine {
 /** State of a node of a testing cluster. */
 export type ClusterTestingNodeState = 'running' | 'crashed' | 'closed';
 
-/** The discovery of a testing node: every other running node of the cluster, as a static list. */
+/** The discovery of a testing node: the other nodes of the cluster, as a static host list. */
 class InMemoryDiscovery implements ClusterStrategy {
   private ctx: StrategyContext | undefined;
   private endpoints: readonly DiscoveredEndpoint[] = [];
@@ -109,14 +109,14 @@ export class ClusterTestingNode {
   /** @internal */
   discovery!: InMemoryDiscovery;
   /** @internal */
-  app!: TestingModule;
+  moduleRef!: TestingModule;
 
   /** @internal */
   constructor(
     private readonly cluster: TestingCluster,
     /** Position in `cluster.nodes` (the order nodes were started). */
     readonly index: number,
-    /** Host on the in-memory network (`10.0.0.<index + 1>`). */
+    /** Host on the in-memory network: `10.0.0.1`, `10.0.0.2`, … (a restart keeps it). */
     readonly host: string,
   ) {}
 
@@ -130,9 +130,12 @@ export class ClusterTestingNode {
     this.nodeName = name;
   }
 
-  /** The node's Nest application (a `TestingModule`). */
+  /**
+   * The node's Nest application (a `TestingModule`). Close the node with `close()`, not
+   * `module.close()`: its leave waits on the network, which only virtual time moves.
+   */
   get module(): TestingModule {
-    return this.app;
+    return this.moduleRef;
   }
 
   get state(): ClusterTestingNodeState {
@@ -141,14 +144,14 @@ export class ClusterTestingNode {
 
   /** The node's `ClusterService`. */
   get service(): ClusterService {
-    return this.app.get(ClusterService, { strict: false });
+    return this.moduleRef.get(ClusterService, { strict: false });
   }
 
   /** A provider of this node, as `app.get(token)` (searching every module). */
   get<TInput = unknown, TResult = TInput>(
     typeOrToken: Type<TInput> | string | symbol | (abstract new (...args: never[]) => TInput),
   ): TResult {
-    return this.app.get<TInput, TResult>(typeOrToken, { strict: false });
+    return this.moduleRef.get<TInput, TResult>(typeOrToken, { strict: false });
   }
 
   /** Names of the members this node sees, sorted (self included). */
@@ -173,7 +176,7 @@ export class ClusterTestingNode {
     // The leave is the part that waits on the network: it runs on virtual time first, so the
     // rest of Nest's shutdown (no cluster traffic left) happens with time standing still.
     await this.cluster.run(this.service.beforeApplicationShutdown(), options);
-    await this.app.close();
+    await this.moduleRef.close();
     this.cluster.announce();
   }
 
@@ -197,6 +200,7 @@ export class TestingCluster {
   readonly network: MemoryNetwork;
   private readonly all: ClusterTestingNode[] = [];
   private generation = 0;
+  private hosts = 0;
 
   /** @internal */
   constructor(private readonly options: ClusterTestingOptions) {
@@ -367,15 +371,36 @@ export class TestingCluster {
     this.network.clockOf(this.node(index).host).thaw();
   }
 
-  /** Starts one more node (the next index) and returns it; `converged()` waits for it. */
+  /** Starts one more node on a new host (the next index) and returns it; it joins. */
   async spawn(): Promise<ClusterTestingNode> {
-    const index = this.all.length;
-    if (index >= MAX_NODES) {
-      throw new RangeError(`ClusterTestingModule: at most ${MAX_NODES} nodes per cluster`);
+    if (this.hosts >= MAX_NODES) {
+      throw new RangeError(`ClusterTestingModule: at most ${MAX_NODES} hosts per cluster`);
     }
+    this.hosts += 1;
+    return this.start(`10.0.${Math.floor(this.hosts / 256)}.${this.hosts % 256}`);
+  }
+
+  /**
+   * Starts node `index` again, after a crash or a close: a new process (new incarnation, next
+   * index) with the same name and host, which rejoins. Returns the new node.
+   */
+  async restart(index: number): Promise<ClusterTestingNode> {
+    const old = this.node(index);
+    if (old.state === 'running') {
+      throw new Error(
+        `ClusterTestingModule: node ${index} (${old.name}) is running; crash or close it before restart`,
+      );
+    }
+    if (this.all.some((n) => n.host === old.host && n.state === 'running')) {
+      throw new Error(`ClusterTestingModule: ${old.name} was already restarted`);
+    }
+    return this.start(old.host);
+  }
+
+  private async start(host: string): Promise<ClusterTestingNode> {
+    const index = this.all.length;
     // One virtual millisecond between starts: node 0 is the oldest, so the first leader.
     if (index > 0) await this.advance(1);
-    const host = `10.0.${Math.floor((index + 1) / 256)}.${(index + 1) % 256}`;
     const node = new ClusterTestingNode(this, index, host);
     const seams = this.seamsOf(node);
     node.discovery = new InMemoryDiscovery();
@@ -402,7 +427,7 @@ export class TestingCluster {
     // Compiling and bootstrapping need no virtual time (listening on the in-memory network is
     // immediate): time stays still, so where Nest's own async work ends does not matter.
     const app = await builder.compile();
-    node.app = app;
+    node.moduleRef = app;
     node.service.events$.subscribe((event) => node.events.push(event));
     this.all.push(node);
     await app.init();
@@ -415,7 +440,7 @@ export class TestingCluster {
     await Promise.all(this.running.map((n) => n.close(options)));
     for (const node of this.all) {
       // A crashed node's links are already gone: its shutdown waits on nothing.
-      if (node.state === 'crashed') await node.app.close();
+      if (node.state === 'crashed') await node.moduleRef.close();
     }
   }
 
@@ -425,7 +450,10 @@ export class TestingCluster {
    * gracefully is dropped.
    */
   announce(): void {
-    const listed = this.all.filter((n) => n.state !== 'closed');
+    // The latest process of each host, unless it closed.
+    const latest = new Map<string, ClusterTestingNode>();
+    for (const n of this.all) latest.set(n.host, n);
+    const listed = [...latest.values()].filter((n) => n.state !== 'closed');
     for (const node of this.running) {
       node.discovery.set(
         listed.filter((n) => n !== node).map((n) => ({ host: n.host, port: PORT, name: n.name })),

@@ -69,6 +69,8 @@ describe('ClusterTestingModule', () => {
   let cluster: TestingCluster | undefined;
   afterEach(async () => {
     await cluster?.close();
+    // No timer callback of any node threw.
+    expect(cluster?.time.uncaught ?? []).toEqual([]);
     cluster = undefined;
   });
 
@@ -254,5 +256,30 @@ describe('ClusterTestingModule', () => {
     expect(down).toMatchObject({ type: 'down', reason: 'heartbeat-timeout' });
     expect(cluster.time.now - crashedAt).toBeGreaterThanOrEqual(2_000);
     expect(cluster.time.now - crashedAt).toBeLessThan(3_000);
+  });
+
+  it('restarts a crashed node as a new incarnation of the same name, which rejoins as the youngest', async () => {
+    cluster = await ClusterTestingModule.create({ nodes: 3, imports: [ShopModule] });
+    await cluster.converged();
+    const before = cluster.service(0).self.incarnation;
+    cluster.crash(0);
+    await cluster.converged();
+    await expect(cluster.restart(1)).rejects.toThrow('node 1 (shop@10.0.0.2) is running');
+
+    const again = await cluster.restart(0);
+    await cluster.converged();
+    expect([again.index, again.name, again.host]).toEqual([3, 'shop@10.0.0.1', '10.0.0.1']);
+    expect(again.service.self.incarnation).not.toBe(before);
+    expect(
+      cluster
+        .service(2)
+        .members()
+        .map((m) => m.name),
+    ).toEqual(names(cluster).slice(0, 3));
+    expect(cluster.leader()?.name).toBe('shop@10.0.0.2');
+    expect(cluster.node(2).events.slice(-2)).toMatchObject([
+      { type: 'down', member: { name: 'shop@10.0.0.1', incarnation: before } },
+      { type: 'join', member: { name: 'shop@10.0.0.1' } },
+    ]);
   });
 });
