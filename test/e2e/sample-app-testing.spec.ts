@@ -1,9 +1,10 @@
 /**
  * The sample app's own module graph as a 3-node in-memory cluster (`nestjs-cluster/testing`):
- * the leader-only digest job driven by its real `@Interval`, the messages module and the
- * feature-flag cache, without processes or sockets.
+ * the leader-only digest job driven by its real `@Interval`, the messages module, the
+ * feature-flag cache and the request handlers, without processes or sockets.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { MemberGoneError, RemoteHandlerError } from '../../lib/index.js';
 import { ClusterTestingModule, type TestingCluster } from '../../lib/testing/index.js';
 import { AppModule } from '../../sample-app/app.module.js';
 import { FlagsService } from '../../sample-app/flags/flags.service.js';
@@ -87,5 +88,24 @@ describe('sample app, 3 in-memory nodes', () => {
         .list()
         .map((f) => [f.name, f.enabled]),
     ).toEqual([['dark-mode', true]]);
+  });
+
+  it('answers requests through the rpc handlers of the node asked, and fails them as documented', async () => {
+    const asker = cluster.service(0);
+    await expect(cluster.run(asker.request(cluster.node(2).name, 'echo', 'hi'))).resolves.toEqual({
+      echo: 'hi',
+      by: cluster.node(2).name,
+    });
+    await expect(
+      cluster.run(asker.request(cluster.node(1).name, 'fail', { message: 'nope' })),
+    ).rejects.toThrow(RemoteHandlerError);
+
+    // The member goes down while the request is pending: it fails at once, not at the timeout.
+    const pending = asker.request(cluster.node(2).name, 'slow', { ms: 10_000 });
+    await cluster.advance(20);
+    const startedAt = cluster.time.now;
+    cluster.crash(2);
+    await expect(cluster.run(pending)).rejects.toThrow(MemberGoneError);
+    expect(cluster.time.now - startedAt).toBeLessThan(1_000);
   });
 });
