@@ -2,7 +2,12 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { ClusterExplorer } from './cluster.explorer.js';
-import { CLUSTER_RESOLVED_OPTIONS, CLUSTER_TOPOLOGIES } from './cluster.constants.js';
+import {
+  CLUSTER_INSTANCE_METADATA,
+  CLUSTER_NODE_SEAMS,
+  CLUSTER_RESOLVED_OPTIONS,
+  CLUSTER_TOPOLOGIES,
+} from './cluster.constants.js';
 import {
   CLUSTER_ASYNC_OPTIONS_TYPE,
   CLUSTER_MODULE_OPTIONS,
@@ -22,7 +27,7 @@ import {
 import type { ClusterModuleOptions } from './interfaces/cluster-options.interface.js';
 import { createTopologies } from './strategies/strategy.factory.js';
 
-const INSTANCE_METADATA = 'CLUSTER:INSTANCE_METADATA';
+const INSTANCE_METADATA = CLUSTER_INSTANCE_METADATA;
 
 /**
  * Resolution shared by `forRoot` and `forRootAsync`: metadata (EC2 only) → validated options
@@ -49,6 +54,8 @@ const providers: Provider[] = [
     useFactory: (options: ResolvedClusterOptions, metadata: InstanceMetadata | null | undefined) =>
       createTopologies(options, metadata),
   },
+  // The real clock, randomness and sockets; a provider so that tests can override it.
+  { provide: CLUSTER_NODE_SEAMS, useValue: {} },
   ClusterService,
   ClusterExplorer,
 ];

@@ -1,17 +1,22 @@
 import {
   Inject,
   Injectable,
+  Optional,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { firstValueFrom, filter, timeout, type Observable, TimeoutError } from 'rxjs';
-import { CLUSTER_RESOLVED_OPTIONS, CLUSTER_TOPOLOGIES } from './cluster.constants.js';
+import {
+  CLUSTER_NODE_SEAMS,
+  CLUSTER_RESOLVED_OPTIONS,
+  CLUSTER_TOPOLOGIES,
+} from './cluster.constants.js';
 import type { ResolvedClusterOptions } from './config/resolve-options.js';
 import { ClusterError } from './errors/cluster.error.js';
 import { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';
 import type { ClusterEvent, Member } from './interfaces/member.interface.js';
-import { ClusterNode, type TopologyStatus } from './node/cluster-node.js';
+import { ClusterNode, type ClusterNodeSeams, type TopologyStatus } from './node/cluster-node.js';
 import type {
   ClusterMessage,
   PublishResult,
@@ -61,8 +66,9 @@ export class ClusterService
   constructor(
     @Inject(CLUSTER_RESOLVED_OPTIONS) private readonly options: ResolvedClusterOptions,
     @Inject(CLUSTER_TOPOLOGIES) topologies: Topology[],
+    @Optional() @Inject(CLUSTER_NODE_SEAMS) seams: ClusterNodeSeams = {},
   ) {
-    this.node = new ClusterNode(options, topologies);
+    this.node = new ClusterNode(options, topologies, seams);
     this.messaging = this.node.messaging;
     this.members$ = this.node.membership.members$;
     this.events$ = this.node.membership.events$;

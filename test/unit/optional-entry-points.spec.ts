@@ -4,8 +4,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 /**
- * The main entry must not load the optional peers of `nestjs-cluster/socket.io` and
- * `nestjs-cluster/microservices`: walks every relative import reachable from lib/index.ts.
+ * The main entry must not load the optional peers of `nestjs-cluster/socket.io`,
+ * `nestjs-cluster/microservices` and `nestjs-cluster/testing`: walks every relative import
+ * reachable from lib/index.ts.
  */
 const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib');
 const OPTIONAL = [
@@ -14,6 +15,7 @@ const OPTIONAL = [
   '@nestjs/websockets',
   '@nestjs/platform-socket.io',
   '@nestjs/microservices',
+  '@nestjs/testing',
 ];
 
 function reachable(entry: string): { files: Set<string>; packages: Set<string> } {
@@ -36,7 +38,7 @@ function reachable(entry: string): { files: Set<string>; packages: Set<string> }
 }
 
 describe('entry points', () => {
-  it('lib/index.ts reaches none of the optional socket.io / microservices packages', () => {
+  it('lib/index.ts reaches none of the optional socket.io / microservices / testing packages', () => {
     const { files, packages } = reachable(join(LIB, 'index.ts'));
     expect(files.size).toBeGreaterThan(20);
     expect(
@@ -51,5 +53,22 @@ describe('entry points', () => {
     expect([...reachable(join(LIB, 'microservices/index.ts')).packages]).toContain(
       '@nestjs/microservices',
     );
+    expect([...reachable(join(LIB, 'testing/index.ts')).packages]).toContain('@nestjs/testing');
+  });
+
+  it('every entry of the exports map is declared for import and require, with types', () => {
+    const pkg = JSON.parse(readFileSync(join(LIB, '../package.json'), 'utf8')) as {
+      exports: Record<string, unknown>;
+      typesVersions: Record<string, Record<string, string[]>>;
+      peerDependenciesMeta: Record<string, { optional?: boolean }>;
+    };
+    const testing = pkg.exports['./testing'];
+    expect(testing).toEqual({
+      import: { types: './dist/testing/index.d.ts', default: './dist/testing/index.js' },
+      require: { types: './dist/cjs/testing/index.d.ts', default: './dist/cjs/testing/index.js' },
+      default: './dist/testing/index.js',
+    });
+    expect(pkg.typesVersions['*'].testing).toEqual(['./dist/cjs/testing/index.d.ts']);
+    expect(pkg.peerDependenciesMeta['@nestjs/testing']).toEqual({ optional: true });
   });
 });

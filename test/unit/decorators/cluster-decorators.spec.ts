@@ -4,6 +4,7 @@ import { Interval, ScheduleModule } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClusterExplorer } from '../../../lib/cluster.explorer.js';
+import { ClusterModule } from '../../../lib/cluster.module.js';
 import { ClusterService } from '../../../lib/cluster.service.js';
 import { ClusterHandle } from '../../../lib/decorators/cluster-handle.decorator.js';
 import { ClusterSubscribe } from '../../../lib/decorators/cluster-subscribe.decorator.js';
@@ -12,6 +13,7 @@ import { OnClusterEvent } from '../../../lib/decorators/on-cluster-event.decorat
 import { DuplicateHandlerError } from '../../../lib/errors/duplicate-handler.error.js';
 import type { ClusterEvent } from '../../../lib/interfaces/member.interface.js';
 import type { ClusterMessage } from '../../../lib/messaging/cluster-message.interface.js';
+import { ClusterTestingModule, type TestingCluster } from '../../../lib/testing/index.js';
 import { StubClusterService, stubMember } from '../../support/stub-cluster-service.js';
 
 function event(type: 'join' | 'leave' | 'down', name: string): ClusterEvent {
@@ -19,15 +21,6 @@ function event(type: 'join' | 'leave' | 'down', name: string): ClusterEvent {
   if (type === 'join') return { type, member, at: Date.now(), reason: 'linked' };
   if (type === 'leave') return { type, member, at: Date.now(), reason: 'shutdown' };
   return { type, member, at: Date.now(), reason: 'heartbeat-timeout' };
-}
-
-/** Polls `check` until it is true, failing with `what` after `ms`. */
-async function until(check: () => boolean, what: string, ms = 2_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 @Injectable()
@@ -174,16 +167,6 @@ describe('cluster decorators', () => {
     expect(controller.jobs).toEqual([1, 3]);
   });
 
-  it('@ClusterHandle answers requests with the return value, and a throw reaches the caller', async () => {
-    const stub = new StubClusterService();
-    await app(stub);
-    await expect(stub.callHandler('sum', [1, 2, 3], 'b@h')).resolves.toEqual({
-      total: 6,
-      from: 'b@h',
-    });
-    await expect(stub.callHandler('fail', null)).rejects.toThrow('handler refused');
-  });
-
   it('a method that throws is logged and does not stop later deliveries', async () => {
     const errors = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const stub = new StubClusterService();
@@ -231,32 +214,6 @@ describe('cluster decorators', () => {
     stub.leaderFlag = true;
     stub.deliver('leader-jobs', 2);
     expect(worker.leaderJobs.sort((a, b) => a - b)).toEqual([2, 200]);
-  });
-
-  it('two applications in one process do not see each other', async () => {
-    const leaderStub = new StubClusterService('app@one');
-    const followerStub = new StubClusterService('app@two');
-    leaderStub.leaderFlag = true;
-    followerStub.leaderFlag = false;
-    const one = (await app(leaderStub)).get(Worker);
-    const two = (await app(followerStub)).get(Worker);
-
-    expect(one.leaderTask()).toBe('ran');
-    expect(two.leaderTask()).toBeUndefined();
-    expect([one.leaderRuns, two.leaderRuns]).toEqual([1, 0]);
-
-    leaderStub.emitEvent(event('join', 'b@h'));
-    followerStub.deliver('jobs', { id: 7 });
-    expect(one.joins).toEqual(['b@h']);
-    expect(two.joins).toEqual([]);
-    expect(one.jobs).toEqual([]);
-    expect(two.jobs.map((m) => m.payload.id)).toEqual([7]);
-
-    // Flipping leadership in one app changes nothing in the other.
-    leaderStub.leaderFlag = false;
-    followerStub.leaderFlag = true;
-    expect(one.leaderTask()).toBeUndefined();
-    expect(two.leaderTask()).toBe('ran');
   });
 
   it('@LeaderOnly without a wired cluster runs the method and warns once per instance', () => {
@@ -311,48 +268,109 @@ describe('cluster decorators', () => {
     expect(worker.joins).toEqual([]);
   });
 
-  describe('with @nestjs/schedule', () => {
-    @Injectable()
-    class Ticker {
-      above = 0;
-      below = 0;
+  describe('on an in-memory cluster (nestjs-cluster/testing)', () => {
+    @Module({
+      imports: [ClusterModule.forRoot({ appName: 'work' })],
+      controllers: [WorkController],
+      providers: [Worker],
+    })
+    class WorkModule {}
 
-      @LeaderOnly()
-      @Interval(10)
-      tickAbove(): void {
-        this.above++;
-      }
+    let cluster: TestingCluster | undefined;
+    afterEach(async () => {
+      await cluster?.close();
+      cluster = undefined;
+      vi.useRealTimers();
+    });
 
-      @Interval(10)
-      @LeaderOnly()
-      tickBelow(): void {
-        this.below++;
-      }
-    }
-
-    @Module({ providers: [Ticker] })
-    class TickerModule {}
-
-    it('skips scheduled jobs on followers and runs them on the leader, whatever the decorator order', async () => {
-      const stub = new StubClusterService();
-      stub.leaderFlag = false;
-      const moduleRef = await Test.createTestingModule({
-        imports: [DiscoveryModule, ScheduleModule.forRoot(), TickerModule],
-        providers: [ClusterExplorer, { provide: ClusterService, useValue: stub }],
-      }).compile();
-      open.push(moduleRef);
-      await moduleRef.init();
-      const ticker = moduleRef.get(Ticker);
-
-      // Let the 10 ms intervals fire several times while this node is a follower.
-      await new Promise((resolve) => setTimeout(resolve, 120));
-      expect([ticker.above, ticker.below]).toEqual([0, 0]);
-
-      stub.leaderFlag = true;
-      await until(
-        () => ticker.above >= 2 && ticker.below >= 2,
-        'both interval jobs to run on the leader',
+    it('@ClusterHandle answers another node with the return value; a throw reaches the caller', async () => {
+      cluster = await ClusterTestingModule.create({ nodes: 2, imports: [WorkModule] });
+      await cluster.converged();
+      const asker = cluster.service(0);
+      await expect(cluster.run(asker.request('work@10.0.0.2', 'sum', [1, 2, 3]))).resolves.toEqual({
+        total: 6,
+        from: 'work@10.0.0.1',
+      });
+      await expect(cluster.run(asker.request('work@10.0.0.2', 'fail', null))).rejects.toThrow(
+        'handler refused',
       );
+    });
+
+    it('two applications in one process do not see each other', async () => {
+      cluster = await ClusterTestingModule.create({ nodes: 2, imports: [WorkModule] });
+      await cluster.converged();
+      const [one, two] = cluster.nodes.map((n) => n.get(Worker));
+
+      expect(one.leaderTask()).toBe('ran');
+      expect(two.leaderTask()).toBeUndefined();
+      expect([one.leaderRuns, two.leaderRuns]).toEqual([1, 0]);
+      expect(one.joins).toEqual(['work@10.0.0.2']);
+      expect(two.joins).toEqual(['work@10.0.0.1']);
+
+      // A message sent to one node reaches that node's subscribers only.
+      cluster.service(0).send('work@10.0.0.2', 'jobs', { id: 7 });
+      await cluster.until(() => two.jobs.length === 1);
+      expect(one.jobs).toEqual([]);
+      expect(two.jobs.map((m) => [m.payload.id, m.from])).toEqual([[7, 'work@10.0.0.1']]);
+
+      // The leader leaves: leadership moves in the other application only.
+      await cluster.node(0).close();
+      await cluster.converged();
+      expect(two.leaderTask()).toBe('ran');
+      expect(two.gone).toEqual(['leave:work@10.0.0.1']);
+    });
+
+    it('@LeaderOnly composes with @ClusterSubscribe in either order: the leader alone handles', async () => {
+      cluster = await ClusterTestingModule.create({ nodes: 3, imports: [WorkModule] });
+      await cluster.converged();
+      cluster.service(2).publish('leader-jobs', 4);
+      const workers = cluster.nodes.map((n) => n.get(Worker));
+      await cluster.until(() => workers[0].leaderJobs.length === 2);
+      await cluster.advance(100);
+      expect(workers.map((w) => w.leaderJobs.sort((a, b) => a - b))).toEqual([[4, 400], [], []]);
+    });
+
+    describe('with @nestjs/schedule', () => {
+      @Injectable()
+      class Ticker {
+        above = 0;
+        below = 0;
+
+        @LeaderOnly()
+        @Interval(10)
+        tickAbove(): void {
+          this.above++;
+        }
+
+        @Interval(10)
+        @LeaderOnly()
+        tickBelow(): void {
+          this.below++;
+        }
+      }
+
+      @Module({
+        imports: [ScheduleModule.forRoot(), ClusterModule.forRoot({})],
+        providers: [Ticker],
+      })
+      class TickerModule {}
+
+      it('skips scheduled jobs on followers and runs them on the leader, whatever the decorator order', async () => {
+        vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+        cluster = await ClusterTestingModule.create({ nodes: 2, imports: [TickerModule] });
+        await cluster.converged();
+        const [leader, follower] = cluster.nodes.map((n) => n.get(Ticker));
+
+        vi.advanceTimersByTime(50);
+        expect([leader.above, leader.below]).toEqual([5, 5]);
+        expect([follower.above, follower.below]).toEqual([0, 0]);
+
+        // The follower becomes the leader once the leader crashes.
+        cluster.crash(0);
+        await cluster.converged();
+        vi.advanceTimersByTime(30);
+        expect([follower.above, follower.below]).toEqual([3, 3]);
+      });
     });
   });
 });

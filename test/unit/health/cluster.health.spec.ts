@@ -1,10 +1,74 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { Module, ServiceUnavailableException } from '@nestjs/common';
 import { HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClusterModule } from '../../../lib/cluster.module.js';
 import { ClusterService } from '../../../lib/cluster.service.js';
 import { ClusterHealthIndicator } from '../../../lib/health/cluster.health.js';
+import { ClusterTestingModule, type TestingCluster } from '../../../lib/testing/index.js';
 import { StubClusterService, stubMember } from '../../support/stub-cluster-service.js';
+
+/** Runs a check and returns the terminus result, whether it passed or failed. */
+async function checkWith(
+  health: HealthCheckService,
+  run: () => ReturnType<ClusterHealthIndicator['isHealthy']>,
+): Promise<HealthCheckResult> {
+  try {
+    return await health.check([run]);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ServiceUnavailableException);
+    return (error as ServiceUnavailableException).getResponse() as HealthCheckResult;
+  }
+}
+
+describe('ClusterHealthIndicator on an in-memory cluster', () => {
+  @Module({
+    imports: [TerminusModule.forRoot({ logger: false }), ClusterModule.forRoot({})],
+    providers: [ClusterHealthIndicator],
+  })
+  class HealthApp {}
+
+  let cluster: TestingCluster;
+  beforeEach(async () => {
+    cluster = await ClusterTestingModule.create({ nodes: 3, imports: [HealthApp] });
+    await cluster.converged();
+  });
+  afterEach(() => cluster.close());
+
+  const checkNode = (index: number, minMembers?: number) =>
+    checkWith(cluster.node(index).get(HealthCheckService), () =>
+      cluster.node(index).get(ClusterHealthIndicator).isHealthy('cluster', { minMembers }),
+    );
+
+  it('is up with membership, leader, mode and discovery in the details', async () => {
+    const result = await checkNode(1);
+    expect(result.status).toBe('ok');
+    expect(result.details.cluster).toEqual({
+      status: 'up',
+      mode: 'cluster',
+      members: 3,
+      minMembers: 1,
+      memberNames: ['app@10.0.0.1', 'app@10.0.0.2', 'app@10.0.0.3'],
+      self: 'app@10.0.0.2',
+      leader: 'app@10.0.0.1',
+      discovery: [{ topology: 'testing', strategy: 'in-memory', ok: true }],
+    });
+  });
+
+  it('is down when fewer than minMembers are present', async () => {
+    expect((await checkNode(0, 3)).status).toBe('ok');
+    cluster.crash(2);
+    await cluster.converged();
+    const result = await checkNode(0, 3);
+    expect(result.status).toBe('error');
+    expect(result.error?.cluster).toMatchObject({
+      status: 'down',
+      members: 2,
+      minMembers: 3,
+      message: '2 of 3 required members',
+    });
+  });
+});
 
 describe('ClusterHealthIndicator', () => {
   let stub: StubClusterService;
@@ -27,49 +91,8 @@ describe('ClusterHealthIndicator', () => {
     await moduleRef.close();
   });
 
-  /** Runs the check and returns the terminus result, whether it passed or failed. */
-  async function check(
-    run: () => ReturnType<ClusterHealthIndicator['isHealthy']>,
-  ): Promise<HealthCheckResult> {
-    try {
-      return await health.check([run]);
-    } catch (error) {
-      expect(error).toBeInstanceOf(ServiceUnavailableException);
-      return (error as ServiceUnavailableException).getResponse() as HealthCheckResult;
-    }
-  }
-
-  it('is up with membership, leader, mode and discovery in the details', async () => {
-    const self = stub.self;
-    stub.setMembers([stubMember('app@10.0.0.2')]);
-    stub.setLeader(self);
-
-    const result = await check(() => indicator.isHealthy());
-
-    expect(result.status).toBe('ok');
-    expect(result.details.cluster).toEqual({
-      status: 'up',
-      mode: 'cluster',
-      members: 2,
-      minMembers: 1,
-      memberNames: ['app@10.0.0.1', 'app@10.0.0.2'],
-      self: 'app@10.0.0.1',
-      leader: 'app@10.0.0.1',
-      discovery: [{ topology: 'default', strategy: 'gossip', ok: true }],
-    });
-  });
-
-  it('is down when fewer than minMembers are present', async () => {
-    const result = await check(() => indicator.isHealthy('cluster', { minMembers: 3 }));
-
-    expect(result.status).toBe('error');
-    expect(result.error?.cluster).toMatchObject({
-      status: 'down',
-      members: 1,
-      minMembers: 3,
-      message: '1 of 3 required members',
-    });
-  });
+  const check = (run: () => ReturnType<ClusterHealthIndicator['isHealthy']>) =>
+    checkWith(health, run);
 
   it('is down and lists every discovery error when a topology fails', async () => {
     stub.setMembers([stubMember('app@10.0.0.2')]);
