@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ConsoleLogger, Logger, type LogLevel } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ClusterConfigError, ClusterService } from '../lib/index.js';
 import { ClusterTransport } from '../lib/microservices/index.js';
@@ -62,7 +63,7 @@ async function bootstrap(): Promise<void> {
   const host = config.get<string>('HOST') ?? '0.0.0.0';
   await app.listen(port, host);
 
-  const { port: boundPort } = app.getHttpServer().address() as AddressInfo;
+  const { port: boundPort } = (app.getHttpServer() as Server).address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
   const name = app.get(ClusterService).self.name;
   new Logger('SampleApp').log(`${name}: dashboard on http://${shownHost}:${boundPort}/`);

@@ -22,7 +22,9 @@ function reader(source: EnvSource): (key: string) => string | undefined {
     const config = source as { get(key: string): unknown };
     return (key) => {
       const value = config.get(key);
-      return value === undefined || value === null ? undefined : String(value);
+      if (value === undefined || value === null) return undefined;
+      // ConfigService holds strings from the environment, or values a `load` factory made.
+      return typeof value === 'object' ? JSON.stringify(value) : String(value as string);
     };
   }
   const env = source as Readonly<Record<string, string | undefined>>;

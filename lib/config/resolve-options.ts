@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname as osHostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type {
-  BuiltinStrategyName,
   ClusterModuleOptions,
   TopologyOptions,
 } from '../interfaces/cluster-options.interface.js';
