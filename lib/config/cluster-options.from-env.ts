@@ -24,7 +24,8 @@ function reader(source: EnvSource): (key: string) => string | undefined {
       const value = config.get(key);
       if (value === undefined || value === null) return undefined;
       // ConfigService holds strings from the environment, or values a `load` factory made.
-      return typeof value === 'object' ? JSON.stringify(value) : String(value as string);
+      if (typeof value === 'string') return value;
+      return typeof value === 'object' ? JSON.stringify(value) : String(value as number | boolean);
     };
   }
   const env = source as Readonly<Record<string, string | undefined>>;
