@@ -24,8 +24,16 @@ function reader(source: EnvSource): (key: string) => string | undefined {
       const value = config.get(key);
       if (value === undefined || value === null) return undefined;
       // ConfigService holds strings from the environment, or values a `load` factory made.
-      if (typeof value === 'string') return value;
-      return typeof value === 'object' ? JSON.stringify(value) : String(value as number | boolean);
+      switch (typeof value) {
+        case 'string':
+          return value;
+        case 'number':
+        case 'boolean':
+        case 'bigint':
+          return String(value);
+        default:
+          return JSON.stringify(value) ?? '';
+      }
     };
   }
   const env = source as Readonly<Record<string, string | undefined>>;
