@@ -161,10 +161,10 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     expect(elapsed).toBeLessThan(500);
 
     expect(a.ctx.lastConnect).toEqual([
-      { host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) },
+      { host: '127.0.0.3', port: 45893, name: b.name, incarnation: expect.any(String) as unknown },
     ]);
     expect(b.ctx.lastConnect).toEqual([
-      { host: '127.0.0.2', port: 45893, name: a.name, incarnation: expect.any(String) },
+      { host: '127.0.0.2', port: 45893, name: a.name, incarnation: expect.any(String) as unknown },
     ]);
     expect(a.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 1 });
     expect(b.strategy.stats()).toMatchObject({ open: true, heartbeatsSent: 1, repliesSent: 0 });
@@ -189,8 +189,18 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     console.info(`[gossip] 3 nodes converged in ${elapsed.toFixed(1)} ms`);
     expect(elapsed).toBeLessThan(500);
     expect(nodes[0].ctx.lastConnect).toEqual([
-      { host: '127.0.0.3', port: 40_003, name: 'app3@127.0.0.3', incarnation: expect.any(String) },
-      { host: '127.0.0.4', port: 40_004, name: 'app4@127.0.0.4', incarnation: expect.any(String) },
+      {
+        host: '127.0.0.3',
+        port: 40_003,
+        name: 'app3@127.0.0.3',
+        incarnation: expect.any(String) as unknown,
+      },
+      {
+        host: '127.0.0.4',
+        port: 40_004,
+        name: 'app4@127.0.0.4',
+        incarnation: expect.any(String) as unknown,
+      },
     ]);
     // no node ever hands itself to the core
     for (const n of nodes) expect(n.ctx.connects.flat().some((e) => e.name === n.name)).toBe(false);
@@ -211,7 +221,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
         host: '127.0.0.3',
         port: 45893,
         name: b.name,
-        incarnation: expect.any(String),
+        incarnation: expect.any(String) as unknown,
       });
     },
   );
@@ -313,7 +323,12 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await sendTo(raw, packet({ name: 'wild@card', endpoint: '0.0.0.0:4000' }), port);
     await a.ctx.waitFor((c) => c.lastConnect.length === 1, 2000, 'wildcard endpoint');
     expect(a.ctx.lastConnect).toEqual([
-      { host: '127.0.0.7', port: 4000, name: 'wild@card', incarnation: expect.any(String) },
+      {
+        host: '127.0.0.7',
+        port: 4000,
+        name: 'wild@card',
+        incarnation: expect.any(String) as unknown,
+      },
     ]);
   });
 
@@ -373,7 +388,7 @@ describe('GossipStrategy against hostile packets', () => {
           host: '127.0.0.40',
           port: 45893,
           name: 'victim@127.0.0.40',
-          incarnation: expect.any(String),
+          incarnation: expect.any(String) as unknown,
         },
       ],
     ]);
@@ -559,7 +574,7 @@ describe('GossipStrategy against hostile packets', () => {
           host: '127.0.0.60',
           port: 45893,
           name: 'after-flood@127.0.0.60',
-          incarnation: expect.any(String),
+          incarnation: expect.any(String) as unknown,
         },
       ],
     ]);
