@@ -7,5 +7,7 @@ export const CLUSTER_TOPOLOGIES = 'CLUSTER:TOPOLOGIES';
  * built with: `{}` (the real ones) unless overridden, as `nestjs-cluster/testing` does.
  */
 export const CLUSTER_NODE_SEAMS = 'CLUSTER:NODE_SEAMS';
+/** Injection token of the validated options and the instance metadata read for them. */
+export const CLUSTER_STARTUP_OPTIONS = 'CLUSTER:STARTUP_OPTIONS';
 /** Injection token of the EC2 instance metadata (`undefined` when no topology uses EC2). */
 export const CLUSTER_INSTANCE_METADATA = 'CLUSTER:INSTANCE_METADATA';

@@ -5,6 +5,7 @@ import { ClusterExplorer } from './cluster.explorer.js';
 import {
   CLUSTER_INSTANCE_METADATA,
   CLUSTER_NODE_SEAMS,
+  CLUSTER_STARTUP_OPTIONS,
   CLUSTER_RESOLVED_OPTIONS,
   CLUSTER_TOPOLOGIES,
 } from './cluster.constants.js';
@@ -18,35 +19,36 @@ import {
 import { ClusterService } from './cluster.service.js';
 import { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
 import { copyOptionSources } from './config/option-sources.js';
-import { readInstanceMetadata, type InstanceMetadata } from './config/instance-metadata.js';
-import {
-  resolveClusterOptions,
-  usesEc2,
-  type ResolvedClusterOptions,
-} from './config/resolve-options.js';
+import type { InstanceMetadata } from './config/instance-metadata.js';
+import type { ResolvedClusterOptions } from './config/resolve-options.js';
+import { resolveStartupOptions, type StartupOptions } from './config/startup-options.js';
 import type { ClusterModuleOptions } from './interfaces/cluster-options.interface.js';
 import { createTopologies } from './strategies/strategy.factory.js';
 
+const STARTUP_OPTIONS = CLUSTER_STARTUP_OPTIONS;
 const INSTANCE_METADATA = CLUSTER_INSTANCE_METADATA;
 
 /**
- * Resolution shared by `forRoot` and `forRootAsync`: metadata (EC2 only) → validated options
- * → one strategy per topology. Validation fails startup with one `ClusterConfigError`.
+ * Resolution shared by `forRoot` and `forRootAsync`: validated options → metadata (EC2
+ * only, and only once the options are valid) → node identity → one strategy per topology.
+ * Validation fails startup with one `ClusterConfigError`, before any I/O.
  */
 const providers: Provider[] = [
   {
-    provide: INSTANCE_METADATA,
+    provide: STARTUP_OPTIONS,
     inject: [CLUSTER_MODULE_OPTIONS],
-    useFactory: async (
-      options: ClusterModuleOptions,
-    ): Promise<InstanceMetadata | null | undefined> =>
-      usesEc2(options) ? readInstanceMetadata() : undefined,
+    useFactory: (options: ClusterModuleOptions): Promise<StartupOptions> =>
+      resolveStartupOptions(options),
+  },
+  {
+    provide: INSTANCE_METADATA,
+    inject: [STARTUP_OPTIONS],
+    useFactory: (startup: StartupOptions): InstanceMetadata | null | undefined => startup.metadata,
   },
   {
     provide: CLUSTER_RESOLVED_OPTIONS,
-    inject: [CLUSTER_MODULE_OPTIONS, INSTANCE_METADATA],
-    useFactory: (options: ClusterModuleOptions, metadata: InstanceMetadata | null | undefined) =>
-      resolveClusterOptions(options, { instanceMetadata: metadata }),
+    inject: [STARTUP_OPTIONS],
+    useFactory: (startup: StartupOptions): ResolvedClusterOptions => startup.options,
   },
   {
     provide: CLUSTER_TOPOLOGIES,

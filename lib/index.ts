@@ -6,8 +6,10 @@ export { ClusterExplorer } from './cluster.explorer.js';
 export { CLUSTER_RESOLVED_OPTIONS } from './cluster.constants.js';
 
 export { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
-export type { EnvSource } from './config/cluster-options.from-env.js';
+export type { ClusterOptionsOverrides, EnvSource } from './config/cluster-options.from-env.js';
 export { resolveClusterOptions } from './config/resolve-options.js';
+export { resolveStartupOptions } from './config/startup-options.js';
+export type { StartupEnvironment, StartupOptions } from './config/startup-options.js';
 export type { ResolvedClusterOptions, ResolvedTopology } from './config/resolve-options.js';
 export { CLUSTER_DEFAULTS } from './config/cluster.defaults.js';
 export { readInstanceMetadata } from './config/instance-metadata.js';

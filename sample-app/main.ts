@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { Logger, type LogLevel } from '@nestjs/common';
+import { ConsoleLogger, Logger, type LogLevel } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ClusterService } from '../lib/index.js';
+import { ClusterConfigError, ClusterService } from '../lib/index.js';
 import { ClusterTransport } from '../lib/microservices/index.js';
 import { ClusterIoAdapter } from '../lib/socket-io/index.js';
 import { AppModule } from './app.module.js';
@@ -17,8 +17,24 @@ function logLevels(level: string | undefined): LogLevel[] {
   return LOG_LEVELS.slice(0, index < 0 ? LOG_LEVELS.indexOf('log') + 1 : index + 1);
 }
 
+/**
+ * Nest's console logger, except that a configuration error is printed as its message alone:
+ * the list of variables to fix, with no stack trace (the stack says nothing to an operator).
+ */
+class SampleLogger extends ConsoleLogger {
+  override error(message: unknown, ...optionalParams: unknown[]): void {
+    if (message instanceof ClusterConfigError) {
+      const context = optionalParams.filter((p) => typeof p === 'string').slice(-1);
+      super.error(`${message.name}: ${message.message}`, ...context);
+      return;
+    }
+    super.error(message, ...optionalParams);
+  }
+}
+
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(AppModule, {
+    logger: new SampleLogger(),
     // Logs wait until LOG_LEVEL is known (it may come from a .env file).
     bufferLogs: true,
     // On shutdown, close kept-alive connections (dashboards, SSE clients) instead of waiting.

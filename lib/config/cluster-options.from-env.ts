@@ -1,5 +1,16 @@
-import type { ClusterModuleOptions } from '../interfaces/cluster-options.interface.js';
-import { recordOptionSource } from './option-sources.js';
+import type {
+  ClusterModuleBaseOptions,
+  ClusterModuleOptions,
+  StrategyShorthand,
+} from '../interfaces/cluster-options.interface.js';
+import type {
+  DnsStrategyOptions,
+  Ec2StrategyOptions,
+  GossipStrategyOptions,
+  KubernetesStrategyOptions,
+  StaticStrategyOptions,
+} from '../interfaces/strategy-options.interface.js';
+import { recordCodeSource, recordOptionSource } from './option-sources.js';
 import { isSrvStrategyName, normalizeStrategyName } from './strategy-names.js';
 
 /** Anything that reads environment variables: `process.env` or `@nestjs/config`'s ConfigService. */
@@ -10,14 +21,43 @@ function reader(source: EnvSource): (key: string) => string | undefined {
   if (typeof (source as { get?: unknown }).get === 'function') {
     const config = source as { get(key: string): unknown };
     return (key) => {
-      // Values of environment keys: strings, or primitives parsed from them by the config loader.
-      const value = config.get(key) as string | number | boolean | null | undefined;
-      return value === undefined || value === null ? undefined : String(value);
+      const value = config.get(key);
+      if (value === undefined || value === null) return undefined;
+      // ConfigService holds strings from the environment, or values a `load` factory made.
+      switch (typeof value) {
+        case 'string':
+          return value;
+        case 'number':
+        case 'boolean':
+        case 'bigint':
+          return String(value);
+        default:
+          return JSON.stringify(value) ?? '';
+      }
     };
   }
   const env = source as Readonly<Record<string, string | undefined>>;
   return (key) => env[key];
 }
+
+/**
+ * Options set in code over those read from the environment (the second argument of
+ * {@link clusterOptionsFromEnv}): any option of `ClusterModuleOptions`, and, without
+ * `strategy`, any part of the environment's strategy's `strategyConfig`.
+ */
+export type ClusterOptionsOverrides = ClusterModuleBaseOptions &
+  (
+    | StrategyShorthand
+    | {
+        strategy?: undefined;
+        strategyConfig?:
+          | Partial<GossipStrategyOptions>
+          | Partial<Ec2StrategyOptions>
+          | Partial<StaticStrategyOptions>
+          | Partial<DnsStrategyOptions>
+          | Partial<KubernetesStrategyOptions>;
+      }
+  );
 
 const INTEGER = /^\s*-?\d+\s*$/;
 const TRUE = new Set(['true', '1', 'yes', 'on']);
@@ -28,15 +68,26 @@ const FALSE = new Set(['false', '0', 'no', 'off']);
  * libcluster and Torus use). Values that do not parse are passed on as their raw strings, so
  * that validation reports every problem at once, naming the variable.
  *
+ * `overrides` are options set in code on top of the environment: each defined value replaces
+ * the one read from the environment (`strategyConfig` and `messaging` key by key, unless
+ * `strategy` is overridden with another strategy). Validation then names an overridden
+ * option by its path (`strategyConfig.hosts`) and every other one by its variable
+ * (`LIBCLUSTER_HOSTS`). Pass overrides here rather than spreading the result
+ * (`{ ...clusterOptionsFromEnv(config), debug: true }`): a copy loses the record of which
+ * variable each value came from.
+ *
  * ```ts
  * ClusterModule.forRootAsync({
  *   imports: [ConfigModule],
  *   inject: [ConfigService],
- *   useFactory: (config: ConfigService) => clusterOptionsFromEnv(config),
+ *   useFactory: (config: ConfigService) => clusterOptionsFromEnv(config, { debug: true }),
  * })
  * ```
  */
-export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterModuleOptions {
+export function clusterOptionsFromEnv(
+  source: EnvSource = process.env,
+  overrides?: ClusterOptionsOverrides,
+): ClusterModuleOptions {
   const read = reader(source);
   const options: ClusterModuleOptions & Record<string, unknown> = {};
   const strategyConfig: Record<string, unknown> = {};
@@ -143,7 +194,55 @@ export function clusterOptionsFromEnv(source: EnvSource = process.env): ClusterM
   ) {
     options.strategyConfig = strategyConfig;
   }
+  if (overrides) applyOverrides(options, overrides);
   return options;
+}
+
+/** Options whose object values are merged key by key rather than replaced. */
+const MERGED = new Set(['strategyConfig', 'messaging']);
+
+function applyOverrides(
+  options: ClusterModuleOptions & Record<string, unknown>,
+  overrides: ClusterOptionsOverrides,
+): void {
+  const given = overrides as Record<string, unknown>;
+  const strategyChanged =
+    given.strategy !== undefined &&
+    !(
+      typeof given.strategy === 'string' &&
+      normalizeStrategyName(given.strategy) === options.strategy
+    );
+  if (strategyChanged) {
+    delete options.strategyConfig;
+    recordCodeSource(options, 'strategyConfig');
+  }
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined) continue;
+    const current = options[key];
+    if (
+      MERGED.has(key) &&
+      isPlainObject(value) &&
+      isPlainObject(current) &&
+      !(key === 'strategyConfig' && strategyChanged)
+    ) {
+      const merged: Record<string, unknown> = { ...current };
+      for (const [sub, subValue] of Object.entries(value)) {
+        if (subValue === undefined) continue;
+        merged[sub] = subValue;
+        recordCodeSource(options, `${key}.${sub}`);
+      }
+      options[key] = merged;
+      continue;
+    }
+    options[key] = value;
+    recordCodeSource(options, key);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): unknown {

@@ -13,13 +13,41 @@ const SOURCES = Symbol.for('nestjs-cluster.option-sources');
 
 type WithSources = { [SOURCES]?: Map<string, OptionSource> };
 
-/** Records that `path` of `options` was read from `env` with the raw value `raw`. */
-export function recordOptionSource(options: object, path: string, env: string, raw: string): void {
+function sourcesOf(options: object): Map<string, OptionSource> {
   const target = options as WithSources;
   if (!target[SOURCES]) {
     Object.defineProperty(target, SOURCES, { value: new Map(), enumerable: false });
   }
-  target[SOURCES]!.set(path, { env, raw });
+  return target[SOURCES]!;
+}
+
+/** Records that `path` of `options` was read from `env` with the raw value `raw`. */
+export function recordOptionSource(options: object, path: string, env: string, raw: string): void {
+  sourcesOf(options).set(path, { env, raw });
+}
+
+/**
+ * Records that `path` of `options` was set in code: its recorded environment source (and
+ * those of every path below it, `strategyConfig` → `strategyConfig.hosts`) no longer applies,
+ * and a missing value under it is named by option path.
+ */
+export function recordCodeSource(options: object, path: string): void {
+  const sources = sourcesOf(options);
+  for (const key of [...sources.keys()]) {
+    if (key === path || key.startsWith(`${path}.`)) sources.delete(key);
+  }
+  sources.set(`$code:${path}`, { env: '', raw: '' });
+}
+
+/** True when `path`, or a path above it, was set in code over options read from the environment. */
+export function isSetInCode(options: object, path: string): boolean {
+  const sources = (options as WithSources)[SOURCES];
+  if (!sources) return false;
+  const parts = path.split('.');
+  for (let i = 1; i <= parts.length; i++) {
+    if (sources.has(`$code:${parts.slice(0, i).join('.')}`)) return true;
+  }
+  return false;
 }
 
 /** The recorded source of `path`, if the value came from the environment. */

@@ -20,7 +20,7 @@ import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
 import { labelSelectorProblem } from '../strategies/kubernetes/label-selector.js';
 import { parseHostList } from '../strategies/static.strategy.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
-import { optionSource } from './option-sources.js';
+import { isSetInCode, optionSource } from './option-sources.js';
 import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
 
 /** A topology after validation: its name, the strategy's name and how to build it. */
@@ -118,9 +118,15 @@ export function resolveClusterOptions(
   };
   const problem = (path: string, message: string) => problems.push({ name: label(path), message });
   const fromEnv = optionSource(options, '$env') !== undefined;
-  /** A required value that is missing: name the variable when configured from the environment. */
+  /**
+   * A required value that is missing: name the variable when configured from the environment
+   * (and not overridden in code).
+   */
   const missing = (path: string, env: string, message: string) =>
-    problems.push({ name: fromEnv && !path.startsWith('topologies.') ? env : path, message });
+    problems.push({
+      name: fromEnv && !path.startsWith('topologies.') && !isSetInCode(options, path) ? env : path,
+      message,
+    });
 
   const int = (
     path: string,
@@ -435,7 +441,7 @@ export function resolveClusterOptions(
             for (const bad of error.entries) {
               problem(
                 c('hosts'),
-                `${JSON.stringify(bad.entry)} ${bad.reason} (accepted: host, host:port, name@host:port, [ipv6]:port)`,
+                `${JSON.stringify(bad.entry)} is not a host entry: ${bad.reason} (accepted: host, host:port, name@host:port, [ipv6]:port)`,
               );
             }
           }

@@ -55,7 +55,27 @@ export function parseHostList(value: string | string[], defaultPort: number): Di
   return [...endpoints.values()];
 }
 
+/** `scheme://…`: a URL pasted where `host:port` belongs. */
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/** The `host:port` a URL entry most likely meant, for the hint; undefined when it has no host. */
+function hostPortOfUrl(entry: string): string | undefined {
+  try {
+    const url = new URL(entry);
+    if (url.hostname === '') return undefined;
+    return url.port === '' ? url.hostname : `${url.hostname}:${url.port}`;
+  } catch {
+    return undefined;
+  }
+}
+
 function parseEntry(entry: string, defaultPort: number): DiscoveredEndpoint | { reason: string } {
+  if (URL_SCHEME.test(entry)) {
+    const meant = hostPortOfUrl(entry);
+    return {
+      reason: `a URL where host:port was expected${meant ? ` (write ${meant})` : ''}`,
+    };
+  }
   let rest = entry;
   let prefix: string | undefined;
   const at = rest.lastIndexOf('@');

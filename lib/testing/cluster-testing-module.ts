@@ -4,6 +4,7 @@ import {
   CLUSTER_INSTANCE_METADATA,
   CLUSTER_NODE_SEAMS,
   CLUSTER_RESOLVED_OPTIONS,
+  CLUSTER_STARTUP_OPTIONS,
   CLUSTER_TOPOLOGIES,
 } from '../cluster.constants.js';
 import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
@@ -414,6 +415,9 @@ export class TestingCluster {
     })
       .overrideProvider(CLUSTER_NODE_SEAMS)
       .useValue(seams)
+      // No instance-metadata request, whatever strategy the app configures.
+      .overrideProvider(CLUSTER_STARTUP_OPTIONS)
+      .useValue({ options: undefined, metadata: null })
       .overrideProvider(CLUSTER_INSTANCE_METADATA)
       .useValue(null)
       .overrideProvider(CLUSTER_TOPOLOGIES)

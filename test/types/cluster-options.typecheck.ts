@@ -2,7 +2,12 @@
  * Compile-time checks of `ClusterModuleOptions`, run by `npm run typecheck` (never executed):
  * every `@ts-expect-error` line must fail to compile, or tsc reports the directive as unused.
  */
-import { ClusterModule, type ClusterModuleOptions, type ClusterStrategy } from '../../lib/index.js';
+import {
+  ClusterModule,
+  clusterOptionsFromEnv,
+  type ClusterModuleOptions,
+  type ClusterStrategy,
+} from '../../lib/index.js';
 
 // Each strategy's config is checked against that strategy's options.
 export const ok: ClusterModuleOptions[] = [
@@ -53,3 +58,14 @@ export const badModule = ClusterModule.forRoot({
   // @ts-expect-error forRoot rejects the misspelt key too
   strategyConfig: { hostz: ['a:1'] },
 });
+
+// clusterOptionsFromEnv overrides: any option, and part of the env strategy's config.
+export const overridden = [
+  clusterOptionsFromEnv(process.env, { debug: true, messaging: { maxPayloadBytes: 256 * 1024 } }),
+  clusterOptionsFromEnv(process.env, { strategyConfig: { hosts: ['10.0.1.5'] } }),
+  clusterOptionsFromEnv(process.env, { strategy: 'ec2', strategyConfig: { tagName: 'cluster' } }),
+  // @ts-expect-error a misspelt option
+  clusterOptionsFromEnv(process.env, { debgu: true }),
+  // @ts-expect-error a misspelt key of every strategy's config
+  clusterOptionsFromEnv(process.env, { strategyConfig: { hostz: ['10.0.1.5'] } }),
+];

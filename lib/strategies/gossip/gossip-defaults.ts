@@ -41,6 +41,14 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   openRetryBaseMs: 1000,
   /** Reopen delay cap: a fixed port or interface is picked up within 30 s. */
   openRetryMaxMs: 30_000,
+  /**
+   * One warning a minute per source address for packets that fail authentication: a key
+   * mismatch (or a second cluster on the group) is visible at the default level, a flood
+   * or a neighbour cluster costs one line a minute per sender.
+   */
+  authWarnIntervalMs: 60_000,
+  /** Source addresses tracked for that warning; the oldest is forgotten past this. */
+  authWarnAddresses: 256,
   /** One debug line per drop reason per 10 s: a flood cannot flood the log. */
   dropLogIntervalMs: 10_000,
   /** A persisting socket failure is logged again at most every 5 minutes. */

@@ -2,6 +2,7 @@ import { isUnspecifiedHost, parseEndpoint, type Endpoint } from '../../identity/
 import type { KeyObject } from 'node:crypto';
 import type { RemoteInfo, Socket, BindOptions } from 'node:dgram';
 import type { LoggerService } from '@nestjs/common';
+import { RateLimitedLogger } from '../../logging/rate-limited-logger.js';
 import { GossipSocketError, type GossipSocketOperation } from '../../errors/gossip-socket.error.js';
 import { PROTOCOL_VERSION } from '../../transport/frame.js';
 import type { StrategyContext } from '../strategy.interface.js';
@@ -14,6 +15,7 @@ import {
 } from './gossip-packet.js';
 import type { GossipSettings } from './gossip-settings.js';
 import {
+  gossipAuthFailed,
   gossipDropped,
   gossipListening,
   gossipOpenFailed,
@@ -72,6 +74,8 @@ export class GossipSession {
   );
   private readonly lastReplyAt = new Map<string, number>();
   private readonly dropLog = new Map<GossipDropReason, { at: number; suppressed: number }>();
+  /** Authentication failures warned about, by source address: one line a minute each. */
+  private readonly authWarnings: RateLimitedLogger;
   private readonly dropped: Record<GossipDropReason, number> = emptyDropCounts();
   private sockets: OpenSockets | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -103,6 +107,12 @@ export class GossipSession {
   ) {
     this.logger = ctx.logger;
     this.now = settings.now;
+    this.authWarnings = new RateLimitedLogger(
+      this.logger,
+      GOSSIP_DEFAULTS.authWarnIntervalMs,
+      GOSSIP_DEFAULTS.authWarnAddresses,
+      this.now,
+    );
   }
 
   /** Opens the sockets; on failure reports the error and schedules a retry. Never rejects. */
@@ -381,7 +391,7 @@ export class GossipSession {
     this.counters.packetsReceived++;
     const from = `${rinfo.address}:${rinfo.port}`;
     const opened = openHeartbeat(this.key, packet);
-    if (!opened.ok) return this.drop(opened.reason, from);
+    if (!opened.ok) return this.drop(opened.reason, from, rinfo.address);
     const hb = opened.heartbeat;
     const self = this.ctx.self;
     if (hb.name === self.name && hb.incarnation === self.incarnation) return; // our own, looped back
@@ -445,8 +455,9 @@ export class GossipSession {
     this.ctx.connect(this.peers.endpoints());
   }
 
-  private drop(reason: GossipDropReason, from: string): void {
+  private drop(reason: GossipDropReason, from: string, address?: string): void {
     this.dropped[reason]++;
+    if (reason === 'auth' && address !== undefined) return this.warnAuth(from, address);
     if (!this.ctx.debug) return;
     const now = this.now();
     const entry = this.dropLog.get(reason);
@@ -456,6 +467,15 @@ export class GossipSession {
     }
     this.dropLog.set(reason, { at: now, suppressed: 0 });
     this.logger.debug?.(gossipDropped(reason, from, entry?.suppressed ?? 0));
+  }
+
+  /**
+   * A packet that fails authentication is a warning, at most once per source address per
+   * `authWarnIntervalMs`: the usual causes (different keys, a second cluster on the group)
+   * are configuration the operator must see, and a flood still costs one line a minute.
+   */
+  private warnAuth(from: string, address: string): void {
+    this.authWarnings.warn(`auth:${address}`, gossipAuthFailed(from, this.settings));
   }
 }
 

@@ -105,3 +105,21 @@ export function gossipDropped(reason: GossipDropReason, from: string, suppressed
     suppressed > 0 ? ` (${suppressed} more dropped for this reason since the last line)` : '';
   return `gossip: dropped packet from ${from}: ${DROP_TEXT[reason]}${more}`;
 }
+
+/**
+ * Warning for packets that fail authentication (rate-limited per source address by the
+ * caller): the two variables gossip keys come from, and the other common cause, a second
+ * cluster on the same group and port.
+ */
+export function gossipAuthFailed(from: string, where: GossipWhere): string {
+  const group = where.broadcastOnly
+    ? `broadcast address ${where.multicastAddr}:${where.port}`
+    : `multicast group ${where.multicastAddr}:${where.port}`;
+  return (
+    `gossip: packet from ${from} failed authentication: it was sealed with another key — ` +
+    'gossip is keyed from LIBCLUSTER_GOSSIP_SECRET, or from NODE_COOKIE where that is unset, ' +
+    'and the key must match on every node (set the same LIBCLUSTER_GOSSIP_SECRET, or the same ' +
+    `NODE_COOKIE, everywhere). Another cluster on the same ${group} causes this too: ` +
+    'give each cluster its own LIBCLUSTER_GOSSIP_MULTICAST_ADDR or LIBCLUSTER_GOSSIP_PORT'
+  );
+}

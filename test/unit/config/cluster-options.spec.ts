@@ -9,6 +9,15 @@ const resolveEnv = (env: Record<string, string>, host = 'box1') =>
     interfaces: () => ({}),
   });
 
+const resolveEnvWith = (
+  env: Record<string, string>,
+  overrides: Parameters<typeof clusterOptionsFromEnv>[1],
+) =>
+  resolveClusterOptions(clusterOptionsFromEnv(env, overrides), {
+    env: { HOSTNAME: 'box1' },
+    interfaces: () => ({}),
+  });
+
 function problemsOf(fn: () => unknown): string[] {
   try {
     fn();
@@ -323,6 +332,71 @@ describe('validation', () => {
         expect.stringMatching(/^topologies\.aws\.config\.tagName: is required/),
       ]),
     );
+  });
+
+  it('overrides in code: variables named for env values, option paths for code values', () => {
+    const env = {
+      NODE_COOKIE: 'secret',
+      CLUSTER_PORT: '70000',
+      CLUSTER_FAILURE_TIMEOUT_MS: 'soon',
+      LIBCLUSTER_STRATEGY: 'static',
+      LIBCLUSTER_HOSTS: '10.0.1.5',
+    };
+    const resolve = (options: ReturnType<typeof clusterOptionsFromEnv>) =>
+      resolveClusterOptions(options, { env: { HOSTNAME: 'box1' }, interfaces: () => ({}) });
+    const problems = problemsOf(() =>
+      resolve(
+        clusterOptionsFromEnv(env, {
+          debug: true,
+          heartbeatIntervalMs: 5,
+          strategyConfig: { hosts: ['http://x:1/'] },
+        }),
+      ),
+    );
+    expect(problems).toEqual([
+      'CLUSTER_PORT: "70000" is not a TCP port (accepted: an integer from 0 to 65535)',
+      'heartbeatIntervalMs: 5 is not a heartbeat interval in ms (accepted: an integer from 10 to 600000)',
+      'CLUSTER_FAILURE_TIMEOUT_MS: "soon" is not a failure timeout in ms (accepted: an integer from 20 to 3600000)',
+      'strategyConfig.hosts: "http://x:1/" is not a host entry: a URL where host:port was expected (write x:1) (accepted: host, host:port, name@host:port, [ipv6]:port)',
+    ]);
+    // The spread the README once showed loses every variable name: the record is not copied.
+    const spread = problemsOf(() => resolve({ ...clusterOptionsFromEnv(env), debug: true }));
+    expect(spread[0]).toMatch(/^port: 70000 is not a TCP port/);
+  });
+
+  it('overrides keep the other env values, merge strategyConfig, and name missing values by path', () => {
+    const options = resolveClusterOptions(
+      clusterOptionsFromEnv(
+        {
+          NODE_COOKIE: 'secret',
+          LIBCLUSTER_STRATEGY: 'static',
+          LIBCLUSTER_HOSTS: '10.0.1.5,10.0.1.6',
+          LIBCLUSTER_POLLING_INTERVAL: '2000',
+        },
+        { debug: true, cookie: undefined, strategyConfig: { pollingIntervalMs: 9000 } },
+      ),
+      { env: { HOSTNAME: 'box1' }, interfaces: () => ({}) },
+    );
+    expect(options).toMatchObject({ cookie: 'secret', debug: true });
+    expect(options.topologies[0].config).toMatchObject({
+      hosts: ['10.0.1.5', '10.0.1.6'],
+      pollingIntervalMs: 9000,
+    });
+    // A strategy set in code drops the environment's strategy config; what it lacks is named
+    // by option path, since the operator cannot fix it with a variable.
+    expect(
+      problemsOf(() =>
+        resolveEnvWith(
+          { LIBCLUSTER_STRATEGY: 'ec2' },
+          { strategy: 'static', strategyConfig: {} as never },
+        ),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^strategyConfig\.hosts: is required by the static strategy/),
+    ]);
+    expect(problemsOf(() => resolveEnvWith({ LIBCLUSTER_STRATEGY: 'static' }, {}))).toEqual([
+      expect.stringMatching(/^LIBCLUSTER_HOSTS: is required by the static strategy/),
+    ]);
   });
 
   it('accepts several topologies and custom strategy classes', () => {

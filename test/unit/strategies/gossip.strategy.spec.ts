@@ -247,7 +247,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     );
     expect(a.ctx.lastConnectNames).toEqual([c.name]);
     expect(b.ctx.connects).toEqual([]);
-    expect(a.ctx.logger.at('debug').some((l) => l.includes('failed authentication'))).toBe(true);
+    expect(a.ctx.logger.at('warn').some((l) => l.includes('failed authentication'))).toBe(true);
   });
 
   it('forgets a silent peer, but never one that is a member', async () => {
@@ -390,6 +390,26 @@ describe('GossipStrategy against hostile packets', () => {
     const wrong = deriveGossipKey('not the secret');
     for (let i = 0; i < 10; i++) await sendTo(raw, packet({}, wrong), port);
     await until(() => a.strategy.stats().dropped.auth === 10, 2000, '10 auth drops');
+    expect(a.ctx.connects).toEqual([]);
+  });
+
+  it('warns once for a burst of wrong-key packets, naming the sender and the variables that must match', async () => {
+    const port = freshPort();
+    // debug off: the warning is shown at the default level
+    const a = node(2, { port, heartbeatMaxMs: 60_000 }, { debug: false });
+    await a.strategy.start(a.ctx);
+    const raw = await rawSocket({ address: hostOf(5) });
+    const rawPort = raw.address().port;
+    const wrong = deriveGossipKey('another cluster');
+    const burst = Array.from({ length: 40 }, () => packet({}, wrong));
+    await sendPaced(raw, burst, port, a.strategy, { exact: true });
+    await until(() => a.strategy.stats().dropped.auth === 40, 2000, '40 auth drops');
+    const warnings = a.ctx.logger.at('warn').filter((l) => l.includes('failed authentication'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`packet from ${hostOf(5)}:${rawPort} failed authentication`);
+    expect(warnings[0]).toContain('LIBCLUSTER_GOSSIP_SECRET');
+    expect(warnings[0]).toContain('NODE_COOKIE');
+    expect(warnings[0]).toContain(`Another cluster on the same multicast group ${GROUP}:${port}`);
     expect(a.ctx.connects).toEqual([]);
   });
 

@@ -67,6 +67,25 @@ describe('parseHostList', () => {
   });
 });
 
+describe('parseHostList: URLs', () => {
+  it('reports a URL as a URL where host:port was expected, with the host:port it meant', () => {
+    let thrown: unknown;
+    try {
+      parseHostList(['http://x:1/', 'https://10.0.1.6/cluster', 'tcp://[fd00::7]:45893'], PORT);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(InvalidHostListError);
+    const reasons = (thrown as InvalidHostListError).entries.map((e) => e.reason);
+    expect(reasons).toEqual([
+      'a URL where host:port was expected (write x:1)',
+      'a URL where host:port was expected (write 10.0.1.6)',
+      'a URL where host:port was expected (write [fd00::7]:45893)',
+    ]);
+    for (const reason of reasons) expect(reason).not.toContain('IPv6');
+  });
+});
+
 describe('StaticStrategy', () => {
   let strategies: StaticStrategy[] = [];
   afterEach(() => {

@@ -245,7 +245,20 @@ describe('handshake', () => {
     expect((error as PeerUnreachableError).retryable).toBe(true);
     expect((error as PeerUnreachableError).code).toBe('ECONNREFUSED');
     expect((error as Error).message).toContain(`${LOCALHOST}:${port}`);
-    expect((error as Error).message).toContain(`TCP port ${port}`);
+    expect((error as Error).message).toContain(`nothing listens on ${LOCALHOST}:${port}`);
+    expect((error as Error).message).toContain(`CLUSTER_PORT=${port}`);
+  });
+
+  it('dial to a host name that does not resolve says so, not "open the port"', async () => {
+    const a = await started('a@127.0.0.1');
+    // `.invalid` never resolves (RFC 2606): ENOTFOUND with a resolver, EAI_AGAIN without one.
+    const error = await a.transport.dial('peer.invalid', 45893).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PeerUnreachableError);
+    expect((error as PeerUnreachableError).reason).toBe('dns');
+    expect((error as Error).message).toMatch(
+      /^cannot resolve host peer\.invalid \((ENOTFOUND|EAI_AGAIN)\)/,
+    );
+    expect((error as Error).message).not.toContain('security group');
   });
 
   it('listen on a port in use rejects with ListenError naming CLUSTER_PORT', async () => {
