@@ -168,13 +168,13 @@ describe('one-sided heartbeats', () => {
   });
 
   for (const frozen of ['listener', 'dialer'] as const) {
-    it(`a ${frozen} stalled for less than two intervals costs no link, at every phase`, async () => {
+    it(`a ${frozen} stalled for two intervals (2 s) costs no link, at every phase`, async () => {
       for (let phase = 0; phase < 3000; phase += 100) {
         const { time, network, atA, atB } = await linkedPair(phase + 1);
         const victim = frozen === 'listener' ? '10.0.0.2' : '10.0.0.1';
         await time.runFor(10_000 + phase);
         network.clockOf(victim).freeze();
-        await time.runFor(2 * INTERVAL - 50);
+        await time.runFor(2 * INTERVAL);
         network.clockOf(victim).thaw();
         await time.runFor(3 * TIMEOUT);
         expect(atA.closed ?? atB.closed, `phase ${phase}`).toBeUndefined();
