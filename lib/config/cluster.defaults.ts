@@ -8,9 +8,9 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   port: 45893,
   /** Listen on every interface; peers dial the advertised address. */
   bindAddress: '0.0.0.0',
-  /** A heartbeat a second keeps failure detection near 1 s of resolution at negligible cost. */
+  /** Failure detection checked at 1 s resolution; idle links are probed every timeout − 2 × this (3 s). */
   heartbeatIntervalMs: 1000,
-  /** Five missed heartbeats before a silent peer is down: tolerates GC pauses and jitter. */
+  /** Five seconds of silence before a peer is down: an idle link's 3 s probe plus 2 s for GC pauses and jitter. */
   failureTimeoutMs: 5000,
   /** A peer that cannot finish three round trips in 5 s is too slow or hostile. */
   handshakeTimeoutMs: 5000,

@@ -15,7 +15,10 @@ export const FrameType = {
   AUTH: 2,
   /** Handshake: the listener accepted the dialer; the link is up. Empty payload. */
   WELCOME: 3,
-  /** Liveness signal, sent when a link has been idle for a heartbeat interval. Empty payload. */
+  /**
+   * Liveness signal on an idle link. Payload: one flags byte, bit 0 = the sender asks for an
+   * answer (a probe); empty from older nodes (read as a probe).
+   */
   HEARTBEAT: 4,
   /** Graceful leave: the sender is shutting down and closes the link next. Empty payload. */
   LEAVE: 5,

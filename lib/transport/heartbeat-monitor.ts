@@ -6,17 +6,24 @@ export interface MonitoredLink {
   readonly lastReceivedAt: number;
   /** When a frame was last written. */
   readonly lastSentAt: number;
+  /**
+   * True on the end that drives the link's liveness (the dialer): it sends the idle probes and
+   * the other end answers them. Both ends agree on it without exchanging anything.
+   */
+  readonly drives: boolean;
+  /** When this end last sent a HEARTBEAT asking for an answer; undefined before the first. */
+  readonly probeSentAt: number | undefined;
   /** Forgets older silence: the peer gets a fresh failure window from `now`. */
   grace(now: number): void;
-  /** Sends one HEARTBEAT frame. */
-  sendHeartbeat(now: number): void;
+  /** Sends one HEARTBEAT frame; `probe` asks the peer to answer at once. */
+  sendHeartbeat(now: number, probe: boolean): void;
   /** The peer has been silent for longer than the failure timeout. */
   expire(silentMs: number): void;
 }
 
 /** Options of the heartbeat monitor. */
 export interface HeartbeatMonitorOptions {
-  /** A HEARTBEAT is sent on a link idle for this long, ms. */
+  /** Resolution of the failure detector, ms (see `HeartbeatMonitor` for what derives from it). */
   readonly heartbeatIntervalMs: number;
   /** A link that received nothing for this long expires, ms. */
   readonly failureTimeoutMs: number;
@@ -30,13 +37,44 @@ export interface HeartbeatMonitorOptions {
 }
 
 /**
- * One checker timer for all the links of a transport: sends heartbeats on idle links and
- * expires silent ones.
+ * Idle time after which the driving end of a link probes it, ms: the failure timeout less two
+ * heartbeat intervals (3 s with the defaults), at least one interval. A peer stalled for less
+ * than the remaining two intervals still answers before its failure window ends.
+ */
+export function idleProbeMs(heartbeatIntervalMs: number, failureTimeoutMs: number): number {
+  return Math.max(heartbeatIntervalMs, failureTimeoutMs - 2 * heartbeatIntervalMs);
+}
+
+/**
+ * Silence after which the answering end probes a link itself, ms: one interval after the
+ * driver's probe was due (4 s with the defaults), so it never fires while the driver drives.
+ */
+export function answerProbeMs(heartbeatIntervalMs: number, failureTimeoutMs: number): number {
+  return Math.min(
+    idleProbeMs(heartbeatIntervalMs, failureTimeoutMs) + heartbeatIntervalMs,
+    failureTimeoutMs - heartbeatIntervalMs / 2,
+  );
+}
+
+/**
+ * One checker timer for all the links of a transport: keeps idle links alive with as few
+ * frames as possible and expires silent ones.
+ *
+ * Only one end of a link drives it (the dialer). Any frame received counts as a sign of life
+ * (Erlang's tick): a link that carried traffic needs no heartbeat. On an idle link the driver
+ * sends a probe — a HEARTBEAT asking for an answer — once it has received nothing for
+ * `idleProbeMs` (3 s), and the other end answers at once: one round trip per idle period,
+ * which over TCP is three packets (probe, answer carrying the acknowledgement, the
+ * acknowledgement of the answer). The driver also sends a plain HEARTBEAT when it wrote
+ * nothing for that long (traffic only flowing towards it). The answering end probes by itself
+ * only when the driver's probes stop coming (`answerProbeMs`, 4 s). Either end closes a link
+ * that received nothing for `failureTimeoutMs`, so a crashed or frozen peer is detected on
+ * both ends within the failure timeout plus one checker tick.
  *
  * Lifeguard's lesson: silence measured across a blocked event loop is the local node's
  * fault, not the peer's — frames that arrived while the loop was blocked are still unread in
  * the kernel. The checker measures how late it fires; after a stall it judges no one, gives
- * every link a fresh failure window and sends heartbeats at once.
+ * every link a fresh failure window and probes every link at once.
  */
 export class HeartbeatMonitor {
   private readonly links = new Set<MonitoredLink>();
@@ -45,6 +83,10 @@ export class HeartbeatMonitor {
   readonly tickMs: number;
   /** Lateness above which a tick counts as a stall, ms. */
   readonly stallThresholdMs: number;
+  /** Idle time after which the driving end probes, ms. */
+  readonly idleProbeMs: number;
+  /** Silence after which the answering end probes, ms. */
+  readonly answerProbeMs: number;
   private timer: TimerHandle | undefined;
   private expectedAt = 0;
 
@@ -55,6 +97,8 @@ export class HeartbeatMonitor {
       Math.floor(Math.min(options.heartbeatIntervalMs / 2, options.failureTimeoutMs / 4)),
     );
     this.stallThresholdMs = Math.max(options.heartbeatIntervalMs / 2, this.tickMs);
+    this.idleProbeMs = idleProbeMs(options.heartbeatIntervalMs, options.failureTimeoutMs);
+    this.answerProbeMs = answerProbeMs(options.heartbeatIntervalMs, options.failureTimeoutMs);
   }
 
   /** Number of links watched. */
@@ -100,20 +144,32 @@ export class HeartbeatMonitor {
     for (const link of [...this.links]) {
       if (stalled) {
         link.grace(now);
-        link.sendHeartbeat(now);
+        link.sendHeartbeat(now, true);
         continue;
       }
-      const silentMs = now - link.lastReceivedAt;
-      if (silentMs > this.options.failureTimeoutMs) {
-        link.expire(silentMs);
-        continue;
-      }
-      if (now - link.lastSentAt >= this.options.heartbeatIntervalMs - this.tickMs / 2)
-        link.sendHeartbeat(now);
+      this.check(link, now);
     }
     // A link added during the loop may have scheduled the next tick already.
     if (this.links.size === 0 || this.timer !== undefined) return;
     this.expectedAt = now + this.tickMs;
     this.schedule();
+  }
+
+  private check(link: MonitoredLink, now: number): void {
+    const silentMs = now - link.lastReceivedAt;
+    if (silentMs > this.options.failureTimeoutMs) {
+      link.expire(silentMs);
+      return;
+    }
+    // Thresholds lose half a tick so that a period lands on the tick that ends it.
+    const slack = this.tickMs / 2;
+    const probing = link.probeSentAt !== undefined && link.probeSentAt > link.lastReceivedAt;
+    const probeAfter = link.drives ? this.idleProbeMs : this.answerProbeMs;
+    if (!probing && silentMs >= probeAfter - slack) {
+      link.sendHeartbeat(now, true);
+      return;
+    }
+    if (link.drives && now - link.lastSentAt >= this.idleProbeMs - slack)
+      link.sendHeartbeat(now, false);
   }
 }

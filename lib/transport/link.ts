@@ -32,6 +32,26 @@ export function decodeLeave(payload: Buffer): LeaveCause {
   return payload.toString('utf8') === 'discovery' ? 'discovery' : 'shutdown';
 }
 
+/** Bit 0 of a HEARTBEAT's flags byte: the sender asks for an answer at once (a probe). */
+export const HEARTBEAT_PROBE = 0x01;
+
+/** Encodes a HEARTBEAT payload: one flags byte. */
+export function encodeHeartbeat(probe: boolean): Buffer {
+  return Buffer.from([probe ? HEARTBEAT_PROBE : 0]);
+}
+
+/**
+ * True when a HEARTBEAT asks for an answer: its probe bit is set, or its payload is empty (a
+ * peer that predates the flags byte, whose heartbeats were all answerable). Other bits and any
+ * further bytes are reserved and ignored.
+ */
+export function heartbeatWantsAnswer(payload: Buffer): boolean {
+  return payload.length === 0 || (payload[0] & HEARTBEAT_PROBE) !== 0;
+}
+
+const PROBE_PAYLOAD = encodeHeartbeat(true);
+const PLAIN_PAYLOAD = encodeHeartbeat(false);
+
 /** Events of a link. */
 export interface LinkEvents {
   /** A frame of one of the transport's accepted types arrived. */
@@ -51,7 +71,7 @@ export interface LinkInit {
   readonly maxFrameBytes: number;
   readonly maxWriteBufferBytes: number;
   readonly acceptedTypes: ReadonlySet<number>;
-  /** Heartbeat interval, ms (a heartbeat is answered when we were quiet for half of it). */
+  /** Heartbeat interval, ms (a probe is answered unless we wrote within half of it). */
   readonly heartbeatIntervalMs: number;
   /** Bound on how long `leave()` waits for the socket to close, ms. */
   readonly leaveTimeoutMs: number;
@@ -80,6 +100,10 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   lastReceivedAt: number;
   /** @internal monotonic time a frame was last written */
   lastSentAt: number;
+  /** @internal monotonic time a HEARTBEAT asking for an answer was last written */
+  probeSentAt: number | undefined;
+  /** @internal the dialer drives the link's liveness; the listener answers */
+  readonly drives: boolean;
   private readonly socket: Wire;
   private readonly clock: Clock;
   private readonly init: LinkInit;
@@ -95,6 +119,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.socket = init.socket;
     this.peer = init.peer;
     this.direction = init.direction;
+    this.drives = init.direction === 'outbound';
     this.clock = init.clock;
     this.remoteAddress = remoteAddressOf(init.socket);
     this.lastReceivedAt = this.clock.now();
@@ -184,12 +209,13 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.lastReceivedAt = now;
   }
 
-  /** @internal */
-  sendHeartbeat(now: number): void {
+  /** @internal one HEARTBEAT; `probe` asks the peer to answer at once */
+  sendHeartbeat(now: number, probe: boolean): void {
     if (this.closed || this.socket.destroyed) return;
     if (this.socket.writableLength > this.init.maxWriteBufferBytes) return;
-    this.write(FrameType.HEARTBEAT, Buffer.alloc(0));
+    this.write(FrameType.HEARTBEAT, probe ? PROBE_PAYLOAD : PLAIN_PAYLOAD);
     this.lastSentAt = now;
+    if (probe) this.probeSentAt = now;
   }
 
   /** @internal */
@@ -262,11 +288,13 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   private handle(frame: Frame): void {
     if (this.retiring && frame.type === FrameType.HEARTBEAT) return;
     if (frame.type === FrameType.HEARTBEAT) {
-      // Answer a heartbeat with ours when we have not sent for half an interval: the answer
-      // carries the TCP acknowledgement of the peer's, and both ends fall into one exchange
-      // per interval (three packets instead of four, one timer doing the work).
+      // Answer a probe at once, unless something we wrote within half an interval is already
+      // on its way: the answer carries the TCP acknowledgement of the probe, so an idle
+      // period costs one round trip (three packets). A plain heartbeat needs no answer.
+      if (!heartbeatWantsAnswer(frame.payload)) return;
       const now = this.clock.now();
-      if (now - this.lastSentAt >= this.init.heartbeatIntervalMs / 2) this.sendHeartbeat(now);
+      if (now - this.lastSentAt >= this.init.heartbeatIntervalMs / 2)
+        this.sendHeartbeat(now, false);
       return;
     }
     if (frame.type === FrameType.LEAVE) {

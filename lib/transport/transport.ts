@@ -58,7 +58,10 @@ export interface TransportOptions {
   readonly bindAddress?: string;
   /** Port the listener binds, 0 for any free port (`CLUSTER_PORT`). @default 45893 */
   readonly port?: number;
-  /** A HEARTBEAT is sent on a link idle for this long, ms. @default 1000 */
+  /**
+   * Resolution of the failure detector, ms: the dialer probes a link idle for
+   * `failureTimeoutMs − 2 × heartbeatIntervalMs` (see `HeartbeatMonitor`). @default 1000
+   */
   readonly heartbeatIntervalMs?: number;
   /** A link that received nothing for this long closes with `'heartbeat-timeout'`, ms. @default 5000 */
   readonly failureTimeoutMs?: number;
@@ -121,7 +124,8 @@ export interface TransportEvents {
  * (more are closed on arrival), and closing on the first violation. Every wire carries an
  * `'error'` listener from its first moment to its last: no network error ends the process.
  *
- * One shared checker timer sends heartbeats and expires silent links; after a stall of the
+ * One shared checker timer probes idle links (the dialer drives each link, any frame counts)
+ * and expires silent ones; after a stall of the
  * local event loop it judges no one (see `HeartbeatMonitor`).
  *
  * @example

@@ -5,6 +5,8 @@ import { HeartbeatMonitor, type MonitoredLink } from '../../../lib/transport/hea
 class FakeLink implements MonitoredLink {
   lastReceivedAt: number;
   lastSentAt: number;
+  readonly drives = true;
+  probeSentAt: number | undefined;
   heartbeats: number[] = [];
   expired: number[] = [];
   constructor(now: number) {
@@ -14,9 +16,10 @@ class FakeLink implements MonitoredLink {
   grace(now: number): void {
     this.lastReceivedAt = now;
   }
-  sendHeartbeat(now: number): void {
+  sendHeartbeat(now: number, probe: boolean): void {
     this.heartbeats.push(now);
     this.lastSentAt = now;
+    if (probe) this.probeSentAt = now;
   }
   expire(silentMs: number): void {
     this.expired.push(silentMs);
@@ -28,7 +31,7 @@ describe('HeartbeatMonitor', () => {
     vi.useRealTimers();
   });
 
-  it('sends heartbeats on idle links and expires silent ones after failureTimeoutMs', async () => {
+  it('probes a silent link once and expires it after failureTimeoutMs', async () => {
     const time = new VirtualTime();
     const clock = time.process();
     const monitor = new HeartbeatMonitor({
@@ -47,9 +50,11 @@ describe('HeartbeatMonitor', () => {
     await time.runUntil(2000, () => expiredAt !== undefined);
     expect(expiredAt).toBeGreaterThan(400);
     expect(expiredAt).toBeLessThanOrEqual(400 + monitor.tickMs);
-    // About one heartbeat per interval while idle.
-    expect(link.heartbeats.length).toBeGreaterThanOrEqual(3);
-    expect(link.heartbeats.length).toBeLessThanOrEqual(5);
+    // One probe once silent for the idle period (the timeout less two intervals), then none:
+    // a probe is outstanding until something arrives.
+    expect(link.heartbeats[0]).toBe(monitor.idleProbeMs);
+    expect(link.probeSentAt).toBe(monitor.idleProbeMs);
+    expect(link.heartbeats.length).toBeLessThanOrEqual(2);
     expect(monitor.size).toBe(0);
     await time.runFor(1000);
     expect(time.pending).toBe(0);

@@ -121,6 +121,23 @@ describe('link', () => {
     expect(b.transport.linkCount).toBe(0);
   });
 
+  it('an empty HEARTBEAT (an older node) is answered at once with a plain one', async () => {
+    const b = await started('b@127.0.0.1', { heartbeatIntervalMs: 1000, failureTimeoutMs: 5000 });
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('old@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    expect(link.drives).toBe(false);
+    // A probe is answered unless the link wrote within half an interval (the link counts as
+    // written at its creation): ask a little later.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    raw.send(FrameType.HEARTBEAT);
+    // The listener's own probe would come only after 4 s of silence and would carry 0x01.
+    const answer = await raw.waitForFrame(FrameType.HEARTBEAT, 2000);
+    expect([...answer.payload]).toEqual([0]);
+    expect(link.closed).toBe(false);
+  });
+
   it('idle links stay up: heartbeats keep both sides alive well past failureTimeoutMs', async () => {
     const { atA, atB } = await pair({ heartbeatIntervalMs: 40, failureTimeoutMs: 200 });
     const reasons = [...recordCloses(atA), ...recordCloses(atB)];
