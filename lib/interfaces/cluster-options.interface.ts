@@ -64,7 +64,13 @@ export interface ClusterModuleBaseOptions {
   bindAddress?: string;
   /** Address peers dial (`CLUSTER_ADVERTISE_ADDRESS`). @default the node's host */
   advertiseAddress?: string;
-  /** Heartbeat interval on every link, ms. @default 1000 */
+  /**
+   * Failure-detection tick, ms (`CLUSTER_HEARTBEAT_INTERVAL_MS`): links are checked this often.
+   * An idle link is probed once it has been silent for `failureTimeoutMs − 2 × heartbeatIntervalMs`
+   * (3 s with the defaults) — any frame counts as a heartbeat — so a peer whose event loop stalls
+   * for longer than about `2 × heartbeatIntervalMs` may be taken for down; raise
+   * `failureTimeoutMs` for apps with long synchronous work. @default 1000
+   */
   heartbeatIntervalMs?: number;
   /** Silence after which a peer is down, ms. @default 5000 */
   failureTimeoutMs?: number;
