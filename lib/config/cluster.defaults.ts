@@ -12,8 +12,13 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   heartbeatIntervalMs: 1000,
   /** Five seconds of silence before a peer is down: an idle link's 3 s probe plus 2 s for GC pauses and jitter. */
   failureTimeoutMs: 5000,
-  /** A peer that cannot finish three round trips in 5 s is too slow or hostile. */
-  handshakeTimeoutMs: 5000,
+  /**
+   * Three messages within 10 s (Erlang's net_setuptime is 7 s, memberlist's TCP timeout 10 s):
+   * a start-up storm delays the accept of a busy peer by seconds, and a handshake given up
+   * early is redone at twice the cost. Measured with 100 processes on 2 cores: 5 s → ~600–2,000
+   * timeouts and up to 400 needless `down` events per start; 10 s → no handshake timeout in the same runs.
+   */
+  handshakeTimeoutMs: 10_000,
   /** Room for a whole 200-node cluster dialling one newcomer at once; bounds pre-auth memory to 1 MiB. */
   maxPendingHandshakes: 256,
   /** Largest frame: big enough for real payloads, small enough to bound a bad peer's cost. */

@@ -74,7 +74,7 @@ export interface ClusterModuleBaseOptions {
   heartbeatIntervalMs?: number;
   /** Silence after which a peer is down, ms. @default 5000 */
   failureTimeoutMs?: number;
-  /** Handshake deadline, ms. @default 5000 */
+  /** Handshake deadline, ms. @default 10000 */
   handshakeTimeoutMs?: number;
   /** Inbound connections allowed to be in handshake at once. @default 256 */
   maxPendingHandshakes?: number;

@@ -3,7 +3,7 @@ import { BehaviorSubject, Subject, filter, map, type Observable } from 'rxjs';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
 import type { AdmissionRefusal, LinkRefusedError } from '../errors/link-refused.error.js';
 import { parseEndpoint } from '../identity/endpoint.js';
-import { compareAge, describeIdentity, sameProcess } from '../identity/identity.js';
+import { compareAge, describeIdentity, dialsFirst, sameProcess } from '../identity/identity.js';
 import type {
   ClusterEvent,
   DownReason,
@@ -71,7 +71,7 @@ export const MAX_PEERS_PER_FRAME = 4096;
  *   incarnation older than one known for its name `superseded`; a node this node's discovery
  *   dropped `dropped`, until discovery lists it again.
  * - Two live links to one process (both dialled at once): keep the one dialled by the node
- *   whose name sorts first; the other is retired without events and without losing a frame.
+ *   that dials first (`dialsFirst`); the other is retired without events and without losing a frame.
  * - A link from a newer incarnation of a member's name replaces it (`leave` with reason
  *   `replaced`, then `join`).
  * - A node that learns that a newer process runs under its own name is *superseded*: it logs
@@ -408,8 +408,8 @@ export class Membership implements PeerChannel {
   }
 
   private preferred(candidate: MemberLink, current: MemberLink): boolean {
-    // The link dialled by the node whose name sorts first wins on both ends.
-    const selfFirst = this.selfMember.name < candidate.peer.name;
+    // The link dialled by the node that dials first (the pair's order) wins on both ends.
+    const selfFirst = dialsFirst(this.selfMember.name, candidate.peer.name);
     const wanted: MemberLink['direction'] = selfFirst ? 'outbound' : 'inbound';
     // Same direction: the peer dialled again, so it considers the old link dead.
     if (candidate.direction === current.direction) return true;

@@ -3,6 +3,7 @@ import type { Subscription } from 'rxjs';
 import { ClusterError } from '../errors/cluster.error.js';
 import { LinkRefusedError } from '../errors/link-refused.error.js';
 import { formatEndpoint } from '../identity/endpoint.js';
+import { dialsFirst } from '../identity/identity.js';
 import type { Member } from '../interfaces/member.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { Membership } from '../membership/membership.js';
@@ -29,7 +30,7 @@ export interface ReconcilerOptions {
   /** Dials (connect + handshake) in flight at once; more wait their turn. @default 8 */
   maxConcurrentDials?: number;
   /**
-   * When both nodes know each other's name, the one whose name sorts first dials at once and
+   * When both nodes know each other's name, the one that dials first (`dialsFirst`) dials at once and
    * the other waits this long first (one link instead of two crossing), ms. @default 1500
    */
   graceMs?: number;
@@ -381,8 +382,10 @@ export class Reconciler {
     const self = this.deps.self();
     // A little jitter spreads a start-up storm; more would only delay the first link.
     const jitter = Math.round((this.random.next() * this.options.baseDelayMs) / 4);
-    // Of two nodes that know each other's names, the smaller dials first.
-    return target.name !== undefined && self.name > target.name ? this.graceMs + jitter : jitter;
+    // Of two nodes that know each other's names, one dials first (the pair's order).
+    return target.name !== undefined && !dialsFirst(self.name, target.name)
+      ? this.graceMs + jitter
+      : jitter;
   }
 
   private delay(failures: number): number {
