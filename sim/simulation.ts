@@ -218,7 +218,10 @@ export class Simulation {
         `uncaught errors in timers: ${this.time.uncaught.map((e) => (e as Error).message ?? String(e)).join('; ')}`,
       );
     }
-    for (const p of this.processes) if (p.alive) await this.during(p.node.close());
+    // Every node leaves at once (one graceful shutdown of the whole cluster).
+    await this.during(
+      Promise.all(this.processes.filter((p) => p.alive).map((p) => p.node.close())),
+    );
     return {
       nodes: this.o.nodes,
       seed: this.o.seed,
@@ -506,18 +509,14 @@ export class Simulation {
   /** Every live process sees exactly the live processes (name and incarnation). */
   private converged(): boolean {
     const live = this.live();
-    const want = live
-      .map((p) => `${p.name}#${p.incarnation}`)
-      .sort()
-      .join(',');
-    return live.every(
-      (p) =>
-        p.node.membership
-          .members()
-          .map((m) => `${m.name}#${m.incarnation}`)
-          .sort()
-          .join(',') === want,
-    );
+    const want = new Map(live.map((p) => [p.name, p.incarnation]));
+    if (want.size !== live.length) return false;
+    return live.every((p) => {
+      const members = p.node.membership.members();
+      return (
+        members.length === want.size && members.every((m) => want.get(m.name) === m.incarnation)
+      );
+    });
   }
 
   private describeViews(): string {
