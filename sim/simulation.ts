@@ -48,7 +48,7 @@ export const ALL_FAULTS: readonly FaultKind[] = [
 export interface SimOptions {
   readonly nodes: number;
   readonly seed: number;
-  /** Random fault steps before the network is healed and convergence is checked. */
+  /** Random fault steps before the network is healed and convergence is checked (none without fault kinds). */
   readonly steps: number;
   readonly faults: readonly FaultKind[];
   /** Simulated time per fault step, ms. @default 2000 */
@@ -168,7 +168,10 @@ export class Simulation {
     this.publishDiscovery();
     // Start-up storm: every node discovers every other at once.
     await this.advance(this.o.stepMs);
-    for (this.step = 1; this.step <= this.o.steps; this.step++) {
+    // With no fault kinds there is nothing to inject: the stable phase after convergence checks
+    // an idle cluster, so the fault phase is skipped rather than run idle.
+    const steps = this.o.faults.length > 0 ? this.o.steps : 0;
+    for (this.step = 1; this.step <= steps; this.step++) {
       this.resetStepCounters();
       const fault = this.o.faults.length > 0 ? this.pick(this.o.faults) : undefined;
       if (fault) await this.inject(fault);
@@ -194,7 +197,7 @@ export class Simulation {
         break;
       }
     }
-    this.step = this.o.steps + 1;
+    this.step = steps + 1;
     if (convergedAt === undefined) {
       this.violate(
         `not converged ${this.o.convergeBoundMs} ms after faults stopped: ${this.describeViews()}`,
@@ -227,7 +230,7 @@ export class Simulation {
       seed: this.o.seed,
       convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultsEndedAt,
       violations: this.violations,
-      steps: this.o.steps,
+      steps,
       simulatedMs: this.time.now,
     };
   }
