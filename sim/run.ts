@@ -82,11 +82,11 @@ async function main(): Promise<void> {
     last = `sim: ${nodes} nodes, seed ${seed}, converged after ${converged} simulated, ${result.violations.length} violations`;
     if (seeds.length > 1) {
       console.log(
-        `${last} (${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+        `${last} (${result.steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
       );
     } else {
       console.log(
-        `(${steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+        `(${result.steps} steps, ${Math.round(result.simulatedMs / 1000)} s simulated in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
       );
     }
   }

@@ -48,7 +48,7 @@ export const ALL_FAULTS: readonly FaultKind[] = [
 export interface SimOptions {
   readonly nodes: number;
   readonly seed: number;
-  /** Random fault steps before the network is healed and convergence is checked. */
+  /** Random fault steps before the network is healed and convergence is checked (none without fault kinds). */
   readonly steps: number;
   readonly faults: readonly FaultKind[];
   /** Simulated time per fault step, ms. @default 2000 */
@@ -168,7 +168,10 @@ export class Simulation {
     this.publishDiscovery();
     // Start-up storm: every node discovers every other at once.
     await this.advance(this.o.stepMs);
-    for (this.step = 1; this.step <= this.o.steps; this.step++) {
+    // With no fault kinds there is nothing to inject: the stable phase after convergence checks
+    // an idle cluster, so the fault phase is skipped rather than run idle.
+    const steps = this.o.faults.length > 0 ? this.o.steps : 0;
+    for (this.step = 1; this.step <= steps; this.step++) {
       this.resetStepCounters();
       const fault = this.o.faults.length > 0 ? this.pick(this.o.faults) : undefined;
       if (fault) await this.inject(fault);
@@ -194,7 +197,7 @@ export class Simulation {
         break;
       }
     }
-    this.step = this.o.steps + 1;
+    this.step = steps + 1;
     if (convergedAt === undefined) {
       this.violate(
         `not converged ${this.o.convergeBoundMs} ms after faults stopped: ${this.describeViews()}`,
@@ -218,13 +221,16 @@ export class Simulation {
         `uncaught errors in timers: ${this.time.uncaught.map((e) => (e as Error).message ?? String(e)).join('; ')}`,
       );
     }
-    for (const p of this.processes) if (p.alive) await this.during(p.node.close());
+    // Every node leaves at once (one graceful shutdown of the whole cluster).
+    await this.during(
+      Promise.all(this.processes.filter((p) => p.alive).map((p) => p.node.close())),
+    );
     return {
       nodes: this.o.nodes,
       seed: this.o.seed,
       convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultsEndedAt,
       violations: this.violations,
-      steps: this.o.steps,
+      steps,
       simulatedMs: this.time.now,
     };
   }
@@ -506,18 +512,14 @@ export class Simulation {
   /** Every live process sees exactly the live processes (name and incarnation). */
   private converged(): boolean {
     const live = this.live();
-    const want = live
-      .map((p) => `${p.name}#${p.incarnation}`)
-      .sort()
-      .join(',');
-    return live.every(
-      (p) =>
-        p.node.membership
-          .members()
-          .map((m) => `${m.name}#${m.incarnation}`)
-          .sort()
-          .join(',') === want,
-    );
+    const want = new Map(live.map((p) => [p.name, p.incarnation]));
+    if (want.size !== live.length) return false;
+    return live.every((p) => {
+      const members = p.node.membership.members();
+      return (
+        members.length === want.size && members.every((m) => want.get(m.name) === m.incarnation)
+      );
+    });
   }
 
   private describeViews(): string {

@@ -1,5 +1,5 @@
 import { Logger, type LoggerService } from '@nestjs/common';
-import { BehaviorSubject, Subject, filter, map, type Observable } from 'rxjs';
+import { BehaviorSubject, Subject, defer, filter, map, type Observable } from 'rxjs';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
 import type { AdmissionRefusal, LinkRefusedError } from '../errors/link-refused.error.js';
 import { parseEndpoint } from '../identity/endpoint.js';
@@ -14,6 +14,7 @@ import type {
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { PeerChannel } from '../messaging/peer-channel.interface.js';
 import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
+import { systemRandom, type Random } from '../runtime/random.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
 import { FrameType } from '../transport/frame-types.js';
 import { pickLeader } from './leader.js';
@@ -23,6 +24,7 @@ import type {
   MemberLinkLeaveCause,
 } from './member-link.interface.js';
 import type { MembershipChange } from './membership-change.js';
+import { DIGEST_BUCKETS, PeerDigest, bucketOf, decodeDigest } from './peer-digest.js';
 
 interface Entry {
   member: Member;
@@ -32,6 +34,14 @@ interface Entry {
    * `link` (any frame on it), so that neither end closes the connection the other still uses.
    */
   spare?: MemberLink;
+  /** Digest bucket of the member's name. */
+  readonly bucket: number;
+}
+
+/** An endpoint a member listed in peer exchange that was not a member here then. */
+interface Listed {
+  readonly endpoint: DiscoveredEndpoint;
+  readonly bucket: number;
 }
 
 interface Remembered {
@@ -54,16 +64,41 @@ export interface MembershipOptions {
   readonly rememberMs?: number;
   /** Entries of each remembered-identity map at most. @default 4096 */
   readonly maxRemembered?: number;
+  /**
+   * How long after a link comes up the two nodes compare peer digests, ms. Meanwhile both
+   * usually learn the same members from discovery, and then nothing but the digest is sent.
+   * @default 1000
+   */
+  readonly exchangeDelayMs?: number;
+  /**
+   * Pace of the repeated exchanges, ms: each interval, one random member, and every member that
+   * listed endpoints that are still not members here, compare digests again — so endpoints
+   * learned from a member are kept while it still lists them, and forgotten when it no longer
+   * does. @default 10000
+   */
+  readonly exchangeIntervalMs?: number;
+  /** Endpoints listed by members, kept at most (all members together). @default 4096 */
+  readonly maxListed?: number;
+  /** Randomness seam (which member the repeated exchange picks). @default systemRandom */
+  readonly random?: Random;
 }
 
 /** Most members a PEERS frame may list; more is treated as garbage. */
 export const MAX_PEERS_PER_FRAME = 4096;
+/** Members per PEERS frame this node sends (whole buckets; a larger exchange takes several). */
+const PEERS_CHUNK = 512;
 
 /**
  * The member table — the one owner of links. The transport hands it every admitted link,
  * inbound or outbound; it decides which link is a member's, publishes one typed stream of
  * changes (`changes`), keeps the leader, and exchanges peers (a new link learns the members
  * the peer knows, so the cluster becomes a full mesh — Erlang's transitive connect).
+ *
+ * Peer exchange is digest-first: a moment after a link comes up, the node whose name sorts
+ * first sends a digest of its view (`PEERS_DIGEST`: a hash per bucket of member names); the
+ * other answers with the members of the buckets that differ (`PEERS`) and its own digest, and
+ * the first sends its members of those buckets. Equal views cost one small frame; a start-up
+ * storm, in which discovery tells every node about every other, costs no member lists at all.
  *
  * Rules, the same on every node so that both ends of a link agree:
  * - Admission (in the handshake, once the peer proved the cookie — see `admit`): this very
@@ -77,8 +112,9 @@ export const MAX_PEERS_PER_FRAME = 4096;
  * - A node that learns that a newer process runs under its own name is *superseded*: it logs
  *   an error naming `NODE_NAME`, keeps serving alone, and has no leader (so runs no
  *   leader-only work) while that lasts.
- * - The leader (the oldest member) is updated before `members$` emits, so every subscriber
- *   sees a consistent pair.
+ * - The leader (the oldest member) is updated with the table, before the change is published;
+ *   `members()` is current at once; `members$` emits once per turn of the event loop (after the
+ *   changes of that turn, which `changes` reports one by one, in order).
  */
 export class Membership implements PeerChannel {
   private readonly clock: Clock;
@@ -98,6 +134,27 @@ export class Membership implements PeerChannel {
   private readonly dropHoldMs: number;
   private readonly rememberMs: number;
   private readonly maxRemembered: number;
+  private readonly exchangeDelayMs: number;
+  private readonly exchangeIntervalMs: number;
+  private readonly maxListed: number;
+  private readonly random: Random;
+  /** Advertised endpoint → member name (names, in join order, when several advertise it). */
+  private readonly byEndpoint = new Map<string, string | string[]>();
+  /** Members per digest bucket. */
+  private readonly inBucket: Set<Entry>[] = Array.from({ length: DIGEST_BUCKETS }, () => new Set());
+  private readonly digest = new PeerDigest();
+  /** Digest exchanges waiting, member name → due time (insertion order is due order). */
+  private readonly exchangeDue = new Map<string, number>();
+  private exchangeTimer: TimerHandle | undefined;
+  private refreshTimer: TimerHandle | undefined;
+  /** Endpoints each member listed that were not members here then, by member and name. */
+  private readonly listed = new Map<string, Map<string, Listed>>();
+  private listedCount = 0;
+  /** Members sorted by name, self included; rebuilt on demand after a change. */
+  private snapshot: Member[] | undefined;
+  private flushPending = false;
+  /** The oldest member, self included (the leader unless superseded). */
+  private oldest: Member;
   private selfMember: Member;
   private supersededBy: NodeIdentity | undefined;
   private supersededTimer: TimerHandle | undefined;
@@ -119,7 +176,13 @@ export class Membership implements PeerChannel {
     this.dropHoldMs = options.dropHoldMs ?? 60_000;
     this.rememberMs = options.rememberMs ?? 600_000;
     this.maxRemembered = options.maxRemembered ?? 4096;
+    this.exchangeDelayMs = options.exchangeDelayMs ?? 1000;
+    this.exchangeIntervalMs = options.exchangeIntervalMs ?? 10_000;
+    this.maxListed = options.maxListed ?? 4096;
+    this.random = options.random ?? systemRandom;
     this.selfMember = toMember(self, true, this.clock.wallNow());
+    this.oldest = this.selfMember;
+    this.digest.add(this.selfMember);
     this.leaderSubject = new BehaviorSubject<Member | null>(this.selfMember);
     this.membersSubject = new BehaviorSubject<Member[]>([this.selfMember]);
   }
@@ -139,12 +202,19 @@ export class Membership implements PeerChannel {
 
   /** Updates the local identity (the endpoint is known once the listener is bound). */
   setSelf(self: NodeIdentity): void {
+    this.digest.remove(this.selfMember);
     this.selfMember = toMember(self, true, this.selfMember.joinedAt);
-    this.publish();
+    this.digest.add(this.selfMember);
+    this.oldest = pickLeader([this.selfMember, ...this.remoteMembers()])!;
+    this.changed();
   }
 
+  /** The members (see `members()`): the current list at subscription, then once per turn with changes. */
   get members$(): Observable<Member[]> {
-    return this.membersSubject.asObservable();
+    return defer(() => {
+      this.sync();
+      return this.membersSubject;
+    });
   }
 
   get leader$(): Observable<Member | null> {
@@ -153,7 +223,10 @@ export class Membership implements PeerChannel {
 
   /** Members sorted by name, self included. */
   members(): Member[] {
-    return this.membersSubject.value;
+    this.snapshot ??= [this.selfMember, ...this.remoteMembers()].sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
+    return this.snapshot;
   }
 
   leader(): Member | null {
@@ -171,10 +244,9 @@ export class Membership implements PeerChannel {
 
   /** The remote member whose advertised endpoint is `endpoint`, if any. */
   memberAt(endpoint: string): Member | undefined {
-    for (const { member } of this.table.values()) {
-      if (member.endpoint === endpoint) return member;
-    }
-    return undefined;
+    const at = this.byEndpoint.get(endpoint);
+    const name = Array.isArray(at) ? at[0] : at;
+    return name === undefined ? undefined : this.table.get(name)?.member;
   }
 
   memberNames(): string[] {
@@ -182,8 +254,20 @@ export class Membership implements PeerChannel {
   }
 
   /** Sizes of the internal maps (for bounded-state checks). */
-  stateSize(): { members: number; remembered: number; dropped: number } {
-    return { members: this.table.size, remembered: this.newest.size, dropped: this.dropped.size };
+  stateSize(): {
+    members: number;
+    remembered: number;
+    dropped: number;
+    listed: number;
+    exchanges: number;
+  } {
+    return {
+      members: this.table.size,
+      remembered: this.newest.size,
+      dropped: this.dropped.size,
+      listed: this.listedCount,
+      exchanges: this.exchangeDue.size,
+    };
   }
 
   /**
@@ -304,20 +388,21 @@ export class Membership implements PeerChannel {
         link.close('an incarnation that started later is a member');
         return;
       }
-      this.table.delete(peer.name);
+      this.remove(peer.name);
       existing.link.close('replaced by a newer incarnation');
       existing.spare?.close('replaced by a newer incarnation');
       this.emitGone(existing.member, 'leave', 'replaced');
     }
 
     const member = toMember(peer, false, this.clock.wallNow());
-    this.table.set(peer.name, { member, link });
+    this.insert({ member, link, bucket: bucketOf(member.name) });
     this.remember(this.newest, peer);
     this.watch(link);
-    this.publish();
     this.logger.log(`${member.name} joined (${member.address}, ${link.direction})`);
     this.changeSubject.next({ type: 'join', member, at: member.joinedAt });
-    this.sendPeers(link);
+    // One side starts the digest exchange; the answer carries the other direction.
+    if (dialsFirst(this.selfMember.name, member.name)) this.scheduleExchange(member.name);
+    this.startRefresh();
   }
 
   /**
@@ -329,8 +414,7 @@ export class Membership implements PeerChannel {
   drop(endpoint: string, name?: string): boolean {
     const member = this.memberAt(endpoint);
     if (!member || (name !== undefined && member.name !== name)) return false;
-    const entry = this.table.get(member.name)!;
-    this.table.delete(member.name);
+    const entry = this.remove(member.name)!;
     this.remember(this.dropped, member);
     entry.spare?.close('dropped by discovery');
     void entry.link.leave('discovery');
@@ -366,6 +450,8 @@ export class Membership implements PeerChannel {
     const entries = [...this.table.values()];
     this.closed = true;
     this.table.clear();
+    this.byEndpoint.clear();
+    for (const set of this.inBucket) set.clear();
     for (const e of entries) e.spare?.close('this node is leaving');
     await Promise.allSettled(entries.map((e) => e.link.leave('shutdown')));
     this.complete();
@@ -379,6 +465,8 @@ export class Membership implements PeerChannel {
       entry.link.close('this node is closing');
     }
     this.table.clear();
+    this.byEndpoint.clear();
+    for (const set of this.inBucket) set.clear();
     this.complete();
     this.goneHandlers.clear();
     this.frameHandlers.clear();
@@ -386,6 +474,11 @@ export class Membership implements PeerChannel {
 
   private complete(): void {
     this.clock.clearTimeout(this.supersededTimer);
+    this.clock.clearTimeout(this.exchangeTimer);
+    this.clock.clearTimeout(this.refreshTimer);
+    this.exchangeDue.clear();
+    this.listed.clear();
+    this.listedCount = 0;
     this.changeSubject.complete();
     this.membersSubject.complete();
     this.leaderSubject.complete();
@@ -402,9 +495,9 @@ export class Membership implements PeerChannel {
     this.supersededTimer = this.clock.setTimeout(() => {
       this.supersededBy = undefined;
       this.supersededTimer = undefined;
-      if (!this.closed) this.publish();
+      if (!this.closed) this.changed();
     }, this.supersededHoldMs);
-    if (first) this.publish();
+    if (first) this.changed();
   }
 
   private preferred(candidate: MemberLink, current: MemberLink): boolean {
@@ -432,6 +525,10 @@ export class Membership implements PeerChannel {
     }
     if (type === FrameType.PEERS) {
       this.receivePeers(link, payload);
+      return;
+    }
+    if (type === FrameType.PEERS_DIGEST) {
+      this.receiveDigest(link, payload);
       return;
     }
     if (type === FrameType.LINK_CHOSEN) return;
@@ -466,14 +563,13 @@ export class Membership implements PeerChannel {
       return;
     }
     entry.spare?.close('the member is gone');
-    this.table.delete(link.peer.name);
+    this.remove(link.peer.name);
     if (reason === 'leave')
       this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
     else this.emitGone(entry.member, 'down', downReason(reason));
   }
 
   private emitGone(member: Member, type: 'leave' | 'down', reason: LeaveReason | DownReason): void {
-    this.publish();
     const at = this.clock.wallNow();
     if (type === 'leave') {
       this.logger.log(`${member.name} left (${reason})`);
@@ -491,27 +587,204 @@ export class Membership implements PeerChannel {
     }
   }
 
-  private sendPeers(link: MemberLink): void {
-    const peers = [...this.table.values()]
-      .filter((e) => e.member.name !== link.peer.name && e.member.endpoint)
-      .map(({ member: m }) => ({ name: m.name, incarnation: m.incarnation, endpoint: m.endpoint }));
-    link.send(FrameType.PEERS, Buffer.from(JSON.stringify(peers)));
+  // ---- the table -------------------------------------------------------------------------
+
+  private remoteMembers(): Member[] {
+    const out: Member[] = [];
+    for (const entry of this.table.values()) out.push(entry.member);
+    return out;
+  }
+
+  private insert(entry: Entry): void {
+    const { member } = entry;
+    this.table.set(member.name, entry);
+    if (member.endpoint) {
+      // Two members may advertise one endpoint for a moment (a stale one and its successor).
+      const at = this.byEndpoint.get(member.endpoint);
+      if (at === undefined) this.byEndpoint.set(member.endpoint, member.name);
+      else if (Array.isArray(at)) at.push(member.name);
+      else this.byEndpoint.set(member.endpoint, [at, member.name]);
+    }
+    this.inBucket[entry.bucket].add(entry);
+    this.digest.add(member);
+    if (compareAge(member, this.oldest) < 0) this.oldest = member;
+    this.changed();
+  }
+
+  private remove(name: string): Entry | undefined {
+    const entry = this.table.get(name);
+    if (!entry) return undefined;
+    const { member } = entry;
+    this.table.delete(name);
+    const at = this.byEndpoint.get(member.endpoint);
+    if (at === name) this.byEndpoint.delete(member.endpoint);
+    else if (Array.isArray(at)) {
+      const rest = at.filter((n) => n !== name);
+      this.byEndpoint.set(member.endpoint, rest.length === 1 ? rest[0] : rest);
+    }
+    this.inBucket[entry.bucket].delete(entry);
+    this.digest.remove(member);
+    this.exchangeDue.delete(name);
+    this.forgetListings(name);
+    if (this.oldest === member)
+      this.oldest = pickLeader([this.selfMember, ...this.remoteMembers()])!;
+    this.changed();
+    return entry;
+  }
+
+  /**
+   * The table changed: the leader is updated at once (so `leader()` and `members()` are
+   * current when `changes` reports the change); `members$` emits once after this turn.
+   */
+  private changed(): void {
+    if (this.membersSubject.closed) return;
+    this.snapshot = undefined;
+    const leader = this.supersededBy ? null : this.oldest;
+    const current = this.leaderSubject.value;
+    if (leader?.name !== current?.name || leader?.incarnation !== current?.incarnation) {
+      this.leaderSubject.next(leader);
+    }
+    if (this.flushPending) return;
+    this.flushPending = true;
+    this.clock.defer(() => {
+      this.flushPending = false;
+      // Nobody listens: the list is built when someone subscribes or asks.
+      if (this.membersSubject.observed) this.sync();
+    });
+  }
+
+  /** Brings `members$`'s current value up to date. */
+  private sync(): void {
+    if (this.membersSubject.closed) return;
+    const list = this.members();
+    if (list !== this.membersSubject.value) this.membersSubject.next(list);
+  }
+
+  // ---- peer exchange ---------------------------------------------------------------------
+
+  private scheduleExchange(name: string): void {
+    if (this.closed || this.exchangeDue.has(name)) return;
+    // One delay for all: insertion order is due order.
+    this.exchangeDue.set(name, this.clock.now() + this.exchangeDelayMs);
+    if (this.exchangeTimer === undefined) this.armExchange();
+  }
+
+  private armExchange(): void {
+    const first = this.exchangeDue.values().next();
+    if (first.done || this.closed) return;
+    this.exchangeTimer = this.clock.setTimeout(
+      () => {
+        this.exchangeTimer = undefined;
+        const now = this.clock.now();
+        for (const [name, due] of this.exchangeDue) {
+          if (due > now) break;
+          this.exchangeDue.delete(name);
+          const entry = this.table.get(name);
+          if (entry && !entry.link.closed)
+            entry.link.send(FrameType.PEERS_DIGEST, this.digest.encode(false));
+        }
+        this.armExchange();
+      },
+      Math.max(0, first.value - this.clock.now()),
+    );
+  }
+
+  /** Every interval: one random member, and every member whose listed endpoints are not members here. */
+  private startRefresh(): void {
+    if (this.refreshTimer !== undefined || this.closed) return;
+    this.refreshTimer = this.clock.setTimeout(() => {
+      this.refreshTimer = undefined;
+      if (this.closed || this.table.size === 0) return;
+      for (const [lister, entries] of this.listed) {
+        for (const name of entries.keys()) {
+          if (!this.table.has(name)) {
+            this.scheduleExchange(lister);
+            break;
+          }
+        }
+      }
+      const index = Math.floor(this.random.next() * this.table.size);
+      let i = 0;
+      for (const name of this.table.keys()) {
+        if (i++ === index) {
+          this.scheduleExchange(name);
+          break;
+        }
+      }
+      this.startRefresh();
+    }, this.exchangeIntervalMs);
+  }
+
+  private receiveDigest(link: MemberLink, payload: Buffer): void {
+    const from = link.peer.name;
+    const frame = decodeDigest(payload);
+    if (!frame) {
+      this.limited.warn(`digest:${from}`, `malformed peer digest from ${from}; ignored`);
+      return;
+    }
+    const differing = this.digest.differing(frame);
+    const covered = new Set(differing);
+    // Where the views agree, the peer lists nothing this node lacks.
+    this.forgetListings(from, (bucket) => !covered.has(bucket));
+    if (differing.length === 0) return;
+    this.sendBuckets(link, differing);
+    if (!frame.reply) link.send(FrameType.PEERS_DIGEST, this.digest.encode(true));
+  }
+
+  /** Sends this node's members of `buckets` (whole buckets per frame, bounded in all). */
+  private sendBuckets(link: MemberLink, buckets: readonly number[]): void {
+    let covered: number[] = [];
+    let peers: { name: string; incarnation: string; endpoint: string }[] = [];
+    let sent = 0;
+    const flush = (): void => {
+      if (covered.length === 0) return;
+      link.send(FrameType.PEERS, Buffer.from(JSON.stringify({ b: covered, p: peers })));
+      covered = [];
+      peers = [];
+    };
+    for (const bucket of buckets) {
+      const members = this.inBucket[bucket];
+      if (peers.length > 0 && peers.length + members.size > PEERS_CHUNK) flush();
+      if (sent + members.size > MAX_PEERS_PER_FRAME) break;
+      covered.push(bucket);
+      for (const { member: m } of members) {
+        if (m.name === link.peer.name || !m.endpoint) continue;
+        peers.push({ name: m.name, incarnation: m.incarnation, endpoint: m.endpoint });
+        sent++;
+      }
+    }
+    flush();
   }
 
   private receivePeers(link: MemberLink, payload: Buffer): void {
-    let list: unknown;
+    const from = link.peer.name;
+    let parsed: unknown;
     try {
-      list = JSON.parse(payload.toString('utf8'));
+      parsed = JSON.parse(payload.toString('utf8'));
     } catch {
-      list = undefined;
+      parsed = undefined;
+    }
+    // `{ b: buckets covered, p: members }`, or a plain list (from an older node).
+    let list: unknown = parsed;
+    let covered: Set<number> | undefined;
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      const frame = parsed as { b?: unknown; p?: unknown };
+      list = frame.p;
+      covered = Array.isArray(frame.b)
+        ? new Set(frame.b.filter((b): b is number => Number.isInteger(b)))
+        : undefined;
+      if (!covered) list = undefined;
     }
     if (!Array.isArray(list) || list.length > MAX_PEERS_PER_FRAME) {
       this.limited.warn(
-        `peers:${link.peer.name}`,
-        `malformed peer list from ${link.peer.name}; ignored`,
+        `peers:${from}`,
+        Array.isArray(list)
+          ? `peer list from ${from} has ${list.length} entries (at most ${MAX_PEERS_PER_FRAME}); ignored`
+          : `malformed peer list from ${from}; ignored`,
       );
       return;
     }
+    if (covered) this.forgetListings(from, (bucket) => covered.has(bucket));
     const learned: DiscoveredEndpoint[] = [];
     for (const item of list as unknown[]) {
       const p = item as { name?: unknown; incarnation?: unknown; endpoint?: unknown };
@@ -519,14 +792,46 @@ export class Membership implements PeerChannel {
       if (p.name === this.selfMember.name || this.table.has(p.name)) continue;
       const endpoint = parseEndpoint(p.endpoint);
       if (!endpoint) continue;
-      learned.push({
+      const found: DiscoveredEndpoint = {
         ...endpoint,
         name: p.name,
         ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}),
-      });
+      };
+      learned.push(found);
+      this.list(from, found);
     }
-    if (learned.length > 0)
-      this.changeSubject.next({ type: 'learned', from: link.peer.name, endpoints: learned });
+    if (learned.length > 0) this.changeSubject.next({ type: 'learned', from, endpoints: learned });
+  }
+
+  /** Records that member `lister` lists `endpoint` (bounded; a full table takes no more). */
+  private list(lister: string, endpoint: DiscoveredEndpoint): void {
+    let entries = this.listed.get(lister);
+    const name = endpoint.name!;
+    if (!entries?.has(name) && this.listedCount >= this.maxListed) {
+      this.limited.warn(
+        'listed-full',
+        `members list more than ${this.maxListed} endpoints that are not members here; the rest are dialled once and not kept`,
+      );
+      return;
+    }
+    if (!entries) {
+      entries = new Map();
+      this.listed.set(lister, entries);
+    }
+    if (!entries.has(name)) this.listedCount++;
+    entries.set(name, { endpoint, bucket: bucketOf(name) });
+  }
+
+  /** Forgets what `lister` listed (in the buckets `which` selects, or all). */
+  private forgetListings(lister: string, which?: (bucket: number) => boolean): void {
+    const entries = this.listed.get(lister);
+    if (!entries) return;
+    for (const [name, entry] of entries) {
+      if (which && !which(entry.bucket)) continue;
+      entries.delete(name);
+      this.listedCount--;
+    }
+    if (entries.size === 0) this.listed.delete(lister);
   }
 
   private remember(map: Map<string, Remembered>, identity: NodeIdentity): void {
@@ -546,19 +851,6 @@ export class Membership implements PeerChannel {
       return undefined;
     }
     return entry.identity;
-  }
-
-  private publish(): void {
-    if (this.membersSubject.closed) return;
-    const list = [this.selfMember, ...[...this.table.values()].map((e) => e.member)].sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-    );
-    const leader = this.supersededBy ? null : pickLeader(list);
-    const current = this.leaderSubject.value;
-    if (leader?.name !== current?.name || leader?.incarnation !== current?.incarnation) {
-      this.leaderSubject.next(leader);
-    }
-    this.membersSubject.next(list);
   }
 }
 

@@ -75,6 +75,7 @@ export class ClusterNode {
     };
     this.membership = new Membership(this.identity, {
       clock: this.clock,
+      random: this.random,
       logger: this.loggerFor('ClusterMembership'),
     });
     this.messaging = new ClusterMessaging(this.membership, options.messaging);

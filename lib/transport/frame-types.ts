@@ -24,13 +24,21 @@ export const FrameType = {
   LEAVE: 5,
   /** Handshake refused (cookie, version, busy, malformed). JSON payload `{ reason }`. */
   REFUSE: 6,
-  /** Membership: the members the sender knows (peer exchange). */
+  /**
+   * Membership: members the sender knows (peer exchange), JSON `{ b: buckets covered, p: members }`
+   * (a plain list from older nodes).
+   */
   PEERS: 16,
   /**
    * Membership: of two links to one peer (both dialled at once), the sender keeps the one this
    * frame travels on; the receiver may end its spare. Empty payload.
    */
   LINK_CHOSEN: 17,
+  /**
+   * Membership: a digest of the sender's member set (a hash per bucket of names); the receiver
+   * answers with its members of the buckets that differ, and its own digest. Binary payload.
+   */
+  PEERS_DIGEST: 18,
 } as const;
 
 /** First and last frame type of the membership range. */

@@ -82,7 +82,7 @@ export class MemoryNetwork {
   }
 
   isBlocked(from: string, to: string): boolean {
-    return this.cut.has(`${from}>${to}`);
+    return this.cut.size > 0 && this.cut.has(`${from}>${to}`);
   }
 
   /** Adds `ms` to every delivery towards `host`. */
@@ -243,7 +243,8 @@ export class MemoryWire extends EventEmitter implements Wire {
     if (this.corked === 0) return;
     this.corked--;
     if (this.corked === 0 && this.corkedChunks.length > 0) {
-      const chunk = Buffer.concat(this.corkedChunks);
+      const chunks = this.corkedChunks;
+      const chunk = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
       this.corkedChunks = [];
       this.transmit(chunk);
     }

@@ -39,6 +39,19 @@ describe('simulator', () => {
     expect(result.violations, lines.join('\n')).toEqual([]);
   });
 
+  it('200 nodes start at once and converge with no violation', async () => {
+    const lines: string[] = [];
+    const result = await new Simulation({
+      nodes: 200,
+      seed: 1,
+      steps: 0,
+      faults: [],
+      log: (l) => lines.push(l),
+    }).run();
+    expect(result.violations, lines.join('\n')).toEqual([]);
+    expect(result.convergedAfterMs).toBeDefined();
+  }, 120_000);
+
   it('the same seed replays the same run', async () => {
     const run = async (): Promise<string> => {
       const lines: string[] = [];
