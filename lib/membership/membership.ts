@@ -146,6 +146,8 @@ export class Membership implements PeerChannel {
   /** Digest exchanges waiting, member name → due time (insertion order is due order). */
   private readonly exchangeDue = new Map<string, number>();
   private exchangeTimer: TimerHandle | undefined;
+  /** Clock time of the last join, leave or down (digest exchanges wait for a quiet moment). */
+  private lastChangeAt = Number.NEGATIVE_INFINITY;
   private refreshTimer: TimerHandle | undefined;
   /** Endpoints each member listed that were not members here then, by member and name. */
   private readonly listed = new Map<string, Map<string, Listed>>();
@@ -399,6 +401,7 @@ export class Membership implements PeerChannel {
     this.remember(this.newest, peer);
     this.watch(link);
     this.logger.log(`${member.name} joined (${member.address}, ${link.direction})`);
+    this.lastChangeAt = this.clock.now();
     this.changeSubject.next({ type: 'join', member, at: member.joinedAt });
     // One side starts the digest exchange; the answer carries the other direction.
     if (dialsFirst(this.selfMember.name, member.name)) this.scheduleExchange(member.name);
@@ -570,6 +573,7 @@ export class Membership implements PeerChannel {
   }
 
   private emitGone(member: Member, type: 'leave' | 'down', reason: LeaveReason | DownReason): void {
+    this.lastChangeAt = this.clock.now();
     const at = this.clock.wallNow();
     if (type === 'leave') {
       this.logger.log(`${member.name} left (${reason})`);
@@ -669,15 +673,24 @@ export class Membership implements PeerChannel {
     if (this.exchangeTimer === undefined) this.armExchange();
   }
 
+  /**
+   * Sends the digests that are due — once membership has been quiet for `exchangeDelayMs`:
+   * while a start-up storm joins members every few milliseconds, digests differ everywhere and
+   * comparing them would only ship member lists that discovery is delivering anyway. A due
+   * exchange waits at most one `exchangeIntervalMs` for that quiet moment.
+   */
   private armExchange(): void {
     const first = this.exchangeDue.values().next();
     if (first.done || this.closed) return;
+    const quietAt = this.lastChangeAt + this.exchangeDelayMs;
+    const at = Math.max(first.value, Math.min(quietAt, first.value + this.exchangeIntervalMs));
     this.exchangeTimer = this.clock.setTimeout(
       () => {
         this.exchangeTimer = undefined;
         const now = this.clock.now();
+        const quiet = now >= this.lastChangeAt + this.exchangeDelayMs;
         for (const [name, due] of this.exchangeDue) {
-          if (due > now) break;
+          if (due > now || (!quiet && now < due + this.exchangeIntervalMs)) break;
           this.exchangeDue.delete(name);
           const entry = this.table.get(name);
           if (entry && !entry.link.closed)
@@ -685,7 +698,7 @@ export class Membership implements PeerChannel {
         }
         this.armExchange();
       },
-      Math.max(0, first.value - this.clock.now()),
+      Math.max(0, at - this.clock.now()),
     );
   }
 

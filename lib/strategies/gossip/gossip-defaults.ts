@@ -31,6 +31,13 @@ export const GOSSIP_DEFAULTS = Object.freeze({
   expireAfterHeartbeats: 3,
   /** At most one immediate unicast answer per peer per second, so a chatty peer costs little. */
   replyMinIntervalMs: 1000,
+  /**
+   * A peer heard before that is not a member yet is answered again at most every 10 s: its
+   * link is on the way, and our own heartbeats reach it anyway. Answering every heartbeat of
+   * every non-member made a start-up of N nodes cost about N² answers a second (40,000/s with
+   * 200 nodes in one process), which starved the handshakes they were meant to speed up.
+   */
+  nonMemberReplyIntervalMs: 10_000,
   /** Packets stamped further than ±30 s from our clock are replays (or a broken clock). */
   replayWindowMs: 30_000,
   /** Nonces remembered for the replay window; about 8k heartbeats per 30 s is a big cluster. */

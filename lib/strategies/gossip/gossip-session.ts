@@ -377,9 +377,12 @@ export class GossipSession {
     this.ctx.reportError(failure);
   }
 
-  private reply(name: string, rinfo: RemoteInfo, now: number): void {
+  private reply(name: string, rinfo: RemoteInfo, now: number, changed: boolean): void {
     const last = this.lastReplyAt.get(name);
-    if (last !== undefined && now - last < GOSSIP_DEFAULTS.replyMinIntervalMs) return;
+    const interval = changed
+      ? GOSSIP_DEFAULTS.replyMinIntervalMs
+      : GOSSIP_DEFAULTS.nonMemberReplyIntervalMs;
+    if (last !== undefined && now - last < interval) return;
     this.lastReplyAt.set(name, now);
     this.send('reply', rinfo.address, rinfo.port);
   }
@@ -436,7 +439,7 @@ export class GossipSession {
       }
       this.ctx.connect(this.peers.endpoints());
     }
-    if (hb.kind === 'heartbeat' && (changed || !isMember)) this.reply(hb.name, rinfo, now);
+    if (hb.kind === 'heartbeat' && (changed || !isMember)) this.reply(hb.name, rinfo, now, changed);
   }
 
   private expire(): void {
@@ -444,7 +447,7 @@ export class GossipSession {
     const members = new Set(this.ctx.members().map((m) => m.name));
     const gone = this.peers.expire(now, this.settings.expireMs, (name) => members.has(name));
     for (const [name, at] of this.lastReplyAt) {
-      if (now - at >= GOSSIP_DEFAULTS.replyMinIntervalMs) this.lastReplyAt.delete(name);
+      if (now - at >= GOSSIP_DEFAULTS.nonMemberReplyIntervalMs) this.lastReplyAt.delete(name);
     }
     if (gone.length === 0) return;
     if (this.ctx.debug) {

@@ -343,6 +343,31 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await a.ctx.waitFor((c) => c.lastConnectNames.includes('quiet@127.0.0.31'), 2000, 'quiet');
     expect(a.strategy.stats().repliesSent).toBe(1);
   });
+
+  it('answers a peer heard before that is not a member yet at most every 10 s, not every heartbeat', async () => {
+    const port = freshPort();
+    let offset = 0;
+    const a = node(2, { port, heartbeatMaxMs: 60_000, now: () => Date.now() + offset });
+    await a.strategy.start(a.ctx);
+    const raw = await rawSocket();
+    const answers: Buffer[] = [];
+    raw.on('message', (m) => answers.push(m));
+    const peer = { name: 'slow@127.0.0.32', incarnation: randomUUID(), endpoint: '127.0.0.32:1' };
+    const heartbeat = (): Buffer => packet({ ...peer, sentAt: Date.now() + offset });
+    await sendTo(raw, heartbeat(), port);
+    await until(() => answers.length === 1, 2000, 'the answer to a new peer');
+    // 2 s later, still not a member: its link is on the way, no second answer yet
+    offset += 2000;
+    await sendTo(raw, heartbeat(), port);
+    await until(() => a.strategy.stats().heartbeatsAccepted === 2, 2000, 'second heartbeat');
+    // 11 s after the first answer: answered again
+    offset += 9000;
+    await sendTo(raw, heartbeat(), port);
+    await until(() => answers.length >= 2, 2000, 'the answer after 10 s');
+    // answers from one socket arrive in order: one for the second heartbeat would be here by now
+    expect(answers).toHaveLength(2);
+    expect(a.strategy.stats()).toMatchObject({ heartbeatsAccepted: 3, repliesSent: 2 });
+  });
 });
 
 describe('GossipStrategy against hostile packets', () => {
