@@ -1,4 +1,4 @@
-import type { DownReason, LeaveReason, Member } from '../interfaces/member.interface.js';
+import type { ClusterEvent, Member } from '../interfaces/member.interface.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
 
 /**
@@ -8,18 +8,8 @@ import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
  */
 export type MembershipChange =
   | { readonly type: 'join'; readonly member: Member; readonly at: number }
-  | {
-      readonly type: 'leave';
-      readonly member: Member;
-      readonly at: number;
-      readonly reason: LeaveReason;
-    }
-  | {
-      readonly type: 'down';
-      readonly member: Member;
-      readonly at: number;
-      readonly reason: DownReason;
-    }
+  /** A member left or went down: the app's `leave` / `down` events, exactly. */
+  | Extract<ClusterEvent, { type: 'leave' | 'down' }>
   /** A member told this node about others (peer exchange); they are not members here yet. */
   | {
       readonly type: 'learned';

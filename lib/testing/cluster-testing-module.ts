@@ -1,9 +1,7 @@
 import type { LoggerService, ModuleMetadata, Type } from '@nestjs/common';
 import { Test, type TestingModule, type TestingModuleBuilder } from '@nestjs/testing';
 import {
-  CLUSTER_INSTANCE_METADATA,
   CLUSTER_NODE_SEAMS,
-  CLUSTER_RESOLVED_OPTIONS,
   CLUSTER_STARTUP_OPTIONS,
   CLUSTER_TOPOLOGIES,
 } from '../cluster.constants.js';
@@ -11,6 +9,7 @@ import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
 import { ClusterService } from '../cluster.service.js';
 import { copyOptionSources } from '../config/option-sources.js';
 import { resolveClusterOptions, type ResolvedClusterOptions } from '../config/resolve-options.js';
+import type { StartupOptions } from '../config/startup-options.js';
 import type { ClusterModuleOptions } from '../interfaces/cluster-options.interface.js';
 import type { ClusterEvent } from '../interfaces/member.interface.js';
 import type { ClusterNodeSeams } from '../node/cluster-node.js';
@@ -415,18 +414,18 @@ export class TestingCluster {
     })
       .overrideProvider(CLUSTER_NODE_SEAMS)
       .useValue(seams)
-      // No instance-metadata request, whatever strategy the app configures.
+      // The app's options, resolved for this node; no instance-metadata request, whatever
+      // strategy the app configures (the resolved options and the metadata derive from this).
       .overrideProvider(CLUSTER_STARTUP_OPTIONS)
-      .useValue({ options: undefined, metadata: null })
-      .overrideProvider(CLUSTER_INSTANCE_METADATA)
-      .useValue(null)
-      .overrideProvider(CLUSTER_TOPOLOGIES)
-      .useValue(topologies)
-      .overrideProvider(CLUSTER_RESOLVED_OPTIONS)
       .useFactory({
         inject: [CLUSTER_MODULE_OPTIONS],
-        factory: (appOptions: ClusterModuleOptions) => this.resolve(appOptions, node),
-      });
+        factory: (appOptions: ClusterModuleOptions): StartupOptions => ({
+          options: this.resolve(appOptions, node),
+          metadata: null,
+        }),
+      })
+      .overrideProvider(CLUSTER_TOPOLOGIES)
+      .useValue(topologies);
     if (this.options.configure) builder = this.options.configure(builder, index);
     // Compiling and bootstrapping need no virtual time (listening on the in-memory network is
     // immediate): time stays still, so where Nest's own async work ends does not matter.
