@@ -4,7 +4,7 @@
 //
 //   --quick                 1 repetition, smaller sizes, 10 s idle window (about 8 minutes)
 //   --only a,b              scenarios: cold-start, late-join, failure, idle, messaging,
-//                           scale, scale-many, socket-io, microservices
+//                           scale, scale-many, socket-io, microservices, startup
 //   --systems a,b           nestjs-cluster, moleculer, node-discover, redis
 //   --profiles a,b          defaults, matched
 //   --reps N                repetitions (default 3)
@@ -59,6 +59,7 @@ const ALL_SCENARIOS = [
   'scale-many',
   'socket-io',
   'microservices',
+  'startup',
 ];
 const opts = {
   quick,
@@ -1168,8 +1169,39 @@ const METRIC_INFO = {
   },
 };
 
+// Import and start-up cost (bench/startup.mjs, also runnable alone): a bare Nest application
+// context vs the same with ClusterModule, fresh processes, alternated; and the AWS modules a
+// gossip app loads (none expected).
+async function startup() {
+  const runs = quick ? 7 : 15;
+  const out = execFileSync(
+    process.execPath,
+    [new URL('bench/startup.mjs', ROOT).pathname, '--runs', String(runs)],
+    { timeout: 10 * 60000 },
+  );
+  const summary = JSON.parse(out.toString());
+  const ours = 'nestjs-cluster';
+  record('startup', 'nest', 'defaults', 'bare', 0, 'readyMedianMs', summary.bareMedianMs);
+  record('startup', ours, 'defaults', 'gossip', 0, 'readyMedianMs', summary.clusterMedianMs);
+  record('startup', ours, 'defaults', 'gossip', 0, 'addedMedianMs', summary.addedMedianMs);
+  record(
+    'startup',
+    ours,
+    'defaults',
+    'gossip',
+    0,
+    'awsModules',
+    summary.awsModulesLoadedByGossipApp,
+  );
+  note(
+    'startup',
+    `${runs} starts of each, alternated: bare ${summary.bareMedianMs} ms, with ClusterModule ${summary.clusterMedianMs} ms (median, process start to initialised context); AWS modules loaded by the gossip app: ${summary.awsModulesLoadedByGossipApp} (control run saw ${summary.awsModulesSeenInControl}).`,
+  );
+}
+
 const SCENARIOS = {
   clusters: clusterScenarios,
+  startup,
   messaging,
   scale,
   'scale-many': scaleMany,
@@ -1263,6 +1295,13 @@ function targets(groups) {
     const ratio = g.median / theirs.median;
     lines.push(
       `@nestjs/microservices request/reply ≥ 2× Transport.REDIS in requests/s, ${g.param}: ${fmtRatio(ratio)} (${g.median.toFixed(0)} vs ${theirs.median.toFixed(0)}) — ${ratio >= 2 ? 'met' : 'NOT met'}`,
+    );
+  }
+  const added = get('startup', ours, 'gossip', 'addedMedianMs');
+  if (added?.median != null) {
+    const aws = get('startup', ours, 'gossip', 'awsModules');
+    lines.push(
+      `ClusterModule adds ≤ 50 ms to a bare Nest application context's start (quiet machine): ${added.median} ms — ${added.median <= 50 ? 'met' : 'NOT met'}; AWS modules loaded by a gossip app: ${aws?.median ?? '?'}`,
     );
   }
   return lines;

@@ -1,6 +1,5 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { ConfigModule, ConfigService } from '@nestjs/config';
 import { ClusterExplorer } from './cluster.explorer.js';
 import {
   CLUSTER_INSTANCE_METADATA,
@@ -17,7 +16,7 @@ import {
   type ClusterModuleExtras,
 } from './cluster.module-definition.js';
 import { ClusterService } from './cluster.service.js';
-import { clusterOptionsFromEnv } from './config/cluster-options.from-env.js';
+import { clusterOptionsFromEnv, type EnvSource } from './config/cluster-options.from-env.js';
 import { copyOptionSources } from './config/option-sources.js';
 import type { InstanceMetadata } from './config/instance-metadata.js';
 import type { ResolvedClusterOptions } from './config/resolve-options.js';
@@ -26,6 +25,27 @@ import type { ClusterModuleOptions } from './interfaces/cluster-options.interfac
 import { createTopologies } from './strategies/strategy.factory.js';
 
 const STARTUP_OPTIONS = CLUSTER_STARTUP_OPTIONS;
+
+/** `ConfigService`, under a token of ours, for `forRootFromEnv`. */
+const CLUSTER_ENVIRONMENT = Symbol('CLUSTER_ENVIRONMENT');
+
+/** Holds `ConfigModule` and re-exports its `ConfigService` as {@link CLUSTER_ENVIRONMENT}. */
+class ClusterEnvironmentModule {}
+
+/**
+ * `@nestjs/config` is loaded only by apps that call `forRootFromEnv` (an app configured in
+ * code never pays for importing it), with the same `import()` the EC2 strategy uses for the
+ * AWS SDK; Nest awaits a module given as a promise before it resolves the providers.
+ */
+async function environmentModule(): Promise<DynamicModule> {
+  const { ConfigModule, ConfigService } = await import('@nestjs/config');
+  return {
+    module: ClusterEnvironmentModule,
+    imports: [ConfigModule],
+    providers: [{ provide: CLUSTER_ENVIRONMENT, useExisting: ConfigService }],
+    exports: [CLUSTER_ENVIRONMENT],
+  };
+}
 const INSTANCE_METADATA = CLUSTER_INSTANCE_METADATA;
 
 /**
@@ -108,9 +128,9 @@ export class ClusterModule extends ConfigurableClusterModule {
   static forRootFromEnv(extras: ClusterModuleExtras = {}): DynamicModule {
     return super.forRootAsync({
       ...extras,
-      imports: [ConfigModule],
-      inject: [ConfigService],
-      useFactory: (config: ConfigService) => clusterOptionsFromEnv(config),
+      imports: [environmentModule()],
+      inject: [CLUSTER_ENVIRONMENT],
+      useFactory: (config: EnvSource) => clusterOptionsFromEnv(config),
     });
   }
 }

@@ -46,6 +46,7 @@ const nest12 = {
   '@nestjs/config': root.devDependencies['@nestjs/config'],
   '@nestjs/core': root.devDependencies['@nestjs/core'],
   '@nestjs/terminus': root.devDependencies['@nestjs/terminus'],
+  '@nestjs/testing': root.devDependencies['@nestjs/testing'],
   typescript: root.devDependencies.typescript,
 };
 const nest11 = {
@@ -53,6 +54,7 @@ const nest11 = {
   '@nestjs/config': '^4.0.2',
   '@nestjs/core': '^11.1.0',
   '@nestjs/terminus': '^11.0.0',
+  '@nestjs/testing': '^11.1.0',
   typescript: '~5.9.3',
 };
 const common = {

@@ -492,7 +492,7 @@ export class Membership implements PeerChannel {
     this.supersededBy = by ?? this.supersededBy ?? this.selfMember;
     this.limited.error(
       'superseded',
-      `NODE_NAME ${this.selfMember.name} is taken by a newer process: ${why}. This process keeps serving alone and runs no leader-only work — give every process its own NODE_NAME, and stop the old one`,
+      `NODE_NAME ${this.selfMember.name} is taken by a newer process: ${why}. This process keeps serving alone and runs no leader-only work. If both processes are meant to run (several instances on one host), give each its own NODE_NAME (or APP_NAME); if this one was replaced by a restart or deploy, stop it`,
     );
     this.clock.clearTimeout(this.supersededTimer);
     this.supersededTimer = this.clock.setTimeout(() => {

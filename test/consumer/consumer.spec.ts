@@ -9,8 +9,8 @@ import { freePorts, randomCookie, ROOT, staticEnv } from '../support/node-proces
  * network namespace, since installs need the registry) packs it with `npm pack` and installs
  * the tarball into a CommonJS app and an ESM app on Nest 12 and a CommonJS app on Nest 11,
  * none with the AWS SDK. Each app (test/consumer/app/main.ts) is compiled here with its own
- * `tsc`, started twice as a static-strategy cluster, and must import `nestjs-cluster` and
- * `nestjs-cluster/health`, see both members, be healthy, and get a reply from the other node.
+ * `tsc`, started twice as a static-strategy cluster, and must import `nestjs-cluster`,
+ * `nestjs-cluster/health` and `nestjs-cluster/testing`, see both members, be healthy, and get a reply from the other node.
  */
 interface ConsumerApp {
   name: string;
@@ -29,6 +29,7 @@ interface AppReport {
   cjsFilesLoaded: number;
   esmFilesLoadedByRequire: number;
   ec2: string;
+  inMemory: string;
 }
 
 const POINTER = join(ROOT, 'node_modules/.cache/nestjs-cluster-consumers.json');
@@ -181,6 +182,8 @@ describe('the packed package in user apps', () => {
           expect(report.mode).toBe('cluster');
           expect(report.members).toEqual(['a@127.0.0.1', 'b@127.0.0.1']);
           expect(report.health.cluster).toMatchObject({ status: 'up', members: 2 });
+          // nestjs-cluster/testing loads in this module format and runs the app's own module.
+          expect(report.inMemory).toBe('app@10.0.0.2 answers app@10.0.0.1');
           expect(report.ec2).toBe(
             'MissingPackageError: the ec2 strategy needs the package @aws-sdk/client-ec2; install it with: npm i @aws-sdk/client-ec2',
           );

@@ -4,7 +4,8 @@
 //
 // It starts from the environment (ConfigModule + forRootFromEnv), answers `whoami`
 // requests (@ClusterHandle), waits for CONSUMER_MEMBERS members, asks every other member
-// `whoami`, prints one JSON line and runs until SIGTERM.
+// `whoami`, runs the same module as two in-memory nodes of `nestjs-cluster/testing`, prints
+// one JSON line and runs until SIGTERM.
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
@@ -19,6 +20,7 @@ import {
   RequestTimeoutError,
 } from 'nestjs-cluster';
 import { ClusterHealthIndicator } from 'nestjs-cluster/health';
+import { ClusterTestingModule } from 'nestjs-cluster/testing';
 
 @Injectable()
 class Probe {
@@ -57,6 +59,18 @@ async function ec2WithoutSdk(): Promise<string> {
     return err instanceof MissingPackageError ? `MissingPackageError: ${err.message}` : String(err);
   } finally {
     strategy.stop();
+  }
+}
+
+/** The same module graph as two in-memory nodes of `nestjs-cluster/testing`: one asks the other. */
+async function inMemory(): Promise<string> {
+  const cluster = await ClusterTestingModule.create({ nodes: 2, imports: [AppModule], seed: 1 });
+  try {
+    await cluster.converged();
+    const [a, b] = [cluster.service(0), cluster.service(1)];
+    return await cluster.run(a.request<string>(b.self.name, 'whoami', a.self.name));
+  } finally {
+    await cluster.close();
   }
 }
 
@@ -103,6 +117,7 @@ async function main(): Promise<void> {
       cjsFilesLoaded: loaded.length,
       esmFilesLoadedByRequire: loaded.filter((file) => !file.startsWith('dist/cjs/')).length,
       ec2: await ec2WithoutSdk(),
+      inMemory: await inMemory(),
     }),
   );
 }
