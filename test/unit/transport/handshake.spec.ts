@@ -6,7 +6,8 @@ import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error
 import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
 import { ListenError } from '../../../lib/errors/listen.error.js';
 import { MalformedFrameError } from '../../../lib/errors/malformed-frame.error.js';
-import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
+import { deriveCookieKey } from '../../../lib/security/cookie-keyring.js';
+import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import {
   computeProof,
@@ -29,11 +30,13 @@ import {
 } from './helpers.js';
 
 const { cleanup, started } = useTransportCleanup();
+/** A protocol version this node does not speak. */
+const OTHER = PROTOCOL_VERSION + 1;
 
 /** Reads frames from a raw socket until one arrives (or the socket closes). */
 function firstFrame(
   socket: Socket,
-  version = 1,
+  version = PROTOCOL_VERSION,
 ): Promise<{ type: number; payload: Buffer } | 'closed'> {
   const decoder = new FrameDecoder(4096, version);
   return new Promise((resolve) => {
@@ -123,36 +126,59 @@ describe('handshake', () => {
     expect(logs.lines().join('\n')).not.toContain('another-cookie');
   });
 
-  it('a dialer that answers with a wrong proof is refused and gets no link', async () => {
+  it('a guessed-cookie dialer gets no proof from the listener: HELLO without one, then REFUSE', async () => {
     const b = await started('b@127.0.0.1');
     let linked = 0;
     b.transport.on('link', () => linked++);
     const socket = connect({ host: LOCALHOST, port: b.port });
     await once(socket, 'connect');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = once(socket, 'close');
     const identity = testIdentity('mallory@127.0.0.1');
     const nonce = Buffer.alloc(NONCE_BYTES, 1);
     socket.write(encodeFrame(FrameType.HELLO, encodeHello({ nonce, identity })));
-    const decoder = new FrameDecoder(4096);
-    const frames: Array<{ type: number; payload: Buffer }> = [];
-    socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));
-    const closed = once(socket, 'close');
+    const decoder = new FrameDecoder(4096, PROTOCOL_VERSION);
+    const frames = (): Array<{ type: number; payload: Buffer }> =>
+      new FrameDecoder(4096, PROTOCOL_VERSION).push(Buffer.concat(received));
     await within(
       new Promise<void>((resolve) => {
-        const check = setInterval(() => frames.length > 0 && (clearInterval(check), resolve()), 5);
+        const check = setInterval(
+          () => frames().length > 0 && (clearInterval(check), resolve()),
+          5,
+        );
       }),
       2000,
       'no HELLO from the listener',
     );
-    const hello = decodeHello((frames[0] as { payload: Buffer }).payload, true);
-    // A proof computed with the wrong cookie.
-    const proof = computeProof('guess', 'dialer', 1, nonce, hello.nonce, identity, hello.identity);
+    // Everything the listener sent before the dialer proved anything: one HELLO frame holding
+    // its nonce and identity, and no proof.
+    const [first, ...rest] = decoder.push(Buffer.concat(received));
+    expect(rest).toEqual([]);
+    expect(first?.type).toBe(FrameType.HELLO);
+    const fields = JSON.parse((first as { payload: Buffer }).payload.toString('utf8')) as object;
+    expect(Object.keys(fields).sort()).toEqual(
+      ['endpoint', 'incarnation', 'name', 'nonce', 'startedAt'].sort(),
+    );
+    const hello = decodeHello((first as { payload: Buffer }).payload);
+    // A proof computed with a guess.
+    const proof = computeProof(
+      deriveCookieKey('guess'),
+      'dialer',
+      PROTOCOL_VERSION,
+      nonce,
+      hello.nonce,
+      identity,
+      hello.identity,
+    );
     socket.write(
       encodeFrame(FrameType.AUTH, Buffer.from(JSON.stringify({ proof: proof.toString('base64') }))),
     );
     await within(closed, 2000, 'the listener kept the connection open');
-    const refuse = frames.find((f) => f.type === FrameType.REFUSE);
-    expect(refuse && decodeRefuse(refuse.payload)).toBe('cookie-mismatch');
-    expect(frames.some((f) => f.type === FrameType.WELCOME)).toBe(false);
+    // After the wrong proof: one REFUSE, nothing else — no AUTH (the listener's proof).
+    const all = frames();
+    expect(all.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.REFUSE]);
+    expect(decodeRefuse((all[1] as { payload: Buffer }).payload)).toBe('cookie-mismatch');
     expect(linked).toBe(0);
   });
 
@@ -163,7 +189,9 @@ describe('handshake', () => {
     // A raw listener that answers any HELLO with a version-2 frame.
     const server: Server = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.once('data', () => socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), 2)));
+      socket.once('data', () =>
+        socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), OTHER)),
+      );
     });
     server.listen(0, LOCALHOST);
     await once(server, 'listening');
@@ -172,17 +200,17 @@ describe('handshake', () => {
 
     const error = await a.transport.dial(LOCALHOST, port).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolVersionError);
-    expect((error as ProtocolVersionError).peerVersion).toBe(2);
-    expect((error as ProtocolVersionError).localVersion).toBe(1);
+    expect((error as ProtocolVersionError).peerVersion).toBe(OTHER);
+    expect((error as ProtocolVersionError).localVersion).toBe(PROTOCOL_VERSION);
     expect((error as Error).message).toBe(
-      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
   });
 
-  it('a dialer speaking another version gets a REFUSE in version 1 and the listener logs both versions', async () => {
+  it("a dialer speaking another version gets a REFUSE in the listener's version and the listener logs both versions", async () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
     const b = await started('b@127.0.0.1');
@@ -196,7 +224,7 @@ describe('handshake', () => {
           nonce: Buffer.alloc(NONCE_BYTES),
           identity: testIdentity('future@127.0.0.1'),
         }),
-        2,
+        OTHER,
       ),
     );
     const frame = await within(reply, 2000, 'no answer from the listener');
@@ -205,7 +233,7 @@ describe('handshake', () => {
     expect(frame !== 'closed' && decodeRefuse(frame.payload)).toBe('protocol-version');
     const local = `${LOCALHOST}:${socket.localPort}`;
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${local}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
     socket.destroy();
   });
@@ -218,7 +246,7 @@ describe('handshake', () => {
       startedAt: 1,
       endpoint: '',
     };
-    const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)), false);
+    const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)));
     expect(decode(ok)).not.toThrow();
     expect(decode({ ...ok, name: 'x'.repeat(256) })).toThrow(MalformedFrameError);
     expect(decode({ ...ok, name: '' })).toThrow(MalformedFrameError);
@@ -229,8 +257,8 @@ describe('handshake', () => {
       MalformedFrameError,
     );
     expect(decode({ ...ok, incarnation: 5 })).toThrow(MalformedFrameError);
-    expect(() => decodeHello(Buffer.from('[1]'), false)).toThrow(MalformedFrameError);
-    expect(() => decodeHello(Buffer.from('{'), false)).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('[1]'))).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('{'))).toThrow(MalformedFrameError);
   });
 
   it('dial to a closed port rejects with a retryable PeerUnreachableError naming the port', async () => {

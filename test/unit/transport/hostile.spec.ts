@@ -131,6 +131,8 @@ describe('transport under hostile input', () => {
     const b = await started('b@127.0.0.1', {
       handshakeTimeoutMs: deadline,
       maxPendingHandshakes: cap,
+      // One source address here: let it reach the global cap (the per-source cap is tested below).
+      maxPendingHandshakesPerSource: cap,
     });
     const a = await started('a@127.0.0.1', { heartbeatIntervalMs: 50, failureTimeoutMs: 400 });
 
