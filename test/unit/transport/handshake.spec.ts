@@ -6,15 +6,24 @@ import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error
 import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
 import { ListenError } from '../../../lib/errors/listen.error.js';
 import { MalformedFrameError } from '../../../lib/errors/malformed-frame.error.js';
-import { deriveCookieKey } from '../../../lib/security/cookie-keyring.js';
+import { systemClock } from '../../../lib/runtime/clock.js';
+import { systemRandom } from '../../../lib/runtime/random.js';
+import {
+  cookieKeyring,
+  deriveCookieKey,
+  type CookieKeyring,
+} from '../../../lib/security/cookie-keyring.js';
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import {
   computeProof,
   decodeHello,
   decodeRefuse,
+  dialerHandshake,
   encodeHello,
+  listenerHandshake,
   NONCE_BYTES,
+  type HandshakeResult,
 } from '../../../lib/transport/handshake.js';
 import { Transport } from '../../../lib/transport/transport.js';
 import { RawPeer, testIdentity } from '../../support/raw-peer.js';
@@ -88,6 +97,22 @@ describe('handshake', () => {
       new Promise<Buffer>((resolve) => link.on('frame', (_type, payload) => resolve(payload))),
       2000,
       'the frame sent with WELCOME was lost',
+    );
+    expect(got.equals(big)).toBe(true);
+  });
+
+  it('delivers frames the dialer sends as soon as dial resolves (before the listener saw WELCOME), even larger than the pre-auth limit', async () => {
+    const a = await started('a@127.0.0.1');
+    const b = await started('b@127.0.0.1');
+    const big = Buffer.alloc(64 * 1024, 7);
+    const inbound = nextLink(b.transport);
+    const link = await a.transport.dial(LOCALHOST, b.port);
+    link.send(32, big);
+    const accepted = await within(inbound, 2000, 'b emitted no link');
+    const got = await within(
+      new Promise<Buffer>((resolve) => accepted.on('frame', (_type, payload) => resolve(payload))),
+      2000,
+      'the frame sent right after WELCOME was lost',
     );
     expect(got.equals(big)).toBe(true);
   });
@@ -314,5 +339,78 @@ describe('handshake', () => {
     const closed = closeOf(link);
     raw.destroy();
     expect(await within(closed, 2000, 'link did not close')).toBe('closed');
+  });
+});
+
+/** Runs both handshake functions over one loopback connection with the given keyrings. */
+async function handshakePair(
+  dialerRing: CookieKeyring,
+  listenerRing: CookieKeyring,
+): Promise<[PromiseSettledResult<HandshakeResult>, PromiseSettledResult<HandshakeResult>]> {
+  const server = createServer();
+  server.listen(0, LOCALHOST);
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const dialer = connect({ host: LOCALHOST, port: (server.address() as AddressInfo).port });
+  const [[listenerSocket]] = await Promise.all([accepted, once(dialer, 'connect')]);
+  server.close();
+  for (const s of [dialer, listenerSocket]) {
+    s.on('error', () => undefined);
+    cleanup.push(() => s.destroy());
+  }
+  const common = { clock: systemClock, random: systemRandom, timeoutMs: 2000 };
+  return (await Promise.allSettled([
+    dialerHandshake(dialer, {
+      ...common,
+      keyring: dialerRing,
+      identity: testIdentity('d@127.0.0.1'),
+      peerAddress: 'listener',
+    }),
+    listenerHandshake(listenerSocket, {
+      ...common,
+      keyring: listenerRing,
+      identity: testIdentity('l@127.0.0.1'),
+      peerAddress: 'dialer',
+    }),
+  ])) as [PromiseSettledResult<HandshakeResult>, PromiseSettledResult<HandshakeResult>];
+}
+
+describe('cookie rotation in the handshake', () => {
+  const A = 'rotation-cookie-A-0123456789';
+  const B = 'rotation-cookie-B-0123456789';
+
+  it('a dialer proving a previous cookie is answered under that cookie; both ends report its key and the nonces', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(A), cookieKeyring(B, [A]));
+    expect(d.status).toBe('fulfilled');
+    expect(l.status).toBe('fulfilled');
+    const dialer = (d as PromiseFulfilledResult<HandshakeResult>).value;
+    const listener = (l as PromiseFulfilledResult<HandshakeResult>).value;
+    expect(dialer.cookieKey).toBe(deriveCookieKey(A));
+    expect(listener.cookieKey).toBe(deriveCookieKey(A));
+    expect(dialer.role).toBe('dialer');
+    expect(listener.role).toBe('listener');
+    expect(dialer.nonces.dialer.equals(listener.nonces.dialer)).toBe(true);
+    expect(dialer.nonces.listener.equals(listener.nonces.listener)).toBe(true);
+    expect(dialer.nonces.dialer.equals(dialer.nonces.listener)).toBe(false);
+    expect(dialer.peer.name).toBe('l@127.0.0.1');
+    expect(listener.peer.name).toBe('d@127.0.0.1');
+  });
+
+  it('the current cookie is used when both have it', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(B, [A]), cookieKeyring(B));
+    expect((d as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(B));
+    expect((l as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(B));
+  });
+
+  it('a node never dials with a previous cookie: (B, previous A) → (A) is a cookie mismatch', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(B, [A]), cookieKeyring(A));
+    expect(d.status === 'rejected' && d.reason).toBeInstanceOf(CookieMismatchError);
+    expect(l.status === 'rejected' && l.reason).toBeInstanceOf(CookieMismatchError);
+  });
+
+  it('a retired cookie no longer gets in: (A) → (B) is a cookie mismatch', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(A), cookieKeyring(B));
+    expect(d.status === 'rejected' && d.reason).toBeInstanceOf(CookieMismatchError);
+    expect(l.status === 'rejected' && l.reason).toBeInstanceOf(CookieMismatchError);
   });
 });
