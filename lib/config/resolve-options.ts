@@ -243,10 +243,11 @@ export function resolveClusterOptions(
   const previousCookies = stringList('previousCookies', options.previousCookies).filter(
     (previous) => previous !== cookie,
   );
+  const cookieName = fromEnv && !isSetInCode(options, 'cookie') ? 'NODE_COOKIE' : 'cookie';
   if (previousCookies.length > 0 && cookie === undefined) {
     problem(
       'previousCookies',
-      `is set without ${label('cookie')}: the previous cookies are only accepted beside a current one (set NODE_COOKIE to the new cookie)`,
+      `is set without ${cookieName}: the previous cookies are only accepted beside a current one (set ${cookieName} to the new cookie)`,
     );
   }
   const appName = str('appName', options.appName) ?? CLUSTER_DEFAULTS.appName;
