@@ -359,7 +359,7 @@ async function handshakePair(
     cleanup.push(() => s.destroy());
   }
   const common = { clock: systemClock, random: systemRandom, timeoutMs: 2000 };
-  return (await Promise.allSettled([
+  return Promise.allSettled([
     dialerHandshake(dialer, {
       ...common,
       keyring: dialerRing,
@@ -372,7 +372,7 @@ async function handshakePair(
       identity: testIdentity('l@127.0.0.1'),
       peerAddress: 'dialer',
     }),
-  ])) as [PromiseSettledResult<HandshakeResult>, PromiseSettledResult<HandshakeResult>];
+  ]);
 }
 
 describe('cookie rotation in the handshake', () => {
