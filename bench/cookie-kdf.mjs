@@ -19,6 +19,8 @@ if (process.env.CLUSTER_TEST_NETNS !== '1' && process.env.BENCH_ALLOW_HOST !== '
   );
   process.exit(2);
 }
+const { Logger } = await import('@nestjs/common');
+Logger.overrideLogger(false);
 const { COOKIE_KDF, deriveCookieKey } = await import('../dist/security/cookie-keyring.js');
 const { Transport } = await import('../dist/transport/transport.js');
 
