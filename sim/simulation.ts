@@ -251,6 +251,7 @@ export class Simulation {
     const options: ResolvedClusterOptions = {
       mode: 'cluster',
       cookie: 'simulated-cluster-cookie',
+      previousCookies: [],
       nodeName: name,
       incarnation,
       startedAt: clock.wallNow(),
@@ -262,6 +263,7 @@ export class Simulation {
       failureTimeoutMs: this.o.failureTimeoutMs,
       handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
       maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+      maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
       maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
       maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
       reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,

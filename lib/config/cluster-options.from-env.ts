@@ -108,12 +108,14 @@ export function clusterOptionsFromEnv(
       return;
     }
   };
-  const top = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean') =>
+  const top = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
     set(options, key, key, names, kind);
   const strat = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
     set(strategyConfig, `strategyConfig.${key}`, key, names, kind);
 
   top('cookie', ['NODE_COOKIE']);
+  top('previousCookies', ['NODE_COOKIE_PREVIOUS'], 'list');
+  top('requireStrongCookie', ['CLUSTER_REQUIRE_STRONG_COOKIE'], 'boolean');
   top('nodeName', ['NODE_NAME', 'RELEASE_NODE']);
   top('appName', ['APP_NAME', 'RELEASE_NAME']);
   top('port', ['CLUSTER_PORT'], 'integer');

@@ -21,6 +21,11 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   handshakeTimeoutMs: 10_000,
   /** Room for a whole 200-node cluster dialling one newcomer at once; bounds pre-auth memory to 1 MiB. */
   maxPendingHandshakes: 256,
+  /**
+   * Per source address once half the pending slots are taken: a flood from one address then
+   * holds at most the half it took before, and the other half stays for everyone else.
+   */
+  maxPendingHandshakesPerSource: 4,
   /** Largest frame: big enough for real payloads, small enough to bound a bad peer's cost. */
   maxFrameBytes: 16 * 1024 * 1024,
   /** Bytes queued to one peer before sends to it fail, so a stuck peer cannot eat the heap. */

@@ -19,6 +19,11 @@ import { ClusterConfigError, type ConfigProblem } from '../errors/cluster-config
 import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
 import { labelSelectorProblem } from '../strategies/kubernetes/label-selector.js';
 import { parseHostList } from '../strategies/static.strategy.js';
+import {
+  cookieWeakness,
+  GENERATE_COOKIE_ADVICE,
+  weakCookieText,
+} from '../security/cookie-strength.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
 import { isSetInCode, optionSource } from './option-sources.js';
 import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
@@ -40,6 +45,10 @@ export interface ResolvedClusterOptions {
   /** Why the node runs single-node (shown once as a warning). */
   readonly singleNodeReason?: string;
   readonly cookie?: string;
+  /** Cookies still accepted from dialers (`NODE_COOKIE_PREVIOUS`), never the current one. */
+  readonly previousCookies: readonly string[];
+  /** Set when the cookie is weak (and allowed): the one start-up warning. */
+  readonly cookieWarning?: string;
   readonly nodeName: string;
   readonly incarnation: string;
   readonly startedAt: number;
@@ -52,6 +61,7 @@ export interface ResolvedClusterOptions {
   readonly failureTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly maxPendingHandshakes: number;
+  readonly maxPendingHandshakesPerSource: number;
   readonly maxFrameBytes: number;
   readonly maxWriteBufferBytes: number;
   readonly reconnectBaseMs: number;
@@ -154,6 +164,15 @@ export function resolveClusterOptions(
     }
     return value.trim();
   };
+  const stringList = (path: string, value: unknown): string[] => {
+    if (value === undefined) return [];
+    const list = typeof value === 'string' ? value.split(',') : value;
+    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
+      problem(path, 'must be a list of strings (comma-separated in the environment)');
+      return [];
+    }
+    return [...new Set(list.map((s: string) => s.trim()).filter((s) => s !== ''))];
+  };
   const bool = (path: string, value: unknown, def: boolean): boolean => {
     if (value === undefined) return def;
     if (typeof value !== 'boolean') {
@@ -207,6 +226,30 @@ export function resolveClusterOptions(
   };
 
   const cookie = str('cookie', options.cookie);
+  const requireStrongCookie = bool('requireStrongCookie', options.requireStrongCookie, false);
+  let cookieWarning: string | undefined;
+  const weakness = cookie === undefined ? undefined : cookieWeakness(cookie);
+  if (weakness !== undefined) {
+    const what = weakCookieText(weakness);
+    if (requireStrongCookie) {
+      problem(
+        'cookie',
+        `${what} and ${label('requireStrongCookie')} is true: ${GENERATE_COOKIE_ADVICE}`,
+      );
+    } else {
+      cookieWarning = `${label('cookie')} ${what}: anyone who can reach the link port can guess it; ${GENERATE_COOKIE_ADVICE} (CLUSTER_REQUIRE_STRONG_COOKIE=true makes a weak cookie a start-up error)`;
+    }
+  }
+  const previousCookies = stringList('previousCookies', options.previousCookies).filter(
+    (previous) => previous !== cookie,
+  );
+  const cookieName = fromEnv && !isSetInCode(options, 'cookie') ? 'NODE_COOKIE' : 'cookie';
+  if (previousCookies.length > 0 && cookie === undefined) {
+    problem(
+      'previousCookies',
+      `is set without ${cookieName}: the previous cookies are only accepted beside a current one (set ${cookieName} to the new cookie)`,
+    );
+  }
   const appName = str('appName', options.appName) ?? CLUSTER_DEFAULTS.appName;
   if (/[@\s]/.test(appName))
     problem('appName', `${show('appName', appName)} must not contain '@' or spaces`);
@@ -247,6 +290,14 @@ export function resolveClusterOptions(
     'maxPendingHandshakes',
     options.maxPendingHandshakes,
     CLUSTER_DEFAULTS.maxPendingHandshakes,
+    1,
+    100_000,
+    'a connection count',
+  );
+  const maxPendingHandshakesPerSource = int(
+    'maxPendingHandshakesPerSource',
+    options.maxPendingHandshakesPerSource,
+    CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
     1,
     100_000,
     'a connection count',
@@ -617,6 +668,8 @@ export function resolveClusterOptions(
     mode: singleNodeReason ? 'single-node' : 'cluster',
     singleNodeReason,
     cookie,
+    previousCookies: Object.freeze(previousCookies),
+    cookieWarning: singleNodeReason ? undefined : cookieWarning,
     nodeName,
     incarnation: randomBytes(8).toString('hex'),
     startedAt: Date.now(),
@@ -628,6 +681,7 @@ export function resolveClusterOptions(
     failureTimeoutMs,
     handshakeTimeoutMs,
     maxPendingHandshakes,
+    maxPendingHandshakesPerSource,
     maxFrameBytes,
     maxWriteBufferBytes,
     reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,

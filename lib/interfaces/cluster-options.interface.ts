@@ -52,6 +52,18 @@ export interface ClusterModuleBaseOptions {
    * packets are keyed from it. @default unset: the node runs single-node and says so once
    */
   cookie?: string;
+  /**
+   * Cookies still accepted during a rotation (`NODE_COOKIE_PREVIOUS`, comma-separated): a
+   * dialer that proves one of them is answered under that same cookie; this node never
+   * dials with them. Requires `cookie`. @default none
+   */
+  previousCookies?: string[];
+  /**
+   * A weak cookie — shorter than 16 characters, or a known placeholder such as `change-me` —
+   * stops start-up with a configuration error instead of a warning
+   * (`CLUSTER_REQUIRE_STRONG_COOKIE`). @default false
+   */
+  requireStrongCookie?: boolean;
   /** Full node name (`NODE_NAME`). @default `<appName>@<host>` */
   nodeName?: string;
   /** Node-name prefix (`APP_NAME`). @default 'app' */
@@ -78,6 +90,11 @@ export interface ClusterModuleBaseOptions {
   handshakeTimeoutMs?: number;
   /** Inbound connections allowed to be in handshake at once. @default 256 */
   maxPendingHandshakes?: number;
+  /**
+   * Inbound handshakes one source address may hold once half of `maxPendingHandshakes` is
+   * taken; more from it are closed on arrival. @default 4
+   */
+  maxPendingHandshakesPerSource?: number;
   /** Largest frame accepted or sent, bytes. @default 16 MiB */
   maxFrameBytes?: number;
   /** Bytes queued on one link before sends to it fail. @default 8 MiB */

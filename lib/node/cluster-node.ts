@@ -7,6 +7,7 @@ import { ClusterMessaging } from '../messaging/cluster-messaging.js';
 import { Reconciler } from '../reconciler/reconciler.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
+import { cookieKeyring, type CookieKeyring } from '../security/cookie-keyring.js';
 import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
@@ -56,6 +57,8 @@ export class ClusterNode {
 
   private readonly clock: Clock;
   private readonly random: Random;
+  /** The cookie keys, derived once here (slow on purpose), before any simulated time runs. */
+  private readonly keyring: CookieKeyring | undefined;
   private readonly loggerFor: (context: string) => LoggerService;
 
   constructor(
@@ -67,6 +70,10 @@ export class ClusterNode {
     this.random = seams.random ?? systemRandom;
     this.loggerFor = seams.logger ?? ((context) => new Logger(context));
     this.logger = this.loggerFor('ClusterModule');
+    this.keyring =
+      options.mode === 'cluster' && options.cookie !== undefined
+        ? cookieKeyring(options.cookie, options.previousCookies)
+        : undefined;
     this.identity = {
       name: options.nodeName,
       incarnation: options.incarnation,
@@ -119,18 +126,21 @@ export class ClusterNode {
       return;
     }
 
+    if (o.cookieWarning) this.logger.warn(o.cookieWarning);
+
     const accepted = new Set<number>();
     for (let t = MEMBERSHIP_FRAME_TYPES.first; t <= MESSAGING_FRAME_TYPES.last; t++)
       accepted.add(t);
     const transport = new Transport({
       identity: () => this.identity,
-      cookie: o.cookie!,
+      cookie: this.keyring!,
       bindAddress: o.bindAddress,
       port: o.port,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       failureTimeoutMs: o.failureTimeoutMs,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
       maxPendingHandshakes: o.maxPendingHandshakes,
+      maxPendingHandshakesPerSource: o.maxPendingHandshakesPerSource,
       maxFrameBytes: o.maxFrameBytes,
       maxWriteBufferBytes: o.maxWriteBufferBytes,
       acceptedTypes: accepted,

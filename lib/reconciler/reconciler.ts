@@ -206,7 +206,11 @@ export class Reconciler {
       if (target.key !== member.endpoint && target.name !== member.name) continue;
       if (target.key === member.endpoint) {
         target.name = member.name;
-        target.incarnation = member.incarnation;
+        // Only where discovery or peers announce incarnations: a static, DNS or EC2 target
+        // keeps none, so a graceful leave there is redialled at the slow pace (a restart may
+        // come back at the same endpoint, and may be unable to dial in itself — during a
+        // cookie rotation, say).
+        if (target.incarnation !== undefined) target.incarnation = member.incarnation;
       }
       target.failures = 0;
       target.hold = undefined;

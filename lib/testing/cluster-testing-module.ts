@@ -506,7 +506,16 @@ export class TestingCluster {
     node: ClusterTestingNode,
   ): ResolvedClusterOptions {
     const own: Record<string, unknown> = { ...(appOptions as Record<string, unknown>) };
-    for (const key of ['strategy', 'strategyConfig', 'topologies', 'host', 'cookie', 'nodeName'])
+    for (const key of [
+      'strategy',
+      'strategyConfig',
+      'topologies',
+      'host',
+      'cookie',
+      'previousCookies',
+      'requireStrongCookie',
+      'nodeName',
+    ])
       delete own[key];
     const appName =
       typeof own.appName === 'string' && own.appName.trim() !== '' ? own.appName : 'app';

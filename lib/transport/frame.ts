@@ -2,8 +2,11 @@ import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
 import { MalformedFrameError } from '../errors/malformed-frame.error.js';
 import { ProtocolVersionError } from '../errors/protocol-version.error.js';
 
-/** Version of the link protocol this node speaks; carried in byte 5 of every frame. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the link protocol this node speaks; carried in byte 5 of every frame.
+ * 2: the dialer proves the cookie first, with a key from the slow cookie KDF.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the length prefix. */
 export const LENGTH_BYTES = 4;

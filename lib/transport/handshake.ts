@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { CookieMismatchError } from '../errors/cookie-mismatch.error.js';
 import { HandshakeFailedError } from '../errors/handshake-failed.error.js';
 import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
@@ -8,6 +8,7 @@ import { LinkRefusedError, type AdmissionRefusal } from '../errors/link-refused.
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 import type { Clock, TimerHandle } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
+import type { CookieKeyring } from '../security/cookie-keyring.js';
 import type { Wire } from './wire.js';
 import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
@@ -47,11 +48,10 @@ export type Admission = (peer: NodeIdentity) => AdmissionRefusal | undefined;
 /** Which side of the handshake a proof comes from. */
 export type HandshakeRole = 'dialer' | 'listener';
 
-/** A HELLO message: identity and nonce; the listener's also carries its proof. */
+/** A HELLO message: identity and nonce (no proof: neither side has proven anything yet). */
 export interface HelloMessage {
   readonly nonce: Buffer;
   readonly identity: NodeIdentity;
-  readonly proof?: Buffer;
 }
 
 const MAC_LABEL = 'nestjs-cluster link proof';
@@ -76,12 +76,13 @@ function identityFields(identity: NodeIdentity): Buffer[] {
 }
 
 /**
- * Proof that the sender knows the cookie: HMAC-SHA256 keyed with the UTF-8 cookie over the
- * length-prefixed fields `label, role, version, nonceD, nonceL, dialer identity, listener
- * identity` (each identity as `name, incarnation, startedAt (decimal), endpoint`).
+ * Proof that the sender knows the cookie: HMAC-SHA256 keyed with the cookie key (the scrypt
+ * output of the cookie, see `deriveCookieKey`) over the length-prefixed fields `label, role,
+ * version, nonceD, nonceL, dialer identity, listener identity` (each identity as `name,
+ * incarnation, startedAt (decimal), endpoint`).
  */
 export function computeProof(
-  cookie: string,
+  cookieKey: KeyObject,
   role: HandshakeRole,
   version: number,
   dialerNonce: Buffer,
@@ -89,7 +90,7 @@ export function computeProof(
   dialer: NodeIdentity,
   listener: NodeIdentity,
 ): Buffer {
-  const mac = createHmac('sha256', Buffer.from(cookie, 'utf8'));
+  const mac = createHmac('sha256', cookieKey);
   for (const part of [
     field(MAC_LABEL),
     field(role),
@@ -124,7 +125,6 @@ export function encodeHello(message: HelloMessage): Buffer {
       incarnation: identity.incarnation,
       startedAt: identity.startedAt,
       endpoint: identity.endpoint,
-      ...(message.proof ? { proof: message.proof.toString('base64') } : {}),
     }),
     'utf8',
   );
@@ -168,7 +168,7 @@ function fixedBytes(value: unknown, key: string, length: number): Buffer {
  * Decodes and validates a HELLO payload. Throws `MalformedFrameError` on anything outside the
  * limits. Unknown fields are ignored (later versions may add some).
  */
-export function decodeHello(payload: Buffer, withProof: boolean): HelloMessage {
+export function decodeHello(payload: Buffer): HelloMessage {
   const o = parseJsonObject(payload, 'HELLO');
   const startedAt = o['startedAt'];
   if (typeof startedAt !== 'number' || !Number.isSafeInteger(startedAt) || startedAt < 0) {
@@ -180,14 +180,12 @@ export function decodeHello(payload: Buffer, withProof: boolean): HelloMessage {
     startedAt,
     endpoint: boundedString(o['endpoint'], 'endpoint', 0, IDENTITY_LIMITS.endpoint),
   };
-  const nonce = fixedBytes(o['nonce'], 'nonce', NONCE_BYTES);
-  if (!withProof) return { nonce, identity };
-  return { nonce, identity, proof: fixedBytes(o['proof'], 'proof', PROOF_BYTES) };
+  return { nonce: fixedBytes(o['nonce'], 'nonce', NONCE_BYTES), identity };
 }
 
 /**
- * Encodes an AUTH payload: `{"proof": base64}`, plus `"refuse": reason` when the dialer,
- * having authenticated the listener, refuses it (the proof makes the refusal trustworthy).
+ * Encodes an AUTH payload: `{"proof": base64}`, plus `"refuse": reason` when the listener,
+ * having authenticated the dialer, refuses it (the proof makes the refusal trustworthy).
  */
 export function encodeAuth(proof: Buffer, refuse?: AdmissionRefusal): Buffer {
   return Buffer.from(
@@ -230,11 +228,29 @@ export interface HandshakeResult {
   readonly peer: NodeIdentity;
   /** The connection's decoder; it may already hold bytes of the first link frames. */
   readonly decoder: FrameDecoder;
+  /** This side's role in the handshake. */
+  readonly role: HandshakeRole;
+  /** The local identity the proofs covered. */
+  readonly self: NodeIdentity;
+  /** Protocol version of the proofs. */
+  readonly version: number;
+  /**
+   * The cookie key both proofs were computed with: the current cookie's, or — on the
+   * listener — the previous cookie's the dialer proved. Input for keys derived from this
+   * link; never log it.
+   */
+  readonly cookieKey: KeyObject;
+  /** The two nonces of this handshake. */
+  readonly nonces: { readonly dialer: Buffer; readonly listener: Buffer };
 }
 
 /** Inputs of one side of the handshake. */
 export interface HandshakeOptions {
-  readonly cookie: string;
+  /**
+   * The cookie keys: a dialer proves `current`; a listener accepts a dialer that proves any
+   * of `all` and answers under that same key.
+   */
+  readonly keyring: CookieKeyring;
   readonly clock: Clock;
   readonly random: Random;
   /** Membership's admission rule, applied once the peer is authenticated. @default admit all */
@@ -400,7 +416,27 @@ function unexpected(frame: Frame, expected: string): MalformedFrameError {
 }
 
 /**
+ * The key of `keyring` that `received` was computed with, or undefined. Every key is tried
+ * (the work does not depend on which one matches), each compared in constant time.
+ */
+function matchingKey(
+  keyring: CookieKeyring,
+  received: Buffer,
+  proofWith: (key: KeyObject) => Buffer,
+): KeyObject | undefined {
+  let found: KeyObject | undefined;
+  for (const key of keyring.all) {
+    if (proofMatches(proofWith(key), received) && found === undefined) found = key;
+  }
+  return found;
+}
+
+/**
  * Runs the dialer's side of the handshake on a connected socket.
+ *
+ * HELLO → ← HELLO, AUTH (dialer's proof) → ← AUTH (listener's proof, or REFUSE), WELCOME →.
+ * The dialer proves first, with the current cookie key; it accepts only a listener proof
+ * made with that same key.
  *
  * Rejects with `CookieMismatchError`, `ProtocolVersionError`, `HandshakeTimeoutError`,
  * `MalformedFrameError` or `HandshakeFailedError`; the caller closes the socket then.
@@ -411,6 +447,7 @@ export async function dialerHandshake(
 ): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
+  const cookieKey = options.keyring.current;
   try {
     const nonceD = createNonce(options.random);
     const self = options.identity;
@@ -420,45 +457,46 @@ export async function dialerHandshake(
     if (first.type === FrameType.REFUSE)
       throw refusalError(decodeRefuse(first.payload), options.peerAddress);
     if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
-    const hello = decodeHello(first.payload, true);
-    const expected = computeProof(
-      options.cookie,
-      'listener',
-      version,
-      nonceD,
-      hello.nonce,
-      self,
-      hello.identity,
-    );
-    if (!proofMatches(expected, hello.proof as Buffer)) {
+    const hello = decodeHello(first.payload);
+    const proof = (role: HandshakeRole) =>
+      computeProof(cookieKey, role, version, nonceD, hello.nonce, self, hello.identity);
+    send(socket, FrameType.AUTH, encodeAuth(proof('dialer')), version);
+
+    const second = await reader.next();
+    // Not authenticated yet: only the reason is believed, not the identity.
+    if (second.type === FrameType.REFUSE)
+      throw refusalError(decodeRefuse(second.payload), options.peerAddress);
+    if (second.type !== FrameType.AUTH) throw unexpected(second, 'AUTH');
+    const auth = decodeAuth(second.payload);
+    if (!proofMatches(proof('listener'), auth.proof)) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);
     }
-    const proof = computeProof(
-      options.cookie,
-      'dialer',
-      version,
-      nonceD,
-      hello.nonce,
-      self,
-      hello.identity,
-    );
+    if (auth.refuse)
+      throw new LinkRefusedError(options.peerAddress, hello.identity, auth.refuse, 'remote');
     const refuse = options.admit?.(hello.identity);
-    send(socket, FrameType.AUTH, encodeAuth(proof, refuse), version);
-    if (refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
-
-    const last = await reader.next();
-    if (last.type === FrameType.REFUSE)
-      throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
-    if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
-    return { peer: hello.identity, decoder: reader.decoder };
+    if (refuse) {
+      sendRefuse(socket, refuse, version);
+      throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
+    }
+    send(socket, FrameType.WELCOME, Buffer.alloc(0), version);
+    return {
+      peer: hello.identity,
+      decoder: reader.decoder,
+      role: 'dialer',
+      self,
+      version,
+      cookieKey,
+      nonces: { dialer: nonceD, listener: hello.nonce },
+    };
   } finally {
     reader.detach();
   }
 }
 
 /**
- * Runs the listener's side of the handshake on an accepted socket.
+ * Runs the listener's side of the handshake on an accepted socket. It sends no proof before
+ * the dialer has proven one of the keyring's keys; it then proves that same key.
  *
  * Rejects like `dialerHandshake`; on a version mismatch, a cookie mismatch or malformed
  * data it has already sent a REFUSE frame, and the caller closes the socket.
@@ -472,52 +510,41 @@ export async function listenerHandshake(
   try {
     const first = await reader.next();
     if (first.type !== FrameType.HELLO) throw unexpected(first, 'HELLO');
-    const hello = decodeHello(first.payload, false);
+    const hello = decodeHello(first.payload);
     const self = options.identity;
     const nonceL = createNonce(options.random);
-    const proofL = computeProof(
-      options.cookie,
-      'listener',
-      version,
-      hello.nonce,
-      nonceL,
-      hello.identity,
-      self,
-    );
-    send(
-      socket,
-      FrameType.HELLO,
-      encodeHello({ nonce: nonceL, identity: self, proof: proofL }),
-      version,
-    );
+    send(socket, FrameType.HELLO, encodeHello({ nonce: nonceL, identity: self }), version);
 
     const second = await reader.next();
     if (second.type === FrameType.REFUSE)
       throw refusalError(decodeRefuse(second.payload), options.peerAddress);
     if (second.type !== FrameType.AUTH) throw unexpected(second, 'AUTH');
-    const expected = computeProof(
-      options.cookie,
-      'dialer',
-      version,
-      hello.nonce,
-      nonceL,
-      hello.identity,
-      self,
-    );
     const auth = decodeAuth(second.payload);
-    if (!proofMatches(expected, auth.proof)) {
+    if (auth.refuse) throw new MalformedFrameError('a dialer AUTH carries no refusal');
+    const proof = (key: KeyObject, role: HandshakeRole) =>
+      computeProof(key, role, version, hello.nonce, nonceL, hello.identity, self);
+    const cookieKey = matchingKey(options.keyring, auth.proof, (key) => proof(key, 'dialer'));
+    if (cookieKey === undefined) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);
     }
-    if (auth.refuse)
-      throw new LinkRefusedError(options.peerAddress, hello.identity, auth.refuse, 'remote');
     const refuse = options.admit?.(hello.identity);
-    if (refuse) {
-      sendRefuse(socket, refuse, version);
-      throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
-    }
-    send(socket, FrameType.WELCOME, Buffer.alloc(0), version);
-    return { peer: hello.identity, decoder: reader.decoder };
+    send(socket, FrameType.AUTH, encodeAuth(proof(cookieKey, 'listener'), refuse), version);
+    if (refuse) throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
+
+    const last = await reader.next();
+    if (last.type === FrameType.REFUSE)
+      throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
+    if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
+    return {
+      peer: hello.identity,
+      decoder: reader.decoder,
+      role: 'listener',
+      self,
+      version,
+      cookieKey,
+      nonces: { dialer: hello.nonce, listener: nonceL },
+    };
   } catch (error) {
     if (error instanceof ProtocolVersionError) sendRefuse(socket, 'protocol-version', version);
     else if (error instanceof MalformedFrameError) sendRefuse(socket, 'malformed', version);

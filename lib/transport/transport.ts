@@ -18,6 +18,7 @@ import type { NodeIdentity } from '../interfaces/member.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
+import { cookieKeyring, type CookieKeyring } from '../security/cookie-keyring.js';
 import { isTransportFrameType } from './frame-types.js';
 import {
   dialerHandshake,
@@ -45,8 +46,12 @@ export interface TransportOptions {
    * so it is a function).
    */
   readonly identity: () => NodeIdentity;
-  /** Shared secret of the cluster (`NODE_COOKIE`). Never sent, never logged. */
-  readonly cookie: string;
+  /**
+   * Shared secret of the cluster (`NODE_COOKIE`), or its keyring (with the previous cookies
+   * still accepted, `NODE_COOKIE_PREVIOUS`). A string is derived with the slow cookie KDF
+   * here, once per process per cookie (see `deriveCookieKey`). Never sent, never logged.
+   */
+  readonly cookie: string | CookieKeyring;
   /** Frame types (16–255) delivered as `'frame'` events; any other type closes the link. */
   readonly acceptedTypes: ReadonlySet<number>;
   /**
@@ -69,6 +74,13 @@ export interface TransportOptions {
   readonly handshakeTimeoutMs?: number;
   /** Inbound connections allowed in handshake at once; more are closed at once. @default 256 */
   readonly maxPendingHandshakes?: number;
+  /**
+   * Inbound connections from one source address allowed in handshake at once once half of
+   * `maxPendingHandshakes` is taken; more from it are then closed on arrival, so one address
+   * cannot take every slot (below half, several nodes on one host may all dial a newcomer at
+   * once). @default 4
+   */
+  readonly maxPendingHandshakesPerSource?: number;
   /** Largest frame body accepted or sent on a link, bytes. @default 16 MiB */
   readonly maxFrameBytes?: number;
   /** Bytes queued on one link beyond which `send` returns false. @default 8 MiB */
@@ -93,13 +105,14 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
   failureTimeoutMs: CLUSTER_DEFAULTS.failureTimeoutMs,
   handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
   maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+  maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
   maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
   maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
   leaveTimeoutMs: CLUSTER_DEFAULTS.leaveTimeoutMs,
 });
 
 type ResolvedOptions = Required<
-  Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger'>
+  Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger' | 'cookie'>
 >;
 
 /** Events of the transport. */
@@ -120,8 +133,9 @@ export interface TransportEvents {
  * a `Link`, emitted as `'link'` whichever side dialled, for its one consumer (membership).
  *
  * Pre-authentication connections cost bounded memory: only handshake frames of at most
- * 4 KiB, a handshake deadline, at most `maxPendingHandshakes` inbound handshakes at once
- * (more are closed on arrival), and closing on the first violation. Every wire carries an
+ * 4 KiB, a handshake deadline, at most `maxPendingHandshakes` inbound handshakes at once and,
+ * once half of those are taken, `maxPendingHandshakesPerSource` from any one address (more
+ * are closed on arrival), and closing on the first violation. Every wire carries an
  * `'error'` listener from its first moment to its last: no network error ends the process.
  *
  * One shared checker timer probes idle links (the dialer drives each link, any frame counts)
@@ -138,6 +152,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly logger: LoggerService;
   private readonly rateLimited: RateLimitedLogger;
   private readonly options: ResolvedOptions;
+  private readonly keyring: CookieKeyring;
   private readonly network: Network;
   private readonly clock: Clock;
   private readonly random: Random;
@@ -146,6 +161,8 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly acceptedTypes: ReadonlySet<number>;
   private readonly links = new Set<Link>();
   private readonly pendingInbound = new Set<Wire>();
+  /** Inbound handshakes pending per source host. */
+  private readonly pendingBySource = new Map<string, number>();
   private readonly pendingOutbound = new Set<Wire>();
   private server: NetworkServer | undefined;
   private listening = false;
@@ -156,7 +173,10 @@ export class Transport extends EventEmitter<TransportEvents> {
     const defined = Object.fromEntries(
       Object.entries(options).filter(([, value]) => value !== undefined),
     );
+    delete defined['cookie'];
     this.options = { ...TRANSPORT_DEFAULTS, ...defined } as ResolvedOptions;
+    this.keyring =
+      typeof options.cookie === 'string' ? cookieKeyring(options.cookie) : options.cookie;
     this.network = options.network ?? new TcpNetwork();
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
@@ -237,7 +257,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     let result: HandshakeResult;
     try {
       result = await dialerHandshake(wire, {
-        cookie: this.options.cookie,
+        keyring: this.keyring,
         clock: this.clock,
         random: this.random,
         ...(this.admit ? { admit: this.admit } : {}),
@@ -274,6 +294,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.server = undefined;
     for (const wire of [...this.pendingInbound, ...this.pendingOutbound]) wire.destroy();
     this.pendingInbound.clear();
+    this.pendingBySource.clear();
     this.pendingOutbound.clear();
     for (const link of [...this.links]) link.close('the transport is closing');
     this.monitor.stop();
@@ -329,6 +350,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       return;
     }
     const address = remoteAddressOf(wire);
+    const source = remoteHostOf(wire);
     if (this.pendingInbound.size >= this.options.maxPendingHandshakes) {
       wire.destroy();
       this.rateLimited.warn(
@@ -337,10 +359,31 @@ export class Transport extends EventEmitter<TransportEvents> {
       );
       return;
     }
+    // While the table is less than half full a source may take more than its share (several
+    // nodes on one host dialling a newcomer at once); beyond that, no source may hold more.
+    const fromSource = this.pendingBySource.get(source) ?? 0;
+    if (
+      fromSource >= this.options.maxPendingHandshakesPerSource &&
+      this.pendingInbound.size >= this.options.maxPendingHandshakes / 2
+    ) {
+      wire.destroy();
+      this.rateLimited.warn(
+        `source-cap:${source}`,
+        `${fromSource} handshakes from ${source} already pending: dropping the connection from ${address}`,
+      );
+      return;
+    }
     wire.setNoDelay(true);
     this.pendingInbound.add(wire);
+    this.pendingBySource.set(source, fromSource + 1);
+    const done = (): void => {
+      this.pendingInbound.delete(wire);
+      const left = (this.pendingBySource.get(source) ?? 1) - 1;
+      if (left > 0) this.pendingBySource.set(source, left);
+      else this.pendingBySource.delete(source);
+    };
     listenerHandshake(wire, {
-      cookie: this.options.cookie,
+      keyring: this.keyring,
       clock: this.clock,
       random: this.random,
       ...(this.admit ? { admit: this.admit } : {}),
@@ -349,7 +392,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       peerAddress: address,
     }).then(
       (result) => {
-        this.pendingInbound.delete(wire);
+        done();
         if (this.isClosed || wire.destroyed) {
           wire.destroy();
           return;
@@ -357,7 +400,7 @@ export class Transport extends EventEmitter<TransportEvents> {
         this.emitLink(this.createLink(wire, result, 'inbound'));
       },
       (error: unknown) => {
-        this.pendingInbound.delete(wire);
+        done();
         if (error instanceof LinkRefusedError) this.emitRefused(error);
         else this.logInboundFailure(wire, address, error);
         void endWire(wire, Math.min(this.options.leaveTimeoutMs, 1000), this.clock);

@@ -83,6 +83,7 @@ export class CoreWorld {
     const options: ResolvedClusterOptions = {
       mode: 'cluster',
       cookie: 'world-cookie',
+      previousCookies: [],
       nodeName: name,
       incarnation: `inc-${++this.seq}`,
       startedAt: clock.wallNow(),
@@ -94,6 +95,7 @@ export class CoreWorld {
       failureTimeoutMs: 5000,
       handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
       maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
+      maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
       maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
       maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
       reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,

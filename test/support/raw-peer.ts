@@ -5,6 +5,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { Worker } from 'node:worker_threads';
 import type { NodeIdentity } from '../../lib/interfaces/member.interface.js';
 import { encodeFrame, type Frame, type FrameDecoder } from '../../lib/transport/frame.js';
+import { cookieKeyring } from '../../lib/security/cookie-keyring.js';
 import { dialerHandshake, listenerHandshake } from '../../lib/transport/handshake.js';
 
 /** A test identity. */
@@ -47,7 +48,7 @@ export class RawPeer {
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     const result = await dialerHandshake(socket, {
-      cookie,
+      keyring: cookieKeyring(cookie),
       clock: systemClock,
       random: systemRandom,
       identity,
@@ -108,11 +109,14 @@ export async function rawListen(
   cookie: string,
   identity: NodeIdentity,
   onPeer: (peer: RawPeer) => void,
-): Promise<{ server: Server; port: number }> {
+): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
   const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     listenerHandshake(socket, {
-      cookie,
+      keyring: cookieKeyring(cookie),
       clock: systemClock,
       random: systemRandom,
       identity,
@@ -125,7 +129,12 @@ export async function rawListen(
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as AddressInfo).port };
+  /** Closes the server and every connection, whether its handshake completed or not. */
+  const close = (): Promise<void> => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
+  return { server, port: (server.address() as AddressInfo).port, close };
 }
 
 /**
@@ -138,7 +147,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 const net = require('node:net');
 const crypto = require('node:crypto');
 const { host, port, cookie, identity, heartbeatMs } = workerData;
-const V = 1;
+const V = 2;
+// The cookie key: scrypt(cookie, 'nestjs-cluster cookie key v1', N=2^14, r=8, p=1, 32 bytes).
+const key = crypto.scryptSync(Buffer.from(cookie, 'utf8'), 'nestjs-cluster cookie key v1', 32, { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
 const frame = (type, payload = Buffer.alloc(0)) => {
   const head = Buffer.alloc(6);
   head.writeUInt32BE(2 + payload.length, 0);
@@ -154,7 +165,7 @@ const field = (v) => {
 };
 const ident = (i) => [field(i.name), field(i.incarnation), field(String(i.startedAt)), field(i.endpoint)];
 const proof = (role, nD, nL, d, l) => {
-  const mac = crypto.createHmac('sha256', Buffer.from(cookie, 'utf8'));
+  const mac = crypto.createHmac('sha256', key);
   for (const p of [field('nestjs-cluster link proof'), field(role), field(Buffer.from([V])), field(nD), field(nL), ...ident(d), ...ident(l)]) mac.update(p);
   return mac.digest();
 };
@@ -162,6 +173,8 @@ const socket = net.connect({ host, port });
 let buf = Buffer.alloc(0);
 let state = 'hello';
 let timer;
+let nL;
+let listener;
 const nD = crypto.randomBytes(32);
 socket.on('connect', () => {
   socket.setNoDelay(true);
@@ -175,17 +188,24 @@ socket.on('data', (chunk) => {
     const payload = buf.subarray(6, 4 + len);
     buf = buf.subarray(4 + len);
     if (state === 'hello' && type === 1) {
+      // The listener's HELLO carries no proof: the dialer proves first.
       const h = JSON.parse(payload.toString('utf8'));
-      const nL = Buffer.from(h.nonce, 'base64');
-      const listener = { name: h.name, incarnation: h.incarnation, startedAt: h.startedAt, endpoint: h.endpoint };
-      if (!crypto.timingSafeEqual(proof('listener', nD, nL, identity, listener), Buffer.from(h.proof, 'base64'))) {
+      nL = Buffer.from(h.nonce, 'base64');
+      listener = { name: h.name, incarnation: h.incarnation, startedAt: h.startedAt, endpoint: h.endpoint };
+      socket.write(frame(2, Buffer.from(JSON.stringify({ proof: proof('dialer', nD, nL, identity, listener).toString('base64') }))));
+      state = 'auth';
+    } else if (state === 'auth' && type === 6) {
+      parentPort.postMessage('cookie-mismatch');
+      socket.destroy();
+      return;
+    } else if (state === 'auth' && type === 2) {
+      const a = JSON.parse(payload.toString('utf8'));
+      if (!crypto.timingSafeEqual(proof('listener', nD, nL, identity, listener), Buffer.from(a.proof, 'base64'))) {
         parentPort.postMessage('cookie-mismatch');
         socket.destroy();
         return;
       }
-      socket.write(frame(2, Buffer.from(JSON.stringify({ proof: proof('dialer', nD, nL, identity, listener).toString('base64') }))));
-      state = 'auth';
-    } else if (state === 'auth' && type === 3) {
+      socket.write(frame(3));
       state = 'linked';
       timer = setInterval(() => socket.write(frame(4)), heartbeatMs);
       parentPort.postMessage('linked');

@@ -426,3 +426,60 @@ describe('validation', () => {
     }
   });
 });
+
+describe('cookie options', () => {
+  const STRONG = 'q3J8v1m2ZkT9yXc0PpLs4wAbCdEf';
+
+  it('a weak cookie gives one warning naming the variable and how to generate one, never the value', () => {
+    for (const [cookie, what] of [
+      ['change-me', 'is a well-known placeholder'],
+      ['short-cookie', 'is shorter than 16 characters'],
+    ]) {
+      const o = resolveEnv({ NODE_COOKIE: cookie });
+      expect(o.mode).toBe('cluster');
+      expect(o.cookieWarning).toContain(`NODE_COOKIE ${what}`);
+      expect(o.cookieWarning).toContain('openssl rand -base64 32');
+      expect(o.cookieWarning).toContain('CLUSTER_REQUIRE_STRONG_COOKIE=true');
+      expect(o.cookieWarning).not.toContain(cookie);
+    }
+    expect(resolveEnv({ NODE_COOKIE: STRONG }).cookieWarning).toBeUndefined();
+    // Single-node (no links): nothing to warn about.
+    expect(
+      resolveEnv({ NODE_COOKIE: 'change-me', LIBCLUSTER_STRATEGY: 'none' }).cookieWarning,
+    ).toBeUndefined();
+  });
+
+  it('CLUSTER_REQUIRE_STRONG_COOKIE=true makes a weak cookie a configuration error naming NODE_COOKIE', () => {
+    expect(
+      problemsOf(() =>
+        resolveEnv({ NODE_COOKIE: 'change-me', CLUSTER_REQUIRE_STRONG_COOKIE: 'true' }),
+      ),
+    ).toEqual([
+      'NODE_COOKIE: is a well-known placeholder and CLUSTER_REQUIRE_STRONG_COOKIE is true: generate one with `openssl rand -base64 32` and set it on every node',
+    ]);
+    expect(
+      problemsOf(() =>
+        resolveClusterOptions({ cookie: 'abc', requireStrongCookie: true }, { env: {} }),
+      ),
+    ).toEqual([
+      'cookie: is shorter than 16 characters and requireStrongCookie is true: generate one with `openssl rand -base64 32` and set it on every node',
+    ]);
+    const strong = resolveEnv({ NODE_COOKIE: STRONG, CLUSTER_REQUIRE_STRONG_COOKIE: 'true' });
+    expect(strong.cookieWarning).toBeUndefined();
+    expect(problemsOf(() => resolveEnv({ CLUSTER_REQUIRE_STRONG_COOKIE: 'maybe' }))).toEqual([
+      'CLUSTER_REQUIRE_STRONG_COOKIE: "maybe" is not a boolean (accepted: true, false, 1, 0, yes, no)',
+    ]);
+  });
+
+  it('NODE_COOKIE_PREVIOUS: comma-separated, trimmed, without duplicates or the current cookie', () => {
+    const o = resolveEnv({
+      NODE_COOKIE: STRONG,
+      NODE_COOKIE_PREVIOUS: ` old-one-0123456789, ${STRONG},old-two-0123456789,,old-one-0123456789 `,
+    });
+    expect(o.previousCookies).toEqual(['old-one-0123456789', 'old-two-0123456789']);
+    expect(resolveEnv({ NODE_COOKIE: STRONG }).previousCookies).toEqual([]);
+    expect(problemsOf(() => resolveEnv({ NODE_COOKIE_PREVIOUS: 'old-one-0123456789' }))).toEqual([
+      'NODE_COOKIE_PREVIOUS: is set without NODE_COOKIE: the previous cookies are only accepted beside a current one (set NODE_COOKIE to the new cookie)',
+    ]);
+  });
+});

@@ -6,14 +6,24 @@ import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error
 import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
 import { ListenError } from '../../../lib/errors/listen.error.js';
 import { MalformedFrameError } from '../../../lib/errors/malformed-frame.error.js';
-import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
+import { systemClock } from '../../../lib/runtime/clock.js';
+import { systemRandom } from '../../../lib/runtime/random.js';
+import {
+  cookieKeyring,
+  deriveCookieKey,
+  type CookieKeyring,
+} from '../../../lib/security/cookie-keyring.js';
+import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import {
   computeProof,
   decodeHello,
   decodeRefuse,
+  dialerHandshake,
   encodeHello,
+  listenerHandshake,
   NONCE_BYTES,
+  type HandshakeResult,
 } from '../../../lib/transport/handshake.js';
 import { Transport } from '../../../lib/transport/transport.js';
 import { RawPeer, testIdentity } from '../../support/raw-peer.js';
@@ -29,11 +39,13 @@ import {
 } from './helpers.js';
 
 const { cleanup, started } = useTransportCleanup();
+/** A protocol version this node does not speak. */
+const OTHER = PROTOCOL_VERSION + 1;
 
 /** Reads frames from a raw socket until one arrives (or the socket closes). */
 function firstFrame(
   socket: Socket,
-  version = 1,
+  version = PROTOCOL_VERSION,
 ): Promise<{ type: number; payload: Buffer } | 'closed'> {
   const decoder = new FrameDecoder(4096, version);
   return new Promise((resolve) => {
@@ -89,6 +101,22 @@ describe('handshake', () => {
     expect(got.equals(big)).toBe(true);
   });
 
+  it('delivers frames the dialer sends as soon as dial resolves (before the listener saw WELCOME), even larger than the pre-auth limit', async () => {
+    const a = await started('a@127.0.0.1');
+    const b = await started('b@127.0.0.1');
+    const big = Buffer.alloc(64 * 1024, 7);
+    const inbound = nextLink(b.transport);
+    const link = await a.transport.dial(LOCALHOST, b.port);
+    link.send(32, big);
+    const accepted = await within(inbound, 2000, 'b emitted no link');
+    const got = await within(
+      new Promise<Buffer>((resolve) => accepted.on('frame', (_type, payload) => resolve(payload))),
+      2000,
+      'the frame sent right after WELCOME was lost',
+    );
+    expect(got.equals(big)).toBe(true);
+  });
+
   it('with a wrong cookie, neither side gets a link; the dialer gets CookieMismatchError', async () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
@@ -123,36 +151,59 @@ describe('handshake', () => {
     expect(logs.lines().join('\n')).not.toContain('another-cookie');
   });
 
-  it('a dialer that answers with a wrong proof is refused and gets no link', async () => {
+  it('a guessed-cookie dialer gets no proof from the listener: HELLO without one, then REFUSE', async () => {
     const b = await started('b@127.0.0.1');
     let linked = 0;
     b.transport.on('link', () => linked++);
     const socket = connect({ host: LOCALHOST, port: b.port });
     await once(socket, 'connect');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = once(socket, 'close');
     const identity = testIdentity('mallory@127.0.0.1');
     const nonce = Buffer.alloc(NONCE_BYTES, 1);
     socket.write(encodeFrame(FrameType.HELLO, encodeHello({ nonce, identity })));
-    const decoder = new FrameDecoder(4096);
-    const frames: Array<{ type: number; payload: Buffer }> = [];
-    socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));
-    const closed = once(socket, 'close');
+    const decoder = new FrameDecoder(4096, PROTOCOL_VERSION);
+    const frames = (): Array<{ type: number; payload: Buffer }> =>
+      new FrameDecoder(4096, PROTOCOL_VERSION).push(Buffer.concat(received));
     await within(
       new Promise<void>((resolve) => {
-        const check = setInterval(() => frames.length > 0 && (clearInterval(check), resolve()), 5);
+        const check = setInterval(
+          () => frames().length > 0 && (clearInterval(check), resolve()),
+          5,
+        );
       }),
       2000,
       'no HELLO from the listener',
     );
-    const hello = decodeHello((frames[0] as { payload: Buffer }).payload, true);
-    // A proof computed with the wrong cookie.
-    const proof = computeProof('guess', 'dialer', 1, nonce, hello.nonce, identity, hello.identity);
+    // Everything the listener sent before the dialer proved anything: one HELLO frame holding
+    // its nonce and identity, and no proof.
+    const [first, ...rest] = decoder.push(Buffer.concat(received));
+    expect(rest).toEqual([]);
+    expect(first?.type).toBe(FrameType.HELLO);
+    const fields = JSON.parse((first as { payload: Buffer }).payload.toString('utf8')) as object;
+    expect(Object.keys(fields).sort()).toEqual(
+      ['endpoint', 'incarnation', 'name', 'nonce', 'startedAt'].sort(),
+    );
+    const hello = decodeHello((first as { payload: Buffer }).payload);
+    // A proof computed with a guess.
+    const proof = computeProof(
+      deriveCookieKey('guess'),
+      'dialer',
+      PROTOCOL_VERSION,
+      nonce,
+      hello.nonce,
+      identity,
+      hello.identity,
+    );
     socket.write(
       encodeFrame(FrameType.AUTH, Buffer.from(JSON.stringify({ proof: proof.toString('base64') }))),
     );
     await within(closed, 2000, 'the listener kept the connection open');
-    const refuse = frames.find((f) => f.type === FrameType.REFUSE);
-    expect(refuse && decodeRefuse(refuse.payload)).toBe('cookie-mismatch');
-    expect(frames.some((f) => f.type === FrameType.WELCOME)).toBe(false);
+    // After the wrong proof: one REFUSE, nothing else — no AUTH (the listener's proof).
+    const all = frames();
+    expect(all.map((f) => f.type)).toEqual([FrameType.HELLO, FrameType.REFUSE]);
+    expect(decodeRefuse((all[1] as { payload: Buffer }).payload)).toBe('cookie-mismatch');
     expect(linked).toBe(0);
   });
 
@@ -163,7 +214,9 @@ describe('handshake', () => {
     // A raw listener that answers any HELLO with a version-2 frame.
     const server: Server = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.once('data', () => socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), 2)));
+      socket.once('data', () =>
+        socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), OTHER)),
+      );
     });
     server.listen(0, LOCALHOST);
     await once(server, 'listening');
@@ -172,17 +225,17 @@ describe('handshake', () => {
 
     const error = await a.transport.dial(LOCALHOST, port).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolVersionError);
-    expect((error as ProtocolVersionError).peerVersion).toBe(2);
-    expect((error as ProtocolVersionError).localVersion).toBe(1);
+    expect((error as ProtocolVersionError).peerVersion).toBe(OTHER);
+    expect((error as ProtocolVersionError).localVersion).toBe(PROTOCOL_VERSION);
     expect((error as Error).message).toBe(
-      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
   });
 
-  it('a dialer speaking another version gets a REFUSE in version 1 and the listener logs both versions', async () => {
+  it("a dialer speaking another version gets a REFUSE in the listener's version and the listener logs both versions", async () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
     const b = await started('b@127.0.0.1');
@@ -196,7 +249,7 @@ describe('handshake', () => {
           nonce: Buffer.alloc(NONCE_BYTES),
           identity: testIdentity('future@127.0.0.1'),
         }),
-        2,
+        OTHER,
       ),
     );
     const frame = await within(reply, 2000, 'no answer from the listener');
@@ -205,7 +258,7 @@ describe('handshake', () => {
     expect(frame !== 'closed' && decodeRefuse(frame.payload)).toBe('protocol-version');
     const local = `${LOCALHOST}:${socket.localPort}`;
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${local}: peer speaks ${OTHER}, this node speaks ${PROTOCOL_VERSION}`,
     );
     socket.destroy();
   });
@@ -218,7 +271,7 @@ describe('handshake', () => {
       startedAt: 1,
       endpoint: '',
     };
-    const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)), false);
+    const decode = (o: object) => () => decodeHello(Buffer.from(JSON.stringify(o)));
     expect(decode(ok)).not.toThrow();
     expect(decode({ ...ok, name: 'x'.repeat(256) })).toThrow(MalformedFrameError);
     expect(decode({ ...ok, name: '' })).toThrow(MalformedFrameError);
@@ -229,8 +282,8 @@ describe('handshake', () => {
       MalformedFrameError,
     );
     expect(decode({ ...ok, incarnation: 5 })).toThrow(MalformedFrameError);
-    expect(() => decodeHello(Buffer.from('[1]'), false)).toThrow(MalformedFrameError);
-    expect(() => decodeHello(Buffer.from('{'), false)).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('[1]'))).toThrow(MalformedFrameError);
+    expect(() => decodeHello(Buffer.from('{'))).toThrow(MalformedFrameError);
   });
 
   it('dial to a closed port rejects with a retryable PeerUnreachableError naming the port', async () => {
@@ -286,5 +339,78 @@ describe('handshake', () => {
     const closed = closeOf(link);
     raw.destroy();
     expect(await within(closed, 2000, 'link did not close')).toBe('closed');
+  });
+});
+
+/** Runs both handshake functions over one loopback connection with the given keyrings. */
+async function handshakePair(
+  dialerRing: CookieKeyring,
+  listenerRing: CookieKeyring,
+): Promise<[PromiseSettledResult<HandshakeResult>, PromiseSettledResult<HandshakeResult>]> {
+  const server = createServer();
+  server.listen(0, LOCALHOST);
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const dialer = connect({ host: LOCALHOST, port: (server.address() as AddressInfo).port });
+  const [[listenerSocket]] = await Promise.all([accepted, once(dialer, 'connect')]);
+  server.close();
+  for (const s of [dialer, listenerSocket]) {
+    s.on('error', () => undefined);
+    cleanup.push(() => s.destroy());
+  }
+  const common = { clock: systemClock, random: systemRandom, timeoutMs: 2000 };
+  return Promise.allSettled([
+    dialerHandshake(dialer, {
+      ...common,
+      keyring: dialerRing,
+      identity: testIdentity('d@127.0.0.1'),
+      peerAddress: 'listener',
+    }),
+    listenerHandshake(listenerSocket, {
+      ...common,
+      keyring: listenerRing,
+      identity: testIdentity('l@127.0.0.1'),
+      peerAddress: 'dialer',
+    }),
+  ]);
+}
+
+describe('cookie rotation in the handshake', () => {
+  const A = 'rotation-cookie-A-0123456789';
+  const B = 'rotation-cookie-B-0123456789';
+
+  it('a dialer proving a previous cookie is answered under that cookie; both ends report its key and the nonces', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(A), cookieKeyring(B, [A]));
+    expect(d.status).toBe('fulfilled');
+    expect(l.status).toBe('fulfilled');
+    const dialer = (d as PromiseFulfilledResult<HandshakeResult>).value;
+    const listener = (l as PromiseFulfilledResult<HandshakeResult>).value;
+    expect(dialer.cookieKey).toBe(deriveCookieKey(A));
+    expect(listener.cookieKey).toBe(deriveCookieKey(A));
+    expect(dialer.role).toBe('dialer');
+    expect(listener.role).toBe('listener');
+    expect(dialer.nonces.dialer.equals(listener.nonces.dialer)).toBe(true);
+    expect(dialer.nonces.listener.equals(listener.nonces.listener)).toBe(true);
+    expect(dialer.nonces.dialer.equals(dialer.nonces.listener)).toBe(false);
+    expect(dialer.peer.name).toBe('l@127.0.0.1');
+    expect(listener.peer.name).toBe('d@127.0.0.1');
+  });
+
+  it('the current cookie is used when both have it', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(B, [A]), cookieKeyring(B));
+    expect((d as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(B));
+    expect((l as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(B));
+  });
+
+  it('a node never dials with a previous cookie: (B, previous A) → (A) is a cookie mismatch', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(B, [A]), cookieKeyring(A));
+    expect(d.status === 'rejected' && d.reason).toBeInstanceOf(CookieMismatchError);
+    expect(l.status === 'rejected' && l.reason).toBeInstanceOf(CookieMismatchError);
+  });
+
+  it('a retired cookie no longer gets in: (A) → (B) is a cookie mismatch', async () => {
+    const [d, l] = await handshakePair(cookieKeyring(A), cookieKeyring(B));
+    expect(d.status === 'rejected' && d.reason).toBeInstanceOf(CookieMismatchError);
+    expect(l.status === 'rejected' && l.reason).toBeInstanceOf(CookieMismatchError);
   });
 });

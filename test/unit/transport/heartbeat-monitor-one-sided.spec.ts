@@ -186,6 +186,10 @@ describe('one-sided heartbeats', () => {
     const { time, atA, atB } = await linkedPair();
     // The dialer still answers but never probes (as if it disagreed about who drives).
     Object.defineProperty(atA.link, 'drives', { value: false });
+    const answerOnly = atA.link.sendHeartbeat.bind(atA.link);
+    atA.link.sendHeartbeat = (now, probe) => {
+      if (!probe) answerOnly(now, probe);
+    };
     const from = time.now + TIMEOUT;
     await time.runFor(TIMEOUT + 40_000);
     expect(atA.closed ?? atB.closed).toBeUndefined();

@@ -2,12 +2,13 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { CLUSTER_DEFAULTS } from '../../../lib/config/cluster.defaults.js';
 import { HandshakeTimeoutError } from '../../../lib/errors/handshake-timeout.error.js';
 import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import { encodeHello, NONCE_BYTES } from '../../../lib/transport/handshake.js';
 import { testIdentity } from '../../support/raw-peer.js';
-import { captureLogs, LOCALHOST, nextLink, within, useTransportCleanup } from './helpers.js';
+import { captureLogs, LOCALHOST, nextLink, until, within, useTransportCleanup } from './helpers.js';
 
 const { cleanup, started } = useTransportCleanup();
 
@@ -131,6 +132,8 @@ describe('transport under hostile input', () => {
     const b = await started('b@127.0.0.1', {
       handshakeTimeoutMs: deadline,
       maxPendingHandshakes: cap,
+      // One source address here: let it reach the global cap (the per-source cap is tested below).
+      maxPendingHandshakesPerSource: cap,
     });
     const a = await started('a@127.0.0.1', { heartbeatIntervalMs: 50, failureTimeoutMs: 400 });
 
@@ -177,5 +180,71 @@ describe('transport under hostile input', () => {
     expect(heapGrowth).toBeLessThan(32 * 1024 * 1024);
     // The cap warning is rate limited.
     expect(logs.lines().filter((l) => l.includes('handshakes already pending'))).toHaveLength(1);
+  });
+
+  it('1,000 handshakes held open from one address: another address still gets in; the flooder gets in once it stops', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    // The defaults: 256 pending handshakes, 4 per address once half of them are taken.
+    const cap = CLUSTER_DEFAULTS.maxPendingHandshakes;
+    const b = await started('b@127.0.0.1', { handshakeTimeoutMs: 30_000 });
+    // Each connection sends a HELLO and then never anything else.
+    const hello = encodeFrame(
+      FrameType.HELLO,
+      encodeHello({ nonce: Buffer.alloc(NONCE_BYTES, 5), identity: testIdentity('flood@h') }),
+    );
+    const flood: Socket[] = [];
+    let droppedOnArrival = 0;
+    let maxPending = 0;
+    const openOne = () =>
+      new Promise<void>((resolve) => {
+        const socket = connect({ host: LOCALHOST, port: b.port, localAddress: '127.0.0.2' });
+        flood.push(socket);
+        socket.on('error', () => undefined);
+        socket.once('connect', () => {
+          socket.write(hello);
+          resolve();
+        });
+        socket.once('close', () => {
+          droppedOnArrival++;
+          resolve();
+        });
+      });
+    cleanup.push(() => flood.forEach((s) => s.destroy()));
+    // Bounded: 1,000 connections, 50 at a time.
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, openOne));
+      maxPending = Math.max(maxPending, b.transport.pendingHandshakes);
+    }
+    await until(
+      () => flood.filter((s) => !s.destroyed).length <= cap / 2,
+      5000,
+      'the listener kept more than half its pending slots for one address',
+    );
+    const held = flood.filter((s) => !s.destroyed).length;
+    expect(held).toBe(cap / 2);
+    expect(b.transport.pendingHandshakes).toBe(cap / 2);
+    expect(maxPending).toBeLessThanOrEqual(cap / 2);
+    expect(droppedOnArrival).toBeGreaterThanOrEqual(1000 - cap / 2);
+
+    // A node on another address gets in while the flood holds its slots.
+    const a = await started('a@127.0.0.3', { bindAddress: '127.0.0.3' });
+    const inbound = nextLink(b.transport);
+    const link = await within(a.transport.dial(LOCALHOST, b.port), 5000, 'a could not link');
+    expect((await within(inbound, 2000, 'b emitted no link')).peer.name).toBe('a@127.0.0.3');
+    expect(link.peer.name).toBe('b@127.0.0.1');
+
+    // A real node on the flooder's address is locked out meanwhile…
+    const c = await started('c@127.0.0.2', { bindAddress: '127.0.0.2' });
+    await expect(c.transport.dial(LOCALHOST, b.port)).rejects.toThrow();
+    // …and gets in once the flood stops.
+    flood.forEach((s) => s.destroy());
+    await until(() => b.transport.pendingHandshakes === 0, 5000, 'the flood was not released');
+    const back = await within(c.transport.dial(LOCALHOST, b.port), 5000, 'c could not link');
+    expect(back.peer.name).toBe('b@127.0.0.1');
+    // One rate-limited line about the flooding address.
+    expect(
+      logs.lines().filter((l) => l.includes('handshakes from 127.0.0.2 already pending')),
+    ).toHaveLength(1);
   });
 });

@@ -210,12 +210,12 @@ describe('link', () => {
   it('backpressure: send returns false, and queues nothing, once the peer stops reading', async () => {
     const a = await started('a@127.0.0.1', { maxWriteBufferBytes: 256 * 1024 });
     const peers: RawPeer[] = [];
-    const { server, port } = await rawListen(COOKIE, testIdentity('slow@127.0.0.1'), (peer) =>
+    const { port, close } = await rawListen(COOKIE, testIdentity('slow@127.0.0.1'), (peer) =>
       peers.push(peer),
     );
     cleanup.push(() => {
       peers.forEach((p) => p.destroy());
-      return new Promise((resolve) => server.close(resolve));
+      return close();
     });
     const link = await a.transport.dial(LOCALHOST, port);
     const chunk = Buffer.alloc(128 * 1024, 1);

@@ -1,0 +1,90 @@
+import { createHash, createSecretKey, scryptSync, type KeyObject } from 'node:crypto';
+
+/**
+ * The cookie KDF: scrypt (RFC 7914) with the interactive-login parameters of the scrypt paper
+ * (N = 2^14, r = 8, p = 1: 16 MiB and tens of milliseconds per derivation). A cookie enters
+ * the link protocol only through this function, so every offline guess at a cookie costs one
+ * derivation. The salt is fixed (both ends must derive the same key without a round trip),
+ * so a guess list can be derived once for every cluster: only a random cookie is safe.
+ */
+export const COOKIE_KDF = Object.freeze({
+  /** CPU/memory cost: 2^14 blocks of 128 · r bytes = 16 MiB per derivation. */
+  N: 16_384,
+  /** Block size factor. */
+  r: 8,
+  /** Parallelism. */
+  p: 1,
+  /** Bytes of the derived key. */
+  keyBytes: 32,
+  /** Fixed salt (UTF-8): domain separation from other uses of the same secret. */
+  salt: 'nestjs-cluster cookie key v1',
+});
+
+/** Above scrypt's need (128 · N · r = 16 MiB) and node's 32 MiB default limit. */
+const SCRYPT_MAXMEM = 64 * 1024 * 1024;
+/** Distinct cookies remembered per process (a test run creates many; production one or two). */
+const MEMO_LIMIT = 64;
+/** Derived keys by SHA-256 of the cookie, so the memo never holds a cookie itself. */
+const memo = new Map<string, KeyObject>();
+
+/**
+ * The key a cookie stands for in the link protocol: `scrypt(cookie, COOKIE_KDF.salt)`, as a
+ * secret `KeyObject` (it never prints its bytes). Synchronous and slow on purpose; memoised
+ * per process by cookie, so a process pays once per cookie however many nodes it runs. Call
+ * it at start-up, not per connection.
+ */
+export function deriveCookieKey(cookie: string): KeyObject {
+  const id = createHash('sha256').update(cookie, 'utf8').digest('base64');
+  const known = memo.get(id);
+  if (known) return known;
+  const { N, r, p, keyBytes, salt } = COOKIE_KDF;
+  const key = createSecretKey(
+    scryptSync(Buffer.from(cookie, 'utf8'), salt, keyBytes, { N, r, p, maxmem: SCRYPT_MAXMEM }),
+  );
+  if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value as string);
+  memo.set(id, key);
+  return key;
+}
+
+/**
+ * Keys of one secret during a rotation: the `current` one, which a node uses for everything
+ * it starts (dialling a link, sealing gossip), and the `previous` ones, which it still
+ * accepts from others (answering a dialer that proved one, reading gossip sealed with one).
+ *
+ * Immutable. Generic so each consumer derives its own key type from the same list:
+ * `new Keyring(secret, previousSecrets).map(deriveGossipKey)`.
+ */
+export class Keyring<K> {
+  /** Retired keys still accepted, in the configured order; never the current one. */
+  readonly previous: readonly K[];
+
+  constructor(
+    /** The key a node initiates with. */
+    readonly current: K,
+    previous: readonly K[] = [],
+  ) {
+    this.previous = Object.freeze(previous.filter((key) => key !== current));
+  }
+
+  /** Every accepted key, the current one first: the order to try when reading. */
+  get all(): readonly K[] {
+    return [this.current, ...this.previous];
+  }
+
+  /** The same ring with every key passed through `derive` (current stays current). */
+  map<U>(derive: (key: K) => U): Keyring<U> {
+    return new Keyring(derive(this.current), this.previous.map(derive));
+  }
+}
+
+/** The link handshake's keyring: `deriveCookieKey` of the current and previous cookies. */
+export type CookieKeyring = Keyring<KeyObject>;
+
+/**
+ * The keyring of `NODE_COOKIE` (`current`) and `NODE_COOKIE_PREVIOUS` (`previous`), each
+ * cookie derived once (see `deriveCookieKey`). A previous cookie equal to the current one
+ * is dropped.
+ */
+export function cookieKeyring(current: string, previous: readonly string[] = []): CookieKeyring {
+  return new Keyring(current, [...new Set(previous)]).map(deriveCookieKey);
+}
