@@ -59,6 +59,11 @@ interface Lost {
   /** The member, `state: 'unreachable'`. */
   readonly member: Member;
   readonly reason: DownReason;
+  /**
+   * True when it was already down here and came back only through a relayed report: if no
+   * member vouches for it, it goes again without an event.
+   */
+  readonly relayed?: boolean;
   /** Since when no linked member vouches for it (clock time); undefined while one does. */
   unvouchedSince: number | undefined;
   /**
@@ -714,7 +719,9 @@ export class Membership implements PeerChannel {
     }
     entry.spare?.close('the member is gone');
     // Lost while other linked members may still reach it: unreachable until they say.
-    const unreachable = reason !== 'leave' && this.table.size > 1 && !this.closed;
+    // (A superseded node keeps serving alone: it only ever loses members.)
+    const unreachable =
+      reason !== 'leave' && this.table.size > 1 && !this.closed && !this.supersededBy;
     this.holdLeader = true;
     this.remove(link.peer.name);
     if (unreachable) {
@@ -939,7 +946,7 @@ export class Membership implements PeerChannel {
     this.armReachTimer();
     this.changed();
     for (const l of appeared) this.emitUnreachable(l);
-    for (const l of gone) this.emitGone(l.member, 'down', l.reason);
+    for (const l of gone) if (l.shown || !l.relayed) this.emitGone(l.member, 'down', l.reason);
   }
 
   /** Wakes `reassess` when the first unvouched member's wait ends. */
@@ -1045,23 +1052,27 @@ export class Membership implements PeerChannel {
           reason: 'heartbeat-timeout',
           unvouchedSince: undefined,
           shown: false,
+          relayed: true,
         });
         this.reach.merge(row, member.incarnation);
         this.reassess(true);
         return;
       }
     }
+    // Members that were here recently are skipped quietly (a report can lag behind a `down`);
+    // names never seen here are logged.
     if (!observer) {
-      this.limited.warn(
-        `reach-observer:${from}`,
-        `reachability report from ${from} about ${row.observer}, which is not a member here; ignored`,
-      );
+      if (!this.recall(this.newest, row.observer))
+        this.limited.warn(
+          `reach-observer:${from}`,
+          `reachability report from ${from} about ${row.observer}, which is not a member here; ignored`,
+        );
       return;
     }
     const unknown = row.unreachable.filter(
       (m) => m.name !== this.selfMember.name && !this.table.has(m.name) && !this.lost.has(m.name),
     );
-    if (unknown.length > 0) {
+    if (unknown.some((m) => !this.recall(this.newest, m.name))) {
       this.limited.warn(
         `reach-names:${row.observer}`,
         `reachability report of ${row.observer} (from ${from}) names ${unknown.length} members unknown here (${unknown
@@ -1069,6 +1080,8 @@ export class Membership implements PeerChannel {
           .map((m) => m.name)
           .join(', ')}${unknown.length > 3 ? ', …' : ''}); they are ignored`,
       );
+    }
+    if (unknown.length > 0) {
       const skip = new Set(unknown);
       row = { ...row, unreachable: row.unreachable.filter((m) => !skip.has(m)) };
     }
