@@ -563,6 +563,7 @@ export class Membership implements PeerChannel {
     this.remember(this.dropped, member);
     entry.spare?.close('dropped by discovery');
     void entry.link.leave('discovery');
+    this.reassess();
     this.emitGone(member, 'leave', 'discovery');
     return true;
   }
@@ -1034,7 +1035,7 @@ export class Membership implements PeerChannel {
     }
     let row = decoded;
     if (row.observer === this.selfMember.name) return; // this node's own, relayed back
-    let observer: NodeIdentity | undefined =
+    const observer: NodeIdentity | undefined =
       this.table.get(row.observer)?.member ?? this.lost.get(row.observer)?.member;
     if (!observer && row.observer !== from) {
       // A member this node gave up on is alive after all: another member relays its report.
