@@ -220,6 +220,25 @@ describe('shared reachability between real nodes', () => {
     await world.closeAll();
   }, 30_000);
 
+  it('a request waiting on a member that becomes unreachable is rejected at once with MemberUnreachableError', async () => {
+    const world = new CoreWorld(102);
+    const nodes = await meshOf(world, 3);
+    const [h1, h2] = nodes;
+    h2.node.messaging.handle('slow', () => new Promise(() => undefined));
+    const pending = h1.node.messaging
+      .request(h2.name, 'slow', {}, { timeoutMs: 600_000 })
+      .catch((e: unknown) => e);
+    await flushWrites();
+    await world.run(100);
+    world.network.block(h1.host, h2.host);
+    await world.run(5000 + 1000);
+    expect(unreachableSeenBy(h1)).toEqual([h2.name]);
+    const error = await pending;
+    expect(error).toBeInstanceOf(MemberUnreachableError);
+    expect((error as MemberUnreachableError).node).toBe(h2.name);
+    await world.closeAll();
+  });
+
   it('a crashed member is only down (no unreachable step) on every other node', async () => {
     const world = new CoreWorld(103);
     const nodes = await meshOf(world, 4);
