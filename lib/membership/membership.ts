@@ -118,7 +118,7 @@ export interface MembershipOptions {
    */
   readonly reachabilityWaitMs?: number;
   /**
-   * While this node reports any unreachable member, it sends its report again to every member
+   * While this node marks any member unreachable, it sends its report again to every member
    * this often, ms (reports are otherwise sent only when they change). @default 30000
    */
   readonly reachabilityRefreshMs?: number;
@@ -988,12 +988,13 @@ export class Membership implements PeerChannel {
     this.armReportRefresh();
   }
 
-  /** While this node reports unreachable members, its report goes out again now and then. */
+  /** While this node marks members unreachable, its report goes out again now and then. */
   private armReportRefresh(): void {
     if (this.reportRefreshTimer !== undefined || this.closed) return;
     this.reportRefreshTimer = this.clock.setTimeout(() => {
       this.reportRefreshTimer = undefined;
-      if (this.closed || (this.lost.size === 0 && this.ownAnswers.length === 0)) return;
+      // Only an observer that marks someone refreshes: answers follow the marks they answer.
+      if (this.closed || this.lost.size === 0) return;
       this.broadcastReport();
     }, this.reachabilityRefreshMs);
   }
