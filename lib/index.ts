@@ -28,6 +28,7 @@ export type {
   DownReason,
   LeaveReason,
   Member,
+  MemberState,
   NodeIdentity,
 } from './interfaces/member.interface.js';
 export type {
@@ -71,6 +72,7 @@ export { ClusterError } from './errors/cluster.error.js';
 export { ClusterConfigError } from './errors/cluster-config.error.js';
 export type { ConfigProblem } from './errors/cluster-config.error.js';
 export { NotAMemberError } from './errors/not-a-member.error.js';
+export { MemberUnreachableError } from './errors/member-unreachable.error.js';
 export { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';
 export { PayloadError } from './errors/payload.error.js';
 export { RequestTimeoutError } from './errors/request-timeout.error.js';

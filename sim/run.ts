@@ -1,9 +1,18 @@
 import { Logger } from '@nestjs/common';
-import { ALL_FAULTS, Simulation, type FaultKind } from './simulation.js';
+import {
+  ALL_FAULTS,
+  ALL_SCENARIOS,
+  Simulation,
+  type FaultKind,
+  type ScenarioKind,
+} from './simulation.js';
 
 /**
  * `npm run sim -- --nodes N --seed S [--steps K] [--faults crash,partition,…|none|all]
- * [--seeds A..B] [--heartbeat MS] [--timeout MS] [--verbose]`
+ * [--seeds A..B] [--heartbeat MS] [--timeout MS] [--verbose] [--scenario one-way]`
+ *
+ * `--scenario` runs a scripted fault instead of random ones (see `Simulation.scenario`) and
+ * prints what it measured before the summary line.
  *
  * Runs the membership core deterministically and prints, last,
  * `sim: N nodes, seed S, converged after X ms simulated, V violations`; exits 1 on any
@@ -62,10 +71,37 @@ async function main(): Promise<void> {
   } else {
     seeds = [int(args, 'seed', 1)];
   }
+  const scenario = args['scenario'] as ScenarioKind | undefined;
+  if (scenario !== undefined && !ALL_SCENARIOS.includes(scenario)) {
+    console.error(`sim: unknown scenario "${scenario}"; known: ${ALL_SCENARIOS.join(', ')}`);
+    process.exit(2);
+  }
   let failed = 0;
   let last = '';
   for (const seed of seeds) {
     const started = performance.now();
+    if (scenario !== undefined) {
+      const result = await new Simulation({
+        nodes,
+        seed,
+        steps: 0,
+        faults: [],
+        heartbeatIntervalMs: int(args, 'heartbeat', 1000),
+        failureTimeoutMs: int(args, 'timeout', 5000),
+        verbose: args['verbose'] === 'true',
+      }).scenario(scenario);
+      if (result.violations.length > 0) failed++;
+      const ms = (v: number | undefined): string => (v === undefined ? 'never' : `${v} ms`);
+      console.log(
+        `scenario ${scenario}: one leader everywhere ${ms(result.agreedAfterMs)} after the fault; healed (all up, one leader) ${ms(result.healedAfterMs)} after the heal`,
+      );
+      for (const d of result.during)
+        console.log(
+          `  ${d.node}: leader ${d.leader ?? 'none'}, unreachable [${d.unreachable.join(', ')}]`,
+        );
+      last = `sim: ${nodes} nodes, seed ${seed}, converged after ${ms(result.healedAfterMs)} simulated, ${result.violations.length} violations`;
+      continue;
+    }
     const sim = new Simulation({
       nodes,
       seed,

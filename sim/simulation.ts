@@ -66,6 +66,25 @@ export interface SimOptions {
   readonly log?: (line: string) => void;
 }
 
+/** A scripted scenario (`Simulation.scenario`), run with a fixed seed instead of random faults. */
+export type ScenarioKind = 'one-way';
+
+export const ALL_SCENARIOS: readonly ScenarioKind[] = ['one-way'];
+
+/** What a scenario measured, besides its violations. */
+export interface ScenarioResult {
+  readonly scenario: ScenarioKind;
+  readonly nodes: number;
+  readonly seed: number;
+  readonly violations: readonly Violation[];
+  /** Simulated ms from the fault to the moment every node agreed on one leader for good. */
+  readonly agreedAfterMs: number | undefined;
+  /** Simulated ms from the heal to full membership (every member `up`) and one leader. */
+  readonly healedAfterMs: number | undefined;
+  /** What each node saw once the fault had settled: leader, and the members it marks unreachable. */
+  readonly during: readonly { node: string; leader: string | null; unreachable: string[] }[];
+}
+
 export interface Violation {
   readonly step: number;
   readonly at: number;
@@ -422,11 +441,13 @@ export class Simulation {
           this.violate(
             `${victim.name} (old incarnation ${victim.incarnation}) leads while ${fresh.incarnation} holds its name`,
           );
-        // It loses each link it had once (its peers closed them while it was frozen) and gains none.
-        for (const [member, types] of victim.eventsWhileSuperseded) {
-          if (types.length > 1 || types.includes('join')) {
+        // It loses each link it had once (its peers closed them while it was frozen) and gains
+        // none. Losing may take two steps: unreachable (another link still vouched), then down.
+        for (const [member, all] of victim.eventsWhileSuperseded) {
+          const types = all.filter((t) => t !== 'unreachable');
+          if (types.length > 1 || all.length > 2 || types.includes('join')) {
             this.violate(
-              `superseded ${victim.name} recorded ${types.join(', ')} about ${member} in 10 s (flap)`,
+              `superseded ${victim.name} recorded ${all.join(', ')} about ${member} in 10 s (flap)`,
             );
           }
         }
@@ -449,8 +470,17 @@ export class Simulation {
         const other = this.pick(live.filter((p) => p !== victim));
         const ms = Math.floor(this.random.next() * 3 * this.o.failureTimeoutMs);
         note(`one-way loss ${victim.name} → ${other.name} for ${ms} ms`);
+        const settleMs = this.o.failureTimeoutMs + 1000;
+        const wasStable = this.converged() && this.live().every((p) => !p.frozen);
         this.network.block(victim.host, other.host);
-        await this.advance(ms);
+        if (wasStable && ms > settleMs) {
+          await this.advance(settleMs);
+          // Shared reachability: one leader everywhere once the loss has been reported.
+          this.checkOneLeader(`${settleMs} ms into one-way loss ${victim.name} → ${other.name}`);
+          await this.advance(ms - settleMs);
+        } else {
+          await this.advance(ms);
+        }
         this.network.heal();
         return;
       }
@@ -519,7 +549,8 @@ export class Simulation {
     return live.every((p) => {
       const members = p.node.membership.members();
       return (
-        members.length === want.size && members.every((m) => want.get(m.name) === m.incarnation)
+        members.length === want.size &&
+        members.every((m) => want.get(m.name) === m.incarnation && m.state === 'up')
       );
     });
   }
@@ -536,6 +567,118 @@ export class Simulation {
       })
       .filter(Boolean);
     return `${lacking.length} of ${live.length} nodes incomplete; ${lacking.slice(0, 4).join('; ')}`;
+  }
+
+  /**
+   * Invariant after stabilisation: the live nodes that see each other (one connected view)
+   * agree on one leader, which is one of them, and exactly one of them considers itself leader.
+   */
+  private checkOneLeader(when: string): void {
+    const live = this.live().filter((p) => !p.frozen);
+    const leaders = new Set(live.map((p) => p.node.membership.leader()?.name ?? 'none'));
+    const self = live.filter((p) => p.node.isLeader()).map((p) => p.name);
+    if (leaders.size !== 1 || self.length !== 1)
+      this.violate(
+        `${when}: leaders ${live.map((p) => `${p.name}→${p.node.membership.leader()?.name ?? 'none'}`).join(' ')}; ${self.length} consider themselves leader`,
+      );
+  }
+
+  /** True when the live nodes agree on one leader and exactly one of them leads. */
+  private oneLeader(): boolean {
+    const live = this.live();
+    const leaders = new Set(live.map((p) => p.node.membership.leader()?.name ?? 'none'));
+    return leaders.size === 1 && live.filter((p) => p.node.isLeader()).length === 1;
+  }
+
+  /**
+   * A scripted scenario with a fixed seed. `one-way`: once the cluster has converged, packets
+   * from the first node to the second are dropped (the second's firewall, say) for
+   * `3 × failureTimeoutMs`; within `failureTimeoutMs + 1 s` every node must agree on exactly one
+   * leader, the two must show each other `unreachable` and every other node must show both
+   * `up`; the agreement must hold until the heal. After the heal every member must be `up`
+   * everywhere with one leader again.
+   */
+  async scenario(kind: ScenarioKind): Promise<ScenarioResult> {
+    for (let i = 0; i < this.o.nodes; i++) await this.spawn(i, this.hostOf(i));
+    this.publishDiscovery();
+    await this.advance(this.o.stepMs);
+    for (let i = 0; i < 40 && !this.converged(); i++) await this.advance(250);
+    if (!this.converged() || !this.oneLeader())
+      this.violate(`not converged before the fault: ${this.describeViews()}`);
+    this.step = 1;
+    const [a, b] = this.processes;
+    const settleMs = this.o.failureTimeoutMs + 1000;
+    const faultMs = 3 * this.o.failureTimeoutMs;
+    const faultAt = this.time.now;
+    this.network.block(a.host, b.host);
+    // Agreement, sampled every 100 ms: the last moment it did not hold.
+    let lastDisagreement = faultAt;
+    while (this.time.now < faultAt + settleMs) {
+      await this.advance(100);
+      if (!this.oneLeader()) lastDisagreement = this.time.now;
+    }
+    const agreed = this.oneLeader();
+    this.checkOneLeader(`${settleMs} ms into one-way loss ${a.name} → ${b.name}`);
+    const during = this.live().map((p) => ({
+      node: p.name,
+      leader: p.node.membership.leader()?.name ?? null,
+      unreachable: p.node.membership
+        .members()
+        .filter((m) => m.state === 'unreachable')
+        .map((m) => m.name),
+    }));
+    const leader = this.processes[0].node.membership.leader();
+    for (const d of during) {
+      const want = d.node === a.name ? [b.name] : d.node === b.name ? [a.name] : [];
+      if (JSON.stringify(d.unreachable) !== JSON.stringify(want))
+        this.violate(
+          `${d.node} shows unreachable [${d.unreachable.join(', ')}], expected [${want.join(', ')}]`,
+        );
+    }
+    if (leader && (leader.name === a.name || leader.name === b.name))
+      this.violate(`the leader ${leader.name} is one end of the broken pair`);
+    for (const p of this.live())
+      if (p.node.membership.members().length !== this.o.nodes)
+        this.violate(
+          `${p.name} sees ${p.node.membership.members().length} members during the loss`,
+        );
+    // The agreement holds for the rest of the fault.
+    while (this.time.now < faultAt + faultMs) {
+      await this.advance(250);
+      if (!this.oneLeader()) {
+        this.checkOneLeader(`${this.time.now - faultAt} ms into the one-way loss`);
+        break;
+      }
+    }
+    this.step = 2;
+    this.network.heal();
+    const healAt = this.time.now;
+    let healedAt: number | undefined;
+    while (this.time.now < healAt + this.o.convergeBoundMs) {
+      await this.advance(50);
+      if (this.converged() && this.oneLeader()) {
+        healedAt = this.time.now;
+        break;
+      }
+    }
+    if (healedAt === undefined) this.violate(`not healed: ${this.describeViews()}`);
+    else this.checkLeaders();
+    if (this.time.uncaught.length > 0)
+      this.violate(
+        `uncaught errors in timers: ${this.time.uncaught.map((e) => String(e)).join('; ')}`,
+      );
+    await this.during(
+      Promise.all(this.processes.filter((p) => p.alive).map((p) => p.node.close())),
+    );
+    return {
+      scenario: kind,
+      nodes: this.o.nodes,
+      seed: this.o.seed,
+      violations: this.violations,
+      agreedAfterMs: agreed ? lastDisagreement - faultAt : undefined,
+      healedAfterMs: healedAt === undefined ? undefined : healedAt - healAt,
+      during,
+    };
   }
 
   private checkLeaders(): void {

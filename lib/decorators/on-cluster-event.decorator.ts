@@ -4,7 +4,7 @@ import { CLUSTER_EVENT_METADATA } from './decorator.constants.js';
 
 /**
  * Calls the decorated method with every `ClusterEvent` of the given type(s) (`join`,
- * `leave`, `down`). Works on providers and controllers; may be stacked. A throw or rejection
+ * `leave`, `down`, `unreachable`, `reachable`). Works on providers and controllers; may be stacked. A throw or rejection
  * in the method is logged and does not stop later events.
  *
  * @example
@@ -19,7 +19,7 @@ import { CLUSTER_EVENT_METADATA } from './decorator.constants.js';
 export function OnClusterEvent(
   ...types: [ClusterEventType, ...ClusterEventType[]]
 ): MethodDecorator {
-  const known: readonly ClusterEventType[] = ['join', 'leave', 'down'];
+  const known: readonly ClusterEventType[] = ['join', 'leave', 'down', 'unreachable', 'reachable'];
   for (const type of types) {
     if (!known.includes(type)) {
       throw new TypeError(

@@ -13,7 +13,16 @@ export interface NodeIdentity {
   readonly endpoint: string;
 }
 
-/** A node with a live link, or the local node itself. */
+/**
+ * How this node sees a member: `up` with a live link (always, for the local node);
+ * `unreachable` when its link from this node failed while other members still have one to it.
+ */
+export type MemberState = 'up' | 'unreachable';
+
+/**
+ * A node with a live link, the local node itself, or a node this one lost its link to while
+ * other members still reach it (`state: 'unreachable'`).
+ */
 export interface Member extends NodeIdentity {
   /** `host:port` peers dial to reach this member (same as `endpoint`). */
   readonly address: string;
@@ -21,6 +30,8 @@ export interface Member extends NodeIdentity {
   readonly self: boolean;
   /** Epoch milliseconds when the local node saw this member join. */
   readonly joinedAt: number;
+  /** `up`, or `unreachable` from this node while other members still reach it. */
+  readonly state: MemberState;
 }
 
 /** Why a member left the membership. */
@@ -46,6 +57,24 @@ export type ClusterEvent =
       readonly member: Member;
       readonly at: number;
       readonly reason: DownReason;
+    }
+  /**
+   * The link to a member failed while other members still reach it: it stays in `members()`
+   * with `state: 'unreachable'`, messages to it fail at once, and it cannot be the leader
+   * while any member reports it unreachable. Followed by `reachable` or `down`.
+   */
+  | {
+      readonly type: 'unreachable';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: DownReason;
+    }
+  /** An unreachable member has a live link from this node again. */
+  | {
+      readonly type: 'reachable';
+      readonly member: Member;
+      readonly at: number;
+      readonly reason: 'linked';
     };
 
 export type ClusterEventType = ClusterEvent['type'];

@@ -1,5 +1,6 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { BehaviorSubject, Subject, defer, filter, map, type Observable } from 'rxjs';
+import { MemberUnreachableError } from '../errors/member-unreachable.error.js';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
 import type { AdmissionRefusal, LinkRefusedError } from '../errors/link-refused.error.js';
 import { parseEndpoint } from '../identity/endpoint.js';
@@ -17,7 +18,7 @@ import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
 import type { DiscoveredEndpoint } from '../strategies/strategy.interface.js';
 import { FrameType } from '../transport/frame-types.js';
-import { pickLeader } from './leader.js';
+import { leaderOf, pickLeader, type MergedView } from './leader.js';
 import type {
   MemberLink,
   MemberLinkCloseReason,
@@ -25,6 +26,15 @@ import type {
 } from './member-link.interface.js';
 import type { MembershipChange } from './membership-change.js';
 import { DIGEST_BUCKETS, PeerDigest, bucketOf, decodeDigest } from './peer-digest.js';
+import {
+  ReachabilityTable,
+  decodeReachability,
+  encodeReachability,
+  markKey,
+  sameAnswers,
+  type ReachabilityAnswer,
+  type ReachabilityRow,
+} from './reachability.js';
 
 interface Entry {
   member: Member;
@@ -42,6 +52,26 @@ interface Entry {
 interface Listed {
   readonly endpoint: DiscoveredEndpoint;
   readonly bucket: number;
+}
+
+/** A member whose link from this node failed while other members still reach it. */
+interface Lost {
+  /** The member, `state: 'unreachable'`. */
+  readonly member: Member;
+  readonly reason: DownReason;
+  /**
+   * True when it was already down here and came back only through a relayed report: if no
+   * member vouches for it, it goes again without an event.
+   */
+  readonly relayed?: boolean;
+  /** Since when no linked member vouches for it (clock time); undefined while one does. */
+  unvouchedSince: number | undefined;
+  /**
+   * False until a linked member vouches for it. Until then it is in `members()` as unreachable
+   * but no `unreachable` event has been published, so a member that is simply gone (every
+   * linked member denies it within a round trip or two) is only ever `down`.
+   */
+  shown: boolean;
 }
 
 interface Remembered {
@@ -81,6 +111,17 @@ export interface MembershipOptions {
   readonly maxListed?: number;
   /** Randomness seam (which member the repeated exchange picks). @default systemRandom */
   readonly random?: Random;
+  /**
+   * How long a member whose link failed stays `unreachable` with no linked member vouching for
+   * it before it is `down`, ms (a member that every linked member denies is down at once; one
+   * that some member vouches for stays unreachable as long as that lasts). @default 1000
+   */
+  readonly reachabilityWaitMs?: number;
+  /**
+   * While this node marks any member unreachable, it sends its report again to every member
+   * this often, ms (reports are otherwise sent only when they change). @default 30000
+   */
+  readonly reachabilityRefreshMs?: number;
 }
 
 /** Most members a PEERS frame may list; more is treated as garbage. */
@@ -112,7 +153,15 @@ const PEERS_CHUNK = 512;
  * - A node that learns that a newer process runs under its own name is *superseded*: it logs
  *   an error naming `NODE_NAME`, keeps serving alone, and has no leader (so runs no
  *   leader-only work) while that lasts.
- * - The leader (the oldest member) is updated with the table, before the change is published;
+ * - Shared reachability (see `reachability.ts`): a member whose link fails while other linked
+ *   members still vouch for it (they have a live link to it) is not `down` but `unreachable`:
+ *   it stays in `members()` with that state, messages to it fail at once with
+ *   `MemberUnreachableError`, and this node's report marks it. It is `reachable` again when a
+ *   link to it comes back, and `down` once no linked member vouches for it (every linked member
+ *   denies it, or none vouches within `reachabilityWaitMs`).
+ * - The leader is `leaderOf` the merged view (`view()`): the member the fewest members report
+ *   unreachable, oldest first — with no reports, simply the oldest member. It is updated with
+ *   the table, before the change is published;
  *   `members()` is current at once; `members$` emits once per turn of the event loop (after the
  *   changes of that turn, which `changes` reports one by one, in order).
  */
@@ -125,7 +174,7 @@ export class Membership implements PeerChannel {
   private readonly membersSubject: BehaviorSubject<Member[]>;
   private readonly leaderSubject: BehaviorSubject<Member | null>;
   private readonly frameHandlers = new Map<number, (from: string, payload: Buffer) => void>();
-  private readonly goneHandlers = new Set<(name: string) => void>();
+  private readonly goneHandlers = new Set<(name: string, unreachable?: boolean) => void>();
   /** Newest incarnation seen per name (members and recent members). */
   private readonly newest = new Map<string, Remembered>();
   /** Processes dropped because discovery no longer lists them, by name. */
@@ -161,6 +210,23 @@ export class Membership implements PeerChannel {
   private supersededBy: NodeIdentity | undefined;
   private supersededTimer: TimerHandle | undefined;
   private closed = false;
+  /** Members unreachable from this node while others reach them, by name. */
+  private readonly lost = new Map<string, Lost>();
+  /** Reachability reports held: this node's own and its members'. */
+  private readonly reach = new ReachabilityTable();
+  /** Version of this node's own report (0: it never had one). */
+  private reportVersion = 0;
+  private reportSent = 0;
+  private reportPending = false;
+  private ownAnswers: ReachabilityAnswer[] = [];
+  /** Per member (`markKey`), how many members in the view report it unreachable. */
+  private marks = new Map<string, number>();
+  private reachTimer: TimerHandle | undefined;
+  private reportRefreshTimer: TimerHandle | undefined;
+  private readonly reachabilityWaitMs: number;
+  private readonly reachabilityRefreshMs: number;
+  /** While set, `changed()` leaves the leader alone (a change in several steps). */
+  private holdLeader = false;
 
   /** Every change, in order: join, leave, down, learned peers. */
   readonly changes: Observable<MembershipChange> = this.changeSubject.asObservable();
@@ -182,6 +248,8 @@ export class Membership implements PeerChannel {
     this.exchangeIntervalMs = options.exchangeIntervalMs ?? 10_000;
     this.maxListed = options.maxListed ?? 4096;
     this.random = options.random ?? systemRandom;
+    this.reachabilityWaitMs = options.reachabilityWaitMs ?? 1000;
+    this.reachabilityRefreshMs = options.reachabilityRefreshMs ?? 30_000;
     this.selfMember = toMember(self, true, this.clock.wallNow());
     this.oldest = this.selfMember;
     this.digest.add(this.selfMember);
@@ -223,12 +291,36 @@ export class Membership implements PeerChannel {
     return this.leaderSubject.asObservable();
   }
 
-  /** Members sorted by name, self included. */
+  /**
+   * Members sorted by name, self included: those with a live link (`state: 'up'`) and those
+   * this node lost while others still reach them (`state: 'unreachable'`).
+   */
   members(): Member[] {
-    this.snapshot ??= [this.selfMember, ...this.remoteMembers()].sort((a, b) =>
-      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    this.snapshot ??= [this.selfMember, ...this.remoteMembers(), ...this.lostMembers()].sort(
+      (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
     );
     return this.snapshot;
+  }
+
+  /** Members this node has a live link to, plus itself. */
+  reachableCount(): number {
+    return 1 + this.table.size;
+  }
+
+  /** Names of the members unreachable from this node (in `members()`, not in `memberNames()`). */
+  unreachableNames(): string[] {
+    return this.lostMembers().map((m) => m.name);
+  }
+
+  /**
+   * The merged view the leader is chosen from (`leaderOf`): `members()`, and per member how
+   * many members (self included, unreachable ones too) report it unreachable.
+   */
+  view(): MergedView<Member> {
+    return {
+      members: this.members(),
+      unreachableBy: (m) => this.marks.get(markKey(m)) ?? 0,
+    };
   }
 
   leader(): Member | null {
@@ -262,8 +354,12 @@ export class Membership implements PeerChannel {
     dropped: number;
     listed: number;
     exchanges: number;
+    unreachable: number;
+    reports: number;
   } {
     return {
+      unreachable: this.lost.size,
+      reports: this.reach.size,
       members: this.table.size,
       remembered: this.newest.size,
       dropped: this.dropped.size,
@@ -396,13 +492,48 @@ export class Membership implements PeerChannel {
       this.emitGone(existing.member, 'leave', 'replaced');
     }
 
+    const lost = this.lost.get(peer.name);
+    if (lost && sameProcess(lost.member, peer)) {
+      // Reachable again: the same member, back to `up`, with no join.
+      const member = toMember(peer, false, lost.member.joinedAt);
+      this.holdLeader = true;
+      this.lost.delete(peer.name);
+      this.insert({ member, link, bucket: bucketOf(member.name) });
+      this.holdLeader = false;
+      this.watch(link);
+      this.reassess(true);
+      this.logger.log(`${member.name} is reachable again (${member.address}, ${link.direction})`);
+      this.lastChangeAt = this.clock.now();
+      this.changeSubject.next({
+        type: 'reachable',
+        member,
+        at: this.clock.wallNow(),
+        reason: 'linked',
+      });
+      this.sendReportsTo(link);
+      if (dialsFirst(this.selfMember.name, member.name)) this.scheduleExchange(member.name);
+      return;
+    }
+    if (lost) {
+      if (compareAge(peer, lost.member) < 0) {
+        link.close('an incarnation that started later is a member');
+        return;
+      }
+      this.lost.delete(peer.name);
+      this.reach.delete(peer.name);
+      this.reassess(true);
+      this.emitGone(lost.member, 'leave', 'replaced');
+    }
+
     const member = toMember(peer, false, this.clock.wallNow());
     this.insert({ member, link, bucket: bucketOf(member.name) });
     this.remember(this.newest, peer);
     this.watch(link);
+    this.reassess();
     this.logger.log(`${member.name} joined (${member.address}, ${link.direction})`);
     this.lastChangeAt = this.clock.now();
     this.changeSubject.next({ type: 'join', member, at: member.joinedAt });
+    this.sendReportsTo(link);
     // One side starts the digest exchange; the answer carries the other direction.
     if (dialsFirst(this.selfMember.name, member.name)) this.scheduleExchange(member.name);
     this.startRefresh();
@@ -416,17 +547,30 @@ export class Membership implements PeerChannel {
    */
   drop(endpoint: string, name?: string): boolean {
     const member = this.memberAt(endpoint);
-    if (!member || (name !== undefined && member.name !== name)) return false;
+    if (!member || (name !== undefined && member.name !== name)) {
+      for (const l of this.lost.values()) {
+        if (l.member.endpoint !== endpoint || (name !== undefined && l.member.name !== name))
+          continue;
+        this.lost.delete(l.member.name);
+        this.remember(this.dropped, l.member);
+        this.reassess(true);
+        this.emitGone(l.member, 'leave', 'discovery');
+        return true;
+      }
+      return false;
+    }
     const entry = this.remove(member.name)!;
     this.remember(this.dropped, member);
     entry.spare?.close('dropped by discovery');
     void entry.link.leave('discovery');
+    this.reassess();
     this.emitGone(member, 'leave', 'discovery');
     return true;
   }
 
   sendFrame(node: string, type: number, payload: Buffer): boolean {
     const entry = this.table.get(node);
+    if (!entry && this.lost.has(node)) throw new MemberUnreachableError(node);
     // A link that is closing is as good as gone: report it as such, not as backpressure.
     if (!entry || entry.link.closed) throw new NotAMemberError(node);
     return entry.link.send(type, payload);
@@ -439,7 +583,7 @@ export class Membership implements PeerChannel {
     };
   }
 
-  onMemberGone(handler: (name: string) => void): () => void {
+  onMemberGone(handler: (name: string, unreachable?: boolean) => void): () => void {
     this.goneHandlers.add(handler);
     return () => this.goneHandlers.delete(handler);
   }
@@ -453,6 +597,7 @@ export class Membership implements PeerChannel {
     const entries = [...this.table.values()];
     this.closed = true;
     this.table.clear();
+    this.lost.clear();
     this.byEndpoint.clear();
     for (const set of this.inBucket) set.clear();
     for (const e of entries) e.spare?.close('this node is leaving');
@@ -468,6 +613,7 @@ export class Membership implements PeerChannel {
       entry.link.close('this node is closing');
     }
     this.table.clear();
+    this.lost.clear();
     this.byEndpoint.clear();
     for (const set of this.inBucket) set.clear();
     this.complete();
@@ -479,6 +625,9 @@ export class Membership implements PeerChannel {
     this.clock.clearTimeout(this.supersededTimer);
     this.clock.clearTimeout(this.exchangeTimer);
     this.clock.clearTimeout(this.refreshTimer);
+    this.clock.clearTimeout(this.reachTimer);
+    this.clock.clearTimeout(this.reportRefreshTimer);
+    this.reach.clear();
     this.exchangeDue.clear();
     this.listed.clear();
     this.listedCount = 0;
@@ -534,6 +683,10 @@ export class Membership implements PeerChannel {
       this.receiveDigest(link, payload);
       return;
     }
+    if (type === FrameType.REACHABILITY) {
+      this.receiveReport(link, payload);
+      return;
+    }
     if (type === FrameType.LINK_CHOSEN) return;
     const handler = this.frameHandlers.get(type);
     if (!handler) {
@@ -566,10 +719,43 @@ export class Membership implements PeerChannel {
       return;
     }
     entry.spare?.close('the member is gone');
+    // Lost while other linked members may still reach it: unreachable until they say.
+    // (A superseded node keeps serving alone: it only ever loses members.)
+    const unreachable =
+      reason !== 'leave' && this.table.size > 1 && !this.closed && !this.supersededBy;
+    this.holdLeader = true;
     this.remove(link.peer.name);
+    if (unreachable) {
+      const member: Member = Object.freeze({ ...entry.member, state: 'unreachable' as const });
+      this.lost.set(member.name, {
+        member,
+        reason: downReason(reason),
+        unvouchedSince: undefined,
+        shown: false,
+      });
+    }
+    this.holdLeader = false;
+    this.reassess(unreachable);
+    if (unreachable) return; // `unreachable` once a member vouches for it, else `down`
     if (reason === 'leave')
       this.emitGone(entry.member, 'leave', cause === 'discovery' ? 'discovery' : 'shutdown');
     else this.emitGone(entry.member, 'down', downReason(reason));
+  }
+
+  private emitUnreachable(lost: Lost): void {
+    const { member, reason } = lost;
+    this.lastChangeAt = this.clock.now();
+    this.logger.warn(
+      `${member.name} is unreachable from this node (${reason}); other members still reach it`,
+    );
+    this.changeSubject.next({ type: 'unreachable', member, at: this.clock.wallNow(), reason });
+    for (const handler of this.goneHandlers) {
+      try {
+        handler(member.name, true);
+      } catch (error) {
+        this.logger.error(`member-gone handler failed: ${(error as Error).message}`);
+      }
+    }
   }
 
   private emitGone(member: Member, type: 'leave' | 'down', reason: LeaveReason | DownReason): void {
@@ -596,6 +782,12 @@ export class Membership implements PeerChannel {
   private remoteMembers(): Member[] {
     const out: Member[] = [];
     for (const entry of this.table.values()) out.push(entry.member);
+    return out;
+  }
+
+  private lostMembers(): Member[] {
+    const out: Member[] = [];
+    for (const l of this.lost.values()) out.push(l.member);
     return out;
   }
 
@@ -643,10 +835,16 @@ export class Membership implements PeerChannel {
   private changed(): void {
     if (this.membersSubject.closed) return;
     this.snapshot = undefined;
-    const leader = this.supersededBy ? null : this.oldest;
-    const current = this.leaderSubject.value;
-    if (leader?.name !== current?.name || leader?.incarnation !== current?.incarnation) {
-      this.leaderSubject.next(leader);
+    if (!this.holdLeader) {
+      const leader = this.supersededBy
+        ? null
+        : this.marks.size === 0 && this.lost.size === 0
+          ? this.oldest
+          : leaderOf(this.view());
+      const current = this.leaderSubject.value;
+      if (leader?.name !== current?.name || leader?.incarnation !== current?.incarnation) {
+        this.leaderSubject.next(leader);
+      }
     }
     if (this.flushPending) return;
     this.flushPending = true;
@@ -662,6 +860,244 @@ export class Membership implements PeerChannel {
     if (this.membersSubject.closed) return;
     const list = this.members();
     if (list !== this.membersSubject.value) this.membersSubject.next(list);
+  }
+
+  // ---- reachability ----------------------------------------------------------------------
+
+  /** Self, linked members and unreachable members: the observers whose reports count here. */
+  private observers(): NodeIdentity[] {
+    const out: NodeIdentity[] = [this.selfMember];
+    for (const e of this.table.values()) out.push(e.member);
+    for (const l of this.lost.values()) out.push(l.member);
+    return out;
+  }
+
+  private linkedTo(name: string, incarnation: string): boolean {
+    const e = this.table.get(name);
+    return e !== undefined && e.member.incarnation === incarnation && !e.link.closed;
+  }
+
+  private ownReport(): ReachabilityRow {
+    return {
+      observer: this.selfMember.name,
+      incarnation: this.selfMember.incarnation,
+      version: this.reportVersion,
+      unreachable: [...this.lost.values()]
+        .map((l) => l.member)
+        .sort((a, b) => (a.name < b.name ? -1 : 1)),
+      answers: this.ownAnswers,
+    };
+  }
+
+  /**
+   * Brings reachability up to date after a change of links or reports: lost members that a
+   * linked member vouches for stay unreachable; those every linked member denies, or none has
+   * vouched for within `reachabilityWaitMs`, are down. Then this node's report is rebuilt (and
+   * sent once this turn when it changed), the marks are recounted and the leader updated; the
+   * `down` events come last.
+   */
+  private reassess(lostChanged = false): void {
+    if (this.closed || (!lostChanged && this.lost.size === 0 && this.reach.size === 0)) {
+      this.changed();
+      return;
+    }
+    const now = this.clock.now();
+    const gone: Lost[] = [];
+    const appeared: Lost[] = [];
+    for (const l of this.lost.values()) {
+      let vouched = false;
+      let denied = true;
+      for (const e of this.table.values()) {
+        const answer = this.reach.answerOf(e.member, l.member);
+        if (answer === true) {
+          vouched = true;
+          break;
+        }
+        if (answer === undefined) denied = false;
+      }
+      if (vouched) {
+        l.unvouchedSince = undefined;
+        if (!l.shown) {
+          l.shown = true;
+          appeared.push(l);
+        }
+        continue;
+      }
+      l.unvouchedSince ??= now;
+      if (denied || now >= l.unvouchedSince + this.reachabilityWaitMs) gone.push(l);
+    }
+    for (const l of gone) this.lost.delete(l.member.name);
+    if (gone.length > 0) lostChanged = true;
+    // Reports of nodes that are neither linked nor unreachable here no longer count.
+    for (const name of [...this.reach.observers()]) {
+      if (name !== this.selfMember.name && !this.table.has(name) && !this.lost.has(name))
+        this.reach.delete(name);
+    }
+    const observers = this.observers();
+    const answers = this.reach.answers(observers, this.selfMember.name, (n, i) =>
+      this.linkedTo(n, i),
+    );
+    if (lostChanged || !sameAnswers(answers, this.ownAnswers)) {
+      this.ownAnswers = answers;
+      this.reportVersion++;
+      this.reach.merge(this.ownReport());
+      this.scheduleReport();
+    }
+    this.marks = this.reach.marks(observers);
+    this.armReachTimer();
+    this.changed();
+    for (const l of appeared) this.emitUnreachable(l);
+    for (const l of gone) if (l.shown || !l.relayed) this.emitGone(l.member, 'down', l.reason);
+  }
+
+  /** Wakes `reassess` when the first unvouched member's wait ends. */
+  private armReachTimer(): void {
+    this.clock.clearTimeout(this.reachTimer);
+    this.reachTimer = undefined;
+    let due = Number.POSITIVE_INFINITY;
+    for (const l of this.lost.values()) {
+      if (l.unvouchedSince !== undefined)
+        due = Math.min(due, l.unvouchedSince + this.reachabilityWaitMs);
+    }
+    if (due === Number.POSITIVE_INFINITY) return;
+    this.reachTimer = this.clock.setTimeout(
+      () => {
+        this.reachTimer = undefined;
+        this.reassess();
+      },
+      Math.max(0, due - this.clock.now()),
+    );
+  }
+
+  /** Sends this node's report to every linked member, once this turn, when it changed. */
+  private scheduleReport(): void {
+    if (this.reportPending || this.closed) return;
+    this.reportPending = true;
+    this.clock.defer(() => {
+      this.reportPending = false;
+      if (this.closed || this.reportSent === this.reportVersion) return;
+      this.reportSent = this.reportVersion;
+      this.broadcastReport();
+    });
+  }
+
+  private broadcastReport(): void {
+    const payload = encodeReachability(this.ownReport());
+    for (const e of this.table.values())
+      if (!e.link.closed) e.link.send(FrameType.REACHABILITY, payload);
+    this.armReportRefresh();
+  }
+
+  /** While this node marks members unreachable, its report goes out again now and then. */
+  private armReportRefresh(): void {
+    if (this.reportRefreshTimer !== undefined || this.closed) return;
+    this.reportRefreshTimer = this.clock.setTimeout(() => {
+      this.reportRefreshTimer = undefined;
+      // Only an observer that marks someone refreshes: answers follow the marks they answer.
+      if (this.closed || this.lost.size === 0) return;
+      this.broadcastReport();
+    }, this.reachabilityRefreshMs);
+  }
+
+  /**
+   * A new link: this node's report (unless it never had one), and the reports it holds that
+   * mark the new member (their observers may not reach it).
+   */
+  private sendReportsTo(link: MemberLink): void {
+    if (this.reach.size === 0) return;
+    for (const name of this.reach.observers()) {
+      const row = this.reach.get(name)!;
+      if (name === this.selfMember.name) {
+        if (this.reportVersion > 0) link.send(FrameType.REACHABILITY, encodeReachability(row));
+      } else if (
+        name !== link.peer.name &&
+        row.unreachable.some((m) => m.name === link.peer.name)
+      ) {
+        link.send(FrameType.REACHABILITY, encodeReachability(row));
+      }
+    }
+  }
+
+  /**
+   * A report from a member (its own, or one it relays). Malformed or oversized reports, and
+   * reports whose observer is not a member here, are ignored (logged once a minute); members a
+   * report names that are unknown here are left out of it. A newer report is relayed to the
+   * members it marks that this node has a link to.
+   */
+  private receiveReport(link: MemberLink, payload: Buffer): void {
+    const from = link.peer.name;
+    const decoded = decodeReachability(payload);
+    if (typeof decoded === 'string') {
+      this.limited.warn(
+        `reach:${from}`,
+        `malformed reachability report from ${from} (${decoded}); ignored`,
+      );
+      return;
+    }
+    let row = decoded;
+    if (row.observer === this.selfMember.name) return; // this node's own, relayed back
+    const observer: NodeIdentity | undefined =
+      this.table.get(row.observer)?.member ?? this.lost.get(row.observer)?.member;
+    if (!observer && row.observer !== from) {
+      // A member this node gave up on is alive after all: another member relays its report.
+      const known = this.recall(this.newest, row.observer);
+      if (
+        known?.incarnation === row.incarnation &&
+        row.unreachable.some((m) => m.name === this.selfMember.name)
+      ) {
+        const member: Member = Object.freeze({
+          ...toMember(known, false, this.clock.wallNow()),
+          state: 'unreachable' as const,
+        });
+        this.lost.set(member.name, {
+          member,
+          reason: 'heartbeat-timeout',
+          unvouchedSince: undefined,
+          shown: false,
+          relayed: true,
+        });
+        this.reach.merge(row, member.incarnation);
+        this.reassess(true);
+        return;
+      }
+    }
+    // Members that were here recently are skipped quietly (a report can lag behind a `down`);
+    // names never seen here are logged.
+    if (!observer) {
+      if (!this.recall(this.newest, row.observer))
+        this.limited.warn(
+          `reach-observer:${from}`,
+          `reachability report from ${from} about ${row.observer}, which is not a member here; ignored`,
+        );
+      return;
+    }
+    const unknown = row.unreachable.filter(
+      (m) => m.name !== this.selfMember.name && !this.table.has(m.name) && !this.lost.has(m.name),
+    );
+    if (unknown.some((m) => !this.recall(this.newest, m.name))) {
+      this.limited.warn(
+        `reach-names:${row.observer}`,
+        `reachability report of ${row.observer} (from ${from}) names ${unknown.length} members unknown here (${unknown
+          .slice(0, 3)
+          .map((m) => m.name)
+          .join(', ')}${unknown.length > 3 ? ', …' : ''}); they are ignored`,
+      );
+    }
+    if (unknown.length > 0) {
+      const skip = new Set(unknown);
+      row = { ...row, unreachable: row.unreachable.filter((m) => !skip.has(m)) };
+    }
+    const previous = this.reach.get(row.observer);
+    if (this.reach.merge(row, observer.incarnation) !== 'newer') return;
+    const targets = new Set(row.unreachable.map((m) => m.name));
+    if (previous?.incarnation === row.incarnation)
+      for (const m of previous.unreachable) targets.add(m.name);
+    for (const name of targets) {
+      if (name === from || name === row.observer) continue;
+      const entry = this.table.get(name);
+      if (entry && !entry.link.closed) entry.link.send(FrameType.REACHABILITY, payload);
+    }
+    this.reassess();
   }
 
   // ---- peer exchange ---------------------------------------------------------------------
@@ -876,6 +1312,7 @@ function toMember(identity: NodeIdentity, self: boolean, joinedAt: number): Memb
     address: identity.endpoint,
     self,
     joinedAt,
+    state: 'up',
   });
 }
 

@@ -16,6 +16,8 @@ export interface ClusterMessage<T = unknown> {
 
 /** Why a member did not get a published message. */
 export type PublishFailureReason =
+  /** The member is unreachable from this node (other members still reach it): nothing sent. */
+  | 'unreachable'
   /** The link's write buffer is full (`maxWriteBufferBytes`): the peer is slow or stuck. */
   | 'backpressure'
   /** The member left between the membership snapshot and the write. */

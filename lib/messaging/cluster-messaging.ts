@@ -6,6 +6,7 @@ import { DuplicateHandlerError } from '../errors/duplicate-handler.error.js';
 import { MemberGoneError } from '../errors/member-gone.error.js';
 import { MessagingClosedError } from '../errors/messaging-closed.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
+import { MemberUnreachableError } from '../errors/member-unreachable.error.js';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
 import { RemoteHandlerError } from '../errors/remote-handler.error.js';
 import { RequestTimeoutError } from '../errors/request-timeout.error.js';
@@ -62,7 +63,8 @@ const MAX_REQUEST_ID = 0xffff_ffff;
  * - `send(node, topic, payload)` reaches the subscribers of `topic` on one member (self allowed).
  * - `request(node, topic, payload)` calls the handler registered with `handle(topic, fn)` on
  *   one member and resolves with its return value. It rejects with `RequestTimeoutError`,
- *   `MemberGoneError` (at once when the member leaves or goes down), `RemoteHandlerError`
+ *   `MemberGoneError` (at once when the member leaves or goes down), `MemberUnreachableError`
+ *   (at once when it is, or becomes, unreachable from this node), `RemoteHandlerError`
  *   (the handler threw) or `NoHandlerError`.
  *
  * Ordering: messages from one sender to one receiver arrive in the order they were sent
@@ -127,7 +129,9 @@ export class ClusterMessaging {
     on(MessagingFrameType.REQUEST, (from, frame) => this.onRequest(from, frame));
     on(MessagingFrameType.REPLY, (from, frame) => this.onReply(from, frame));
     on(MessagingFrameType.REPLY_ERROR, (from, frame) => this.onReplyError(from, frame));
-    this.unregister.push(channel.onMemberGone((name) => this.onMemberGone(name)));
+    this.unregister.push(
+      channel.onMemberGone((name, unreachable) => this.onMemberGone(name, unreachable === true)),
+    );
   }
 
   /**
@@ -160,6 +164,8 @@ export class ClusterMessaging {
         result.failed.push({ node, reason: 'not-a-member' });
       }
     }
+    for (const node of this.channel.unreachableNames?.() ?? [])
+      result.failed.push({ node, reason: 'unreachable' });
     this.enqueueLocal(topic, body, self, at);
     return result;
   }
@@ -193,7 +199,8 @@ export class ClusterMessaging {
   /**
    * Sends `payload` on `topic` to the subscribers on one member (`node` may be this node).
    * @throws PayloadError when the payload cannot be encoded or is too large (nothing is sent)
-   * @throws NotAMemberError when `node` is not a current member
+   * @throws NotAMemberError when `node` is not a current member (`MemberUnreachableError` when
+   *   it is unreachable from this node)
    * @throws BackpressureError when the link's write buffer to `node` is full
    * @throws MessagingClosedError after `close()`
    */
@@ -444,12 +451,14 @@ export class ClusterMessaging {
     );
   }
 
-  private onMemberGone(name: string): void {
+  private onMemberGone(name: string, unreachable: boolean): void {
     const ids = this.pendingByNode.get(name);
     if (!ids) return;
     for (const id of [...ids]) {
       const request = this.settle(id);
-      request?.reject(new MemberGoneError(name, request.topic));
+      request?.reject(
+        unreachable ? new MemberUnreachableError(name) : new MemberGoneError(name, request.topic),
+      );
     }
   }
 

@@ -215,7 +215,7 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
   }
 
   private onClusterEvent(event: ClusterEvent): void {
-    if (event.type === 'join') void this.discover(event.member.name);
+    if (event.type === 'join' || event.type === 'reachable') void this.discover(event.member.name);
     else this.patternsByNode.delete(event.member.name);
   }
 

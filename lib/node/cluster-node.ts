@@ -84,6 +84,8 @@ export class ClusterNode {
       clock: this.clock,
       random: this.random,
       logger: this.loggerFor('ClusterMembership'),
+      // A lost member's fate is settled in one heartbeat interval when no member vouches for it.
+      reachabilityWaitMs: options.heartbeatIntervalMs,
     });
     this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });

@@ -189,7 +189,11 @@ export class Reconciler {
     if (this.stopped) return;
     switch (change.type) {
       case 'join':
+      case 'reachable':
         return this.joined(change.member);
+      case 'unreachable':
+        // Other members reach it; this node keeps dialling it as it would a member that is down.
+        return this.lost(change.member);
       case 'learned':
         return this.learn(change.endpoints);
       case 'down':

@@ -321,7 +321,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private onClusterEvent(event: ClusterEvent): void {
     if (this.closed) return;
     const node = event.member.name;
-    if (event.type === 'join') {
+    if (event.type === 'join' || event.type === 'reachable') {
       // Greet the new member now: it answers with a heartbeat, so both know each other at once.
       // Once more a little later: a frame sent while two nodes settle on one link can be lost.
       this.greet(node);

@@ -291,13 +291,13 @@ export class TestingCluster {
 
   /**
    * Runs virtual time until every running node sees exactly the running nodes (same
-   * incarnations) and they all agree on the leader.
+   * incarnations, none unreachable) and they all agree on the leader.
    */
   async converged(options: WaitOptions = {}): Promise<void> {
     await this.until(() => this.isConverged(), { ...options, what: 'convergence' });
   }
 
-  /** True when every running node sees every running node and the same leader. */
+  /** True when every running node sees every running node (all `up`) and the same leader. */
   isConverged(): boolean {
     const running = this.running;
     const expected = running
@@ -309,7 +309,7 @@ export class TestingCluster {
         (n) =>
           n.service
             .members()
-            .map((m) => `${m.name}/${m.incarnation}`)
+            .map((m) => `${m.name}/${m.incarnation}${m.state === 'up' ? '' : ` ${m.state}`}`)
             .sort()
             .join(',') === expected,
       ) && this.leader() !== undefined

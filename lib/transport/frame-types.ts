@@ -39,6 +39,12 @@ export const FrameType = {
    * answers with its members of the buckets that differ, and its own digest. Binary payload.
    */
   PEERS_DIGEST: 18,
+  /**
+   * Membership: the sender's reachability report, or one it relays (the members its observer
+   * lost while others still reach them, and answers about members others lost). JSON; sent
+   * only when a report changes. See `lib/membership/reachability.ts`.
+   */
+  REACHABILITY: 19,
 } as const;
 
 /** First and last frame type of the membership range. */

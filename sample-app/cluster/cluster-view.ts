@@ -10,6 +10,8 @@ export interface MemberView {
   joinedAt: string;
   self: boolean;
   leader: boolean;
+  /** `up`, or `unreachable` when this node lost its link while other members still reach it. */
+  state: 'up' | 'unreachable';
 }
 
 /** Body of `GET /cluster`, also sent as the `members` event of `GET /cluster/events`. */
@@ -42,6 +44,7 @@ export function toMemberView(member: Member, leader: string | null): MemberView 
     joinedAt: new Date(member.joinedAt).toISOString(),
     self: member.self,
     leader: member.name === leader,
+    state: member.state,
   };
 }
 

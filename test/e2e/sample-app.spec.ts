@@ -38,7 +38,12 @@ describe('sample app, one node', () => {
       expect(view.self.name).toMatch(/^app@/);
       expect(view.mode).toBe('single-node');
       expect(view.members).toHaveLength(1);
-      expect(view.members[0]).toMatchObject({ name: view.self.name, self: true, leader: true });
+      expect(view.members[0]).toMatchObject({
+        name: view.self.name,
+        self: true,
+        leader: true,
+        state: 'up',
+      });
       expect(view.leader).toBe(view.self.name);
     });
 

@@ -52,6 +52,37 @@ describe('simulator', () => {
     expect(result.convergedAfterMs).toBeDefined();
   }, 120_000);
 
+  it.each([
+    [4, 1],
+    [4, 2],
+    [5, 3],
+    [5, 4],
+  ])(
+    'one-way loss first → second node, %i nodes, seed %i: one leader everywhere within the failure timeout + 1 s, the two see each other unreachable; the heal restores everything',
+    async (nodes, seed) => {
+      const lines: string[] = [];
+      const result = await new Simulation({
+        nodes,
+        seed,
+        steps: 0,
+        faults: [],
+        log: (l) => lines.push(l),
+      }).scenario('one-way');
+      expect(result.violations, lines.join('\n')).toEqual([]);
+      expect(result.agreedAfterMs).toBeDefined();
+      expect(result.agreedAfterMs).toBeLessThanOrEqual(5000 + 1000);
+      const leaders = new Set(result.during.map((d) => d.leader));
+      expect(leaders.size).toBe(1);
+      expect([...leaders][0]).not.toMatch(/^n[01]@/);
+      expect(result.during.map((d) => d.unreachable)).toEqual([
+        ['n1@10.0.0.2'],
+        ['n0@10.0.0.1'],
+        ...Array.from({ length: nodes - 2 }, () => []),
+      ]);
+      expect(result.healedAfterMs).toBeDefined();
+    },
+  );
+
   it('the same seed replays the same run', async () => {
     const run = async (): Promise<string> => {
       const lines: string[] = [];
@@ -86,5 +117,14 @@ describe('simulator', () => {
     });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/unknown fault "meteor"/);
+    const scenario = execFileSync(
+      process.execPath,
+      ['dist-sample/sim/run.js', '--nodes', '4', '--seed', '1', '--scenario', 'one-way'],
+      { encoding: 'utf8' },
+    );
+    expect(scenario).toMatch(/^scenario one-way: one leader everywhere \d+ ms after the fault/m);
+    expect(scenario.trim().split('\n').at(-1)).toMatch(
+      /^sim: 4 nodes, seed 1, converged after \d+ ms simulated, 0 violations$/,
+    );
   });
 });

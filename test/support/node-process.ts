@@ -45,6 +45,7 @@ export interface MemberView {
   joinedAt: string;
   self: boolean;
   leader: boolean;
+  state: 'up' | 'unreachable';
 }
 
 export interface StartNodeOptions {

@@ -41,6 +41,7 @@ export function stubMember(name: string, overrides: Partial<Member> = {}): Membe
     address: `${name}:45893`,
     self: false,
     joinedAt: 2_000,
+    state: 'up',
     ...overrides,
   };
 }

@@ -125,6 +125,7 @@ export class FakeStrategyContext implements StrategyContext {
       address: this.self.endpoint,
       self: true,
       joinedAt: this.self.startedAt,
+      state: 'up',
     };
     return [self, ...this.otherMembers];
   }
@@ -188,5 +189,6 @@ export function fakeMember(
     address: endpoint,
     self: false,
     joinedAt: now,
+    state: 'up',
   };
 }
