@@ -2,8 +2,11 @@ import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
 import { MalformedFrameError } from '../errors/malformed-frame.error.js';
 import { ProtocolVersionError } from '../errors/protocol-version.error.js';
 
-/** Version of the link protocol this node speaks; carried in byte 5 of every frame. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the link protocol this node speaks; carried in byte 5 of every frame.
+ * 2: frames after the handshake travel in sealed records (see `record-seal.ts`).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the length prefix. */
 export const LENGTH_BYTES = 4;
@@ -69,6 +72,17 @@ export class FrameDecoder {
   /** Bytes held for a frame that is not complete yet. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /**
+   * Removes and returns the bytes held and not decoded yet (after the handshake they are the
+   * start of the sealed record stream, not frames).
+   */
+  takeBuffered(): Buffer[] {
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    return chunks;
   }
 
   /** Feeds bytes and returns every frame they complete, in order (`write` + `read` loop). */

@@ -11,6 +11,7 @@ import type { Random } from '../runtime/random.js';
 import type { Wire } from './wire.js';
 import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
+import { deriveLinkKeys, recordKeysFor, type RecordKeys } from './record-seal.js';
 
 /** Largest frame body accepted before a connection is authenticated, bytes. */
 export const PRE_AUTH_MAX_FRAME_BYTES = 4096;
@@ -228,8 +229,10 @@ export function decodeRefuse(payload: Buffer): RefuseReason {
 export interface HandshakeResult {
   /** The authenticated identity of the peer. */
   readonly peer: NodeIdentity;
-  /** The connection's decoder; it may already hold bytes of the first link frames. */
+  /** The connection's decoder; it may already hold bytes of the first link records. */
   readonly decoder: FrameDecoder;
+  /** This side's record keys (seal with `send`, open with `receive`). */
+  readonly keys: RecordKeys;
 }
 
 /** Inputs of one side of the handshake. */
@@ -400,6 +403,26 @@ function unexpected(frame: Frame, expected: string): MalformedFrameError {
 }
 
 /**
+ * The record keys of a link that just completed its handshake (see `deriveLinkKeys`). The
+ * cookie key is the key the handshake's proofs were computed with.
+ */
+function linkKeys(
+  role: HandshakeRole,
+  options: HandshakeOptions,
+  version: number,
+  dialerNonce: Buffer,
+  listenerNonce: Buffer,
+  dialer: NodeIdentity,
+  listener: NodeIdentity,
+): RecordKeys {
+  const cookieKey = Buffer.from(options.cookie, 'utf8');
+  return recordKeysFor(
+    role,
+    deriveLinkKeys({ cookieKey, version, dialerNonce, listenerNonce, dialer, listener }),
+  );
+}
+
+/**
  * Runs the dialer's side of the handshake on a connected socket.
  *
  * Rejects with `CookieMismatchError`, `ProtocolVersionError`, `HandshakeTimeoutError`,
@@ -451,7 +474,8 @@ export async function dialerHandshake(
     if (last.type === FrameType.REFUSE)
       throw refusalError(decodeRefuse(last.payload), options.peerAddress, hello.identity);
     if (last.type !== FrameType.WELCOME) throw unexpected(last, 'WELCOME');
-    return { peer: hello.identity, decoder: reader.decoder };
+    const keys = linkKeys('dialer', options, version, nonceD, hello.nonce, self, hello.identity);
+    return { peer: hello.identity, decoder: reader.decoder, keys };
   } finally {
     reader.detach();
   }
@@ -517,7 +541,8 @@ export async function listenerHandshake(
       throw new LinkRefusedError(options.peerAddress, hello.identity, refuse, 'local');
     }
     send(socket, FrameType.WELCOME, Buffer.alloc(0), version);
-    return { peer: hello.identity, decoder: reader.decoder };
+    const keys = linkKeys('listener', options, version, hello.nonce, nonceL, hello.identity, self);
+    return { peer: hello.identity, decoder: reader.decoder, keys };
   } catch (error) {
     if (error instanceof ProtocolVersionError) sendRefuse(socket, 'protocol-version', version);
     else if (error instanceof MalformedFrameError) sendRefuse(socket, 'malformed', version);

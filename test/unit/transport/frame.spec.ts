@@ -82,15 +82,15 @@ describe('frame codec', () => {
     const decoder = new FrameDecoder(100);
     let error: unknown;
     try {
-      decoder.push(Buffer.from([0, 0, 0, 50, 2]));
+      decoder.push(Buffer.from([0, 0, 0, 50, 1]));
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ProtocolVersionError);
-    expect((error as ProtocolVersionError).peerVersion).toBe(2);
+    expect((error as ProtocolVersionError).peerVersion).toBe(1);
     expect((error as ProtocolVersionError).localVersion).toBe(PROTOCOL_VERSION);
     expect((error as Error).message).toBe(
-      'protocol version mismatch: peer speaks 2, this node speaks 1',
+      'protocol version mismatch: peer speaks 1, this node speaks 2',
     );
   });
 

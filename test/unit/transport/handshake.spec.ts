@@ -6,7 +6,7 @@ import { PeerUnreachableError } from '../../../lib/errors/peer-unreachable.error
 import { ProtocolVersionError } from '../../../lib/errors/protocol-version.error.js';
 import { ListenError } from '../../../lib/errors/listen.error.js';
 import { MalformedFrameError } from '../../../lib/errors/malformed-frame.error.js';
-import { encodeFrame, FrameDecoder } from '../../../lib/transport/frame.js';
+import { encodeFrame, FrameDecoder, PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import {
   computeProof,
@@ -33,7 +33,7 @@ const { cleanup, started } = useTransportCleanup();
 /** Reads frames from a raw socket until one arrives (or the socket closes). */
 function firstFrame(
   socket: Socket,
-  version = 1,
+  version = PROTOCOL_VERSION,
 ): Promise<{ type: number; payload: Buffer } | 'closed'> {
   const decoder = new FrameDecoder(4096, version);
   return new Promise((resolve) => {
@@ -160,10 +160,10 @@ describe('handshake', () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
     const a = await started('a@127.0.0.1');
-    // A raw listener that answers any HELLO with a version-2 frame.
+    // A raw listener of the previous version (frames in the clear) that answers any HELLO.
     const server: Server = createServer((socket) => {
       socket.on('error', () => undefined);
-      socket.once('data', () => socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), 2)));
+      socket.once('data', () => socket.end(encodeFrame(FrameType.REFUSE, Buffer.from('{}'), 1)));
     });
     server.listen(0, LOCALHOST);
     await once(server, 'listening');
@@ -172,17 +172,17 @@ describe('handshake', () => {
 
     const error = await a.transport.dial(LOCALHOST, port).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProtocolVersionError);
-    expect((error as ProtocolVersionError).peerVersion).toBe(2);
-    expect((error as ProtocolVersionError).localVersion).toBe(1);
+    expect((error as ProtocolVersionError).peerVersion).toBe(1);
+    expect((error as ProtocolVersionError).localVersion).toBe(2);
     expect((error as Error).message).toBe(
-      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 1, this node speaks 2`,
     );
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${LOCALHOST}:${port}: peer speaks 1, this node speaks 2`,
     );
   });
 
-  it('a dialer speaking another version gets a REFUSE in version 1 and the listener logs both versions', async () => {
+  it('a dialer speaking the previous version gets a REFUSE in this version and the listener logs both versions', async () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
     const b = await started('b@127.0.0.1');
@@ -194,9 +194,9 @@ describe('handshake', () => {
         FrameType.HELLO,
         encodeHello({
           nonce: Buffer.alloc(NONCE_BYTES),
-          identity: testIdentity('future@127.0.0.1'),
+          identity: testIdentity('old@127.0.0.1'),
         }),
-        2,
+        1,
       ),
     );
     const frame = await within(reply, 2000, 'no answer from the listener');
@@ -205,7 +205,7 @@ describe('handshake', () => {
     expect(frame !== 'closed' && decodeRefuse(frame.payload)).toBe('protocol-version');
     const local = `${LOCALHOST}:${socket.localPort}`;
     expect(logs.lines()).toContain(
-      `warn: protocol version mismatch with ${local}: peer speaks 2, this node speaks 1`,
+      `warn: protocol version mismatch with ${local}: peer speaks 1, this node speaks 2`,
     );
     socket.destroy();
   });

@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
+import { PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
 import { RawPeer, rawListen, startHeartbeatingPeer, testIdentity } from '../../support/raw-peer.js';
 import {
@@ -84,8 +85,8 @@ describe('link', () => {
     cleanup.push(() => raw.destroy());
     const link = await within(inbound, 2000, 'no inbound link');
     const reasons = recordCloses(link);
-    // Only the header of a 1 MiB frame: the link must not wait for the body.
-    raw.socket.write(Buffer.from([0, 0x10, 0, 0, 1, 32]));
+    // Only the header of a 1 MiB frame, in a sealed record: the link must not wait for the body.
+    raw.sendSealed(Buffer.from([0, 0x10, 0, 0, PROTOCOL_VERSION, 32]));
     await within(closeOf(link), 2000, 'oversized frame header did not close the link');
     expect(reasons).toEqual(['protocol-error']);
   });
