@@ -105,6 +105,10 @@ describe('sealed links: a record damaged on the path closes the link, which come
       const detected = await publishUntil(() => b.lines(integrityLine).length > linesBefore, 15_000);
       expect(detected, `no integrity line at B after ${fault}\n${b.tail()}`).toBe(true);
       expect(proxy.applied.at(-1)).toBe(fault);
+      const line = b.lines(integrityLine)[linesBefore];
+      expect(line).toContain(
+        fault === 'truncate' ? 'the stream ended inside record' : 'failed authentication',
+      );
 
       // B keeps serving: its HTTP API answers and it still has its direct link to C.
       const view = await b.cluster();
