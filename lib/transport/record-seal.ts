@@ -241,12 +241,9 @@ export class RecordOpener {
     if (this.buffered < RECORD_LENGTH_BYTES + length) return undefined;
     const record = this.take(RECORD_LENGTH_BYTES + length);
     const tagAt = record.length - RECORD_TAG_BYTES;
-    const decipher = createDecipheriv(
-      RECORD_CIPHER,
-      this.key,
-      nonceOf(this.sequence, this.nonce),
-      { authTagLength: RECORD_TAG_BYTES },
-    );
+    const decipher = createDecipheriv(RECORD_CIPHER, this.key, nonceOf(this.sequence, this.nonce), {
+      authTagLength: RECORD_TAG_BYTES,
+    });
     decipher.setAAD(record.subarray(0, RECORD_LENGTH_BYTES));
     decipher.setAuthTag(record.subarray(tagAt));
     const plain = decipher.update(record.subarray(RECORD_LENGTH_BYTES, tagAt));

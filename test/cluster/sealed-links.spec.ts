@@ -99,10 +99,15 @@ describe('sealed links: a record damaged on the path closes the link, which come
     it(`${fault}: one integrity line at B naming A, B keeps serving, the link comes back`, async () => {
       const linesBefore = b.lines(integrityLine).length;
       const connectionsBefore = proxy.connections;
-      const cDownsBefore = eventsAtB.ofType<EventView>('down').filter((e) => e.data.member === C.name);
+      const cDownsBefore = eventsAtB
+        .ofType<EventView>('down')
+        .filter((e) => e.data.member === C.name);
 
       proxy.arm(fault, A.name);
-      const detected = await publishUntil(() => b.lines(integrityLine).length > linesBefore, 15_000);
+      const detected = await publishUntil(
+        () => b.lines(integrityLine).length > linesBefore,
+        15_000,
+      );
       expect(detected, `no integrity line at B after ${fault}\n${b.tail()}`).toBe(true);
       expect(proxy.applied.at(-1)).toBe(fault);
       const line = b.lines(integrityLine)[linesBefore];

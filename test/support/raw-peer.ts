@@ -6,11 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { NodeIdentity } from '../../lib/interfaces/member.interface.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../../lib/transport/frame.js';
 import { dialerHandshake, listenerHandshake } from '../../lib/transport/handshake.js';
-import {
-  RecordOpener,
-  RecordSealer,
-  type RecordKeys,
-} from '../../lib/transport/record-seal.js';
+import { RecordOpener, RecordSealer, type RecordKeys } from '../../lib/transport/record-seal.js';
 
 /** A test identity. */
 export function testIdentity(name: string, overrides: Partial<NodeIdentity> = {}): NodeIdentity {

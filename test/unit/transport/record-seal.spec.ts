@@ -67,7 +67,10 @@ describe('record keys', () => {
       { ...inputs, listener: { ...inputs.listener, endpoint: '10.0.0.2:1' } },
       { ...inputs, version: PROTOCOL_VERSION + 1 },
       // The same bytes moved between fields must not give the same keys (length prefixes).
-      { ...inputs, dialer: { ...inputs.dialer, name: 'a@10.0.0.', incarnation: '1a@10.0.0.1-inc' } },
+      {
+        ...inputs,
+        dialer: { ...inputs.dialer, name: 'a@10.0.0.', incarnation: '1a@10.0.0.1-inc' },
+      },
     ];
     for (const variant of variants) {
       const other = deriveLinkKeys(variant);
@@ -110,7 +113,8 @@ describe('sealed records', () => {
     const opener = new RecordOpener(keys.dialerToListener, maxRecordBytes(MAX, 6));
     const stream = Buffer.concat(records(sealer, 'one', 'two', 'three'));
     const got: string[] = [];
-    for (let i = 0; i < stream.length; i += 5) got.push(...opened(opener, stream.subarray(i, i + 5)));
+    for (let i = 0; i < stream.length; i += 5)
+      got.push(...opened(opener, stream.subarray(i, i + 5)));
     expect(got).toEqual(['one', 'two', 'three']);
     expect(sealer.sealed).toBe(3);
     expect(opener.opened).toBe(3);
