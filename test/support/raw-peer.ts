@@ -73,7 +73,12 @@ export class RawPeer {
 
   /** Seals arbitrary plaintext bytes (e.g. a frame header alone) into one record. */
   sendSealed(plaintext: Buffer): boolean {
-    return this.socket.write(Buffer.concat(this.sealer.seal([plaintext], plaintext.length)));
+    return this.socket.write(this.seal(plaintext));
+  }
+
+  /** The bytes of the next record holding `plaintext`, not sent (it takes a sequence number). */
+  seal(plaintext: Buffer): Buffer {
+    return Buffer.concat(this.sealer.seal([plaintext], plaintext.length));
   }
 
   /** Starts reading and collecting frames (the socket stays paused until then). */
