@@ -5,7 +5,8 @@
 //   --quick                 1 repetition, smaller sizes, 10 s idle window (about 8 minutes)
 //   --only a,b              scenarios: cold-start, late-join, failure, idle, messaging,
 //                           scale, scale-many, socket-io, microservices, startup
-//   --systems a,b           nestjs-cluster, moleculer, node-discover, redis
+//   --systems a,b           nestjs-cluster, nestjs-cluster-unsealed (messaging), moleculer,
+//                           node-discover, redis
 //   --profiles a,b          defaults, matched
 //   --reps N                repetitions (default 3)
 //   --scale 50,100,200      node counts of the scale scenarios
@@ -121,6 +122,15 @@ const SYSTEMS = {
     messaging: false,
     failureTimeoutMs: { defaults: 2000, matched: 5000 },
   },
+  // The same build with link records unsealed (a bench-only seam): what sealing costs.
+  'nestjs-cluster-unsealed': {
+    script: 'nestjs-cluster.mjs',
+    env: { BENCH_SEAL_LINKS: 'off' },
+    profiles: ['defaults'],
+    membership: false,
+    formsPair: true,
+    messaging: true,
+  },
   redis: { script: 'redis.mjs', profiles: ['defaults'], membership: false, messaging: true },
 };
 
@@ -137,7 +147,7 @@ const note = (scenario, text) => {
 function systemsWith(feature) {
   return Object.entries(SYSTEMS)
     .filter(([name, s]) => s[feature] && (!opts.systems || opts.systems.includes(name)))
-    .filter(([name]) => name !== 'nestjs-cluster' || ourAvailable());
+    .filter(([name]) => !name.startsWith('nestjs-cluster') || ourAvailable());
 }
 
 function profilesOf(sys) {
@@ -176,6 +186,7 @@ function startCluster(sysName, profile, n, { first = 1 } = {}) {
   const sys = SYSTEMS[sysName];
   clusterSeq++;
   const base = {
+    ...(sys.env ?? {}),
     BENCH_PROFILE: profile,
     BENCH_CLUSTER: `c${clusterSeq}p${process.pid}`,
     BENCH_UDP_PORT: String(20000 + (clusterSeq % 20000)),
@@ -530,72 +541,96 @@ async function startRedis() {
 }
 
 async function messaging() {
+  const systems = systemsWith('messaging');
   let redis = null;
-  for (const [name, sys] of systemsWith('messaging')) {
-    if (name === 'redis') {
-      redis = await startRedis();
-      if (!redis) {
-        note('messaging', 'redis-server did not start — Redis not measured.');
-        continue;
-      }
-    }
-    const p = sys.profiles[0];
-    for (let rep = 0; rep < opts.reps; rep++) {
+  if (systems.some(([name]) => name === 'redis')) {
+    redis = await startRedis();
+    if (!redis) note('messaging', 'redis-server did not start — Redis not measured.');
+  }
+  // Repetitions outer, systems inner: the systems are measured alternately, so a busy moment
+  // of the machine falls on all of them alike.
+  const shapes = [
+    { shape: 'string', param: '100 B' },
+    { shape: 'object', param: '100 B object' },
+  ];
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const [name, sys] of systems) {
+      if (name === 'redis' && !redis) continue;
+      const p = sys.profiles[0];
       const c = startCluster(name, p, 0);
       if (redis) c.base.BENCH_REDIS_PORT = String(redis.port);
       const a = c.add(1);
       const b = c.add(2);
       const ok =
         (await readyAll(c.workers, 30000)) &&
-        (!sys.membership || (await converged(c.workers, 2, 30000)));
+        (!(sys.membership || sys.formsPair) || (await converged(c.workers, 2, 30000)));
       if (!ok) {
         log(`messaging ${name}: pair did not form`);
         await stopCluster(c);
         continue;
       }
-      await sleep(500);
-      // Throughput: as fast as the sender can push.
-      const t1 = Date.now();
-      b.send({ cmd: 'sink', count: opts.msgCount, idleMs: 3000 });
-      await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t1 });
-      a.send({ cmd: 'send', count: opts.msgCount, size: 100, rate: 0, to: b.name });
-      const sent = await a.waitFor((e) => e.ev === 'send-done', 90000, { since: t1 });
-      const got = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t1 });
-      const tput = sent && got && got.got > 0 ? got.got / ((got.lastT - sent.startT) / 1000) : null;
-      record('messaging', name, 'defaults', '100 B', rep, 'throughputMsgPerSec', tput);
-      record(
-        'messaging',
-        name,
-        'defaults',
-        '100 B',
-        rep,
-        'deliveredPct',
-        got ? (got.got / opts.msgCount) * 100 : null,
-      );
-      // Latency at a fixed rate.
-      await sleep(500);
-      const t2 = Date.now();
-      const count = opts.latencyRate * opts.latencySeconds;
-      b.send({ cmd: 'sink', count, idleMs: 3000 });
-      await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t2 });
-      a.send({ cmd: 'send', count, size: 100, rate: opts.latencyRate, to: b.name });
-      const lat = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t2 });
-      record('messaging', name, 'defaults', '100 B', rep, 'p50LatencyUs', lat?.p50us ?? null);
-      record('messaging', name, 'defaults', '100 B', rep, 'p99LatencyUs', lat?.p99us ?? null);
-      log(
-        `messaging ${name} rep ${rep}: ${tput?.toFixed(0)} msg/s (${got?.got}/${opts.msgCount}), p50 ${lat?.p50us} us, p99 ${lat?.p99us} us`,
-      );
+      /** CPU time (user + system, µs) each of the two processes used so far. */
+      const usage = async () => {
+        const since = Date.now();
+        for (const w of [a, b]) w.send({ cmd: 'usage' });
+        return Promise.all([a, b].map((w) => w.waitFor((e) => e.ev === 'usage', 5000, { since })));
+      };
+      for (const { shape, param } of shapes) {
+        await sleep(500);
+        // Throughput: as fast as the sender can push.
+        const before = await usage();
+        const t1 = Date.now();
+        b.send({ cmd: 'sink', count: opts.msgCount, idleMs: 3000, shape });
+        await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t1 });
+        a.send({ cmd: 'send', count: opts.msgCount, size: 100, rate: 0, to: b.name, shape });
+        const sent = await a.waitFor((e) => e.ev === 'send-done', 90000, { since: t1 });
+        const got = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t1 });
+        const tput =
+          sent && got && got.got > 0 ? got.got / ((got.lastT - sent.startT) / 1000) : null;
+        const after = await usage();
+        record('messaging', name, 'defaults', param, rep, 'throughputMsgPerSec', tput);
+        // CPU per message, which a busy machine disturbs less than wall-clock throughput
+        // (the receiver's includes its 3 s idle wait, a few ms). Redis: its server's CPU is
+        // not included.
+        if (got?.got > 0 && before.every(Boolean) && after.every(Boolean)) {
+          const perMsg = (i) => (after[i].cpuUs - before[i].cpuUs) / got.got;
+          record('messaging', name, 'defaults', param, rep, 'senderCpuUsPerMsg', perMsg(0));
+          record('messaging', name, 'defaults', param, rep, 'receiverCpuUsPerMsg', perMsg(1));
+        }
+        record(
+          'messaging',
+          name,
+          'defaults',
+          param,
+          rep,
+          'deliveredPct',
+          got ? (got.got / opts.msgCount) * 100 : null,
+        );
+        // Latency at a fixed rate.
+        await sleep(500);
+        const t2 = Date.now();
+        const count = opts.latencyRate * opts.latencySeconds;
+        b.send({ cmd: 'sink', count, idleMs: 3000, shape });
+        await b.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t2 });
+        a.send({ cmd: 'send', count, size: 100, rate: opts.latencyRate, to: b.name, shape });
+        const lat = await b.waitFor((e) => e.ev === 'sink-done', 90000, { since: t2 });
+        record('messaging', name, 'defaults', param, rep, 'p50LatencyUs', lat?.p50us ?? null);
+        record('messaging', name, 'defaults', param, rep, 'p99LatencyUs', lat?.p99us ?? null);
+        log(
+          `messaging ${name} ${param} rep ${rep}: ${tput?.toFixed(0)} msg/s (${got?.got}/${opts.msgCount}), p50 ${lat?.p50us} us, p99 ${lat?.p99us} us`,
+        );
+      }
       await stopCluster(c);
     }
   }
   if (redis) redis.proc.kill('SIGKILL');
   note(
     'messaging',
-    `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive.`,
+    `Throughput: ${opts.msgCount} messages of 100 bytes from node 1 to node 2, sent in batches of 500 with a yield to I/O between batches; msg/s = received / (last receive − first send). Latency: ${opts.latencyRate} msg/s for ${opts.latencySeconds} s, one-way, CLOCK_MONOTONIC (process.hrtime) at send and at receive. "100 B": one 100-byte string per message; "100 B object": a fresh object per message ({seq, sentNs, pad}, 100 bytes of JSON), as an app's publish(topic, obj) passes one (Redis: JSON.stringify before PUBLISH, JSON.parse on receipt).`,
   );
   note(
     'messaging',
-    "Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node's event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError).",
+    "Redis: ioredis publisher and subscriber per node on one channel of a local redis-server (127.0.0.1). Moleculer: broker.emit to the receiving node's event group over the TCP transporter. nestjs-cluster: ClusterService.send(node, topic, payload) to the receiver, subscribe(topic) there, over the link between them (resent on BackpressureError); links sealed (AES-256-GCM records), the default. nestjs-cluster-unsealed: the same build with records unsealed through a bench-only seam, to show what sealing costs.",
   );
 }
 
@@ -1268,6 +1303,46 @@ function targets(groups) {
     );
     return mine?.median != null && theirs?.median != null ? { mine, theirs } : null;
   };
+  const msg = (sys, param, metric) =>
+    groups.find(
+      (g) =>
+        g.scenario === 'messaging' &&
+        g.system === sys &&
+        String(g.param) === param &&
+        g.metric === metric,
+    );
+  for (const param of ['100 B', '100 B object']) {
+    const sealed = msg(ours, param, 'throughputMsgPerSec');
+    const unsealed = msg('nestjs-cluster-unsealed', param, 'throughputMsgPerSec');
+    const redis = msg('redis', param, 'throughputMsgPerSec');
+    if (sealed?.median != null && unsealed?.median != null) {
+      const ratio = sealed.median / unsealed.median;
+      lines.push(
+        `messaging ${param}: sealed ≥ 85 % of unsealed throughput: ${(ratio * 100).toFixed(0)} % (${sealed.median.toFixed(0)} vs ${unsealed.median.toFixed(0)} msg/s) — ${ratio >= 0.85 ? 'met' : 'NOT met'}`,
+      );
+    }
+    for (const side of ['sender', 'receiver']) {
+      const cs = msg(ours, param, `${side}CpuUsPerMsg`);
+      const cu = msg('nestjs-cluster-unsealed', param, `${side}CpuUsPerMsg`);
+      if (cs?.median != null && cu?.median != null)
+        lines.push(
+          `messaging ${param}: ${side} CPU per message, sealed vs unsealed: ${cs.median.toFixed(2)} vs ${cu.median.toFixed(2)} µs (unsealed/sealed = ${((cu.median / cs.median) * 100).toFixed(0)} %)`,
+        );
+    }
+    if (sealed?.median != null && redis?.median != null) {
+      const ratio = sealed.median / redis.median;
+      lines.push(
+        `messaging ${param}: sealed ≥ 2× Redis pub/sub throughput: ${fmtRatio(ratio)} (${sealed.median.toFixed(0)} vs ${redis.median.toFixed(0)} msg/s) — ${ratio >= 2 ? 'met' : 'NOT met'}`,
+      );
+    }
+    const p99 = msg(ours, param, 'p99LatencyUs');
+    const p99Redis = msg('redis', param, 'p99LatencyUs');
+    if (p99?.median != null && p99Redis?.median != null) {
+      lines.push(
+        `messaging ${param}: sealed p99 at ${opts.latencyRate} msg/s not above Redis's: ${p99.median.toFixed(0)} µs vs ${p99Redis.median.toFixed(0)} µs — ${p99.median <= p99Redis.median ? 'met' : 'NOT met'}`,
+      );
+    }
+  }
   const io = pair('socket-io', 'broadcastsPerSec');
   if (io) {
     const ratio = io.mine.median / io.theirs.median;

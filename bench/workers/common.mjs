@@ -41,9 +41,29 @@ function percentile(sorted, p) {
 }
 
 /** Message body of exactly `size` bytes: `<seq>:<hrtime ns>:` then padding. */
-function body(seq, size) {
+function stringBody(seq, size) {
   const head = `${seq}:${nowNs()}:`;
   return head + 'x'.repeat(Math.max(0, size - head.length));
+}
+
+/**
+ * A fresh object per message, as an app's `publish(topic, obj)` passes one: its JSON is
+ * `size` bytes, `{"seq":…,"sentNs":"<hrtime ns>","pad":"xx…"}`.
+ */
+function objectBody(seq, size) {
+  const sentNs = String(nowNs());
+  const fixed = `{"seq":${seq},"sentNs":"${sentNs}","pad":""}`.length;
+  return { seq, sentNs, pad: 'x'.repeat(Math.max(0, size - fixed)) };
+}
+
+/** Send time (hrtime ns) carried by a message of either shape; null when unreadable. */
+function sentAt(message, shape) {
+  try {
+    if (shape === 'object') return BigInt(message.sentNs);
+    return BigInt(String(message).split(':', 2)[1] ?? '0');
+  } catch {
+    return null;
+  }
 }
 
 export async function runWorker(adapter) {
@@ -104,8 +124,11 @@ export async function runWorker(adapter) {
       const u = process.resourceUsage();
       emit('usage', { rss: process.memoryUsage().rss, cpuUs: u.userCPUTime + u.systemCPUTime });
     },
-    /** Receive until `count` messages arrived or `idleMs` passed without one. */
-    sink({ count, idleMs = 3000, size = 100 }) {
+    /**
+     * Receive until `count` messages arrived or `idleMs` passed without one. `shape`:
+     * `string` (one string per message) or `object` (a fresh object per message).
+     */
+    sink({ count, idleMs = 3000, size = 100, shape = 'string' }) {
       let got = 0;
       let first = 0;
       let last = 0;
@@ -132,10 +155,11 @@ export async function runWorker(adapter) {
       };
       receiver = (text) => {
         const recvNs = nowNs();
-        if (typeof text !== 'string' || text.length !== size) bad++;
-        const parts = String(text).split(':', 2);
-        const sentNs = BigInt(parts[1] ?? '0');
-        lat.push(Number(recvNs - sentNs) / 1000);
+        if (shape === 'object') {
+          if (typeof text !== 'object' || text === null || typeof text.pad !== 'string') bad++;
+        } else if (typeof text !== 'string' || text.length !== size) bad++;
+        const sentNs = sentAt(text, shape);
+        if (sentNs !== null) lat.push(Number(recvNs - sentNs) / 1000);
         if (got === 0) first = performance.timeOrigin + performance.now();
         got++;
         last = performance.timeOrigin + performance.now();
@@ -148,9 +172,10 @@ export async function runWorker(adapter) {
     /**
      * Send `count` messages of `size` bytes. rate = 0: as fast as the system accepts them
      * (batches, yielding to I/O between batches); rate > 0: that many per second, paced in
-     * 1 ms ticks.
+     * 1 ms ticks. `shape`: `string` or `object` (a fresh object per message, see objectBody).
      */
-    async send({ count, size = 100, rate = 0, batch = 500, to }) {
+    async send({ count, size = 100, rate = 0, batch = 500, to, shape = 'string' }) {
+      const body = shape === 'object' ? objectBody : stringBody;
       const t0 = performance.timeOrigin + performance.now();
       let seq = 0;
       if (rate > 0) {

@@ -3,7 +3,7 @@
 //   defaults  the module's defaults (heartbeat 1 s, failure timeout 5 s)
 //   matched   the same values set explicitly
 import 'reflect-metadata';
-import { Module } from '@nestjs/common';
+import { ConsoleLogger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { env, runWorker } from './common.mjs';
 
@@ -95,9 +95,22 @@ if (isMain) {
   await runWorker({
     async start(ctx) {
       const options = clusterOptions(ctx);
-      app = await NestFactory.createApplicationContext(clusterModule(options), {
-        logger: ['error', 'warn'],
-      });
+      if (env('BENCH_SEAL_LINKS', 'on') === 'off') {
+        // Benchmarks only: the same build with link records unsealed (frames in the clear),
+        // through the node seams provider — to measure what sealing costs.
+        const { Test } = await import('@nestjs/testing');
+        const moduleRef = await Test.createTestingModule({ imports: [clusterModule(options)] })
+          .overrideProvider('CLUSTER:NODE_SEAMS')
+          .useValue({ sealLinks: false })
+          .setLogger(new ConsoleLogger({ logLevels: ['error', 'warn'] }))
+          .compile();
+        app = moduleRef;
+        await app.init();
+      } else {
+        app = await NestFactory.createApplicationContext(clusterModule(options), {
+          logger: ['error', 'warn'],
+        });
+      }
       cluster = app.get(ClusterService);
       report(cluster, ctx);
       const sub = cluster.subscribe(topic);

@@ -12,12 +12,13 @@ await runWorker({
     const opts = { host: '127.0.0.1', port: Number(env('BENCH_REDIS_PORT', '6379')) };
     pub = new Redis(opts);
     sub = new Redis(opts);
-    sub.on('message', (_ch, text) => ctx.message(text));
+    // Objects travel as JSON, as an app publishing objects through Redis sends them.
+    sub.on('message', (_ch, text) => ctx.message(text[0] === '{' ? JSON.parse(text) : text));
     await sub.subscribe(channel);
     await pub.ping();
   },
-  publish(text) {
-    void pub.publish(channel, text);
+  publish(message) {
+    void pub.publish(channel, typeof message === 'string' ? message : JSON.stringify(message));
   },
   async stop() {
     pub?.disconnect();

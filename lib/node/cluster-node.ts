@@ -24,6 +24,8 @@ export interface ClusterNodeSeams {
   readonly network?: Network;
   /** Logger per component (`ClusterModule`, `ClusterMembership`, …). @default Nest `Logger`s */
   readonly logger?: (context: string) => LoggerService;
+  /** @internal Benchmarks only: `false` sends link frames unsealed (see `TransportOptions`). */
+  readonly sealLinks?: boolean;
 }
 
 /** Discovery state of one topology, as health shows it. */
@@ -151,6 +153,7 @@ export class ClusterNode {
       clock: this.clock,
       random: this.random,
       logger: this.loggerFor('ClusterTransport'),
+      ...(this.seams.sealLinks === false ? { sealLinks: false } : {}),
     });
     this.transport = transport;
     // The transport's one consumer: every admitted link, and every refusal, goes to membership.

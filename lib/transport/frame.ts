@@ -5,6 +5,7 @@ import { ProtocolVersionError } from '../errors/protocol-version.error.js';
 /**
  * Version of the link protocol this node speaks; carried in byte 5 of every frame.
  * 2: the dialer proves the cookie first, with a key from the slow cookie KDF.
+ * 2: frames after the handshake travel in sealed records (see `record-seal.ts`).
  */
 export const PROTOCOL_VERSION = 2;
 
@@ -72,6 +73,17 @@ export class FrameDecoder {
   /** Bytes held for a frame that is not complete yet. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /**
+   * Removes and returns the bytes held and not decoded yet (after the handshake they are the
+   * start of the sealed record stream, not frames).
+   */
+  takeBuffered(): Buffer[] {
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.buffered = 0;
+    return chunks;
   }
 
   /** Feeds bytes and returns every frame they complete, in order (`write` + `read` loop). */

@@ -12,6 +12,7 @@ import type { CookieKeyring } from '../security/cookie-keyring.js';
 import type { Wire } from './wire.js';
 import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
+import { deriveLinkKeys, recordKeysFor, type RecordKeys } from './record-seal.js';
 
 /** Largest frame body accepted before a connection is authenticated, bytes. */
 export const PRE_AUTH_MAX_FRAME_BYTES = 4096;
@@ -226,7 +227,7 @@ export function decodeRefuse(payload: Buffer): RefuseReason {
 export interface HandshakeResult {
   /** The authenticated identity of the peer. */
   readonly peer: NodeIdentity;
-  /** The connection's decoder; it may already hold bytes of the first link frames. */
+  /** The connection's decoder; it may already hold bytes of the first link records. */
   readonly decoder: FrameDecoder;
   /** This side's role in the handshake. */
   readonly role: HandshakeRole;
@@ -242,6 +243,8 @@ export interface HandshakeResult {
   readonly cookieKey: KeyObject;
   /** The two nonces of this handshake. */
   readonly nonces: { readonly dialer: Buffer; readonly listener: Buffer };
+  /** This side's record keys (seal with `send`, open with `receive`). */
+  readonly keys: RecordKeys;
 }
 
 /** Inputs of one side of the handshake. */
@@ -432,6 +435,32 @@ function matchingKey(
 }
 
 /**
+ * The record keys of a link that just completed its handshake (see `deriveLinkKeys`). The
+ * cookie key is the key the handshake's proofs were computed with.
+ */
+function linkKeys(
+  role: HandshakeRole,
+  cookieKey: KeyObject,
+  version: number,
+  dialerNonce: Buffer,
+  listenerNonce: Buffer,
+  dialer: NodeIdentity,
+  listener: NodeIdentity,
+): RecordKeys {
+  return recordKeysFor(
+    role,
+    deriveLinkKeys({
+      cookieKey: cookieKey.export(),
+      version,
+      dialerNonce,
+      listenerNonce,
+      dialer,
+      listener,
+    }),
+  );
+}
+
+/**
  * Runs the dialer's side of the handshake on a connected socket.
  *
  * HELLO → ← HELLO, AUTH (dialer's proof) → ← AUTH (listener's proof, or REFUSE), WELCOME →.
@@ -483,6 +512,7 @@ export async function dialerHandshake(
     return {
       peer: hello.identity,
       decoder: reader.decoder,
+      keys: linkKeys('dialer', cookieKey, version, nonceD, hello.nonce, self, hello.identity),
       role: 'dialer',
       self,
       version,
@@ -539,6 +569,7 @@ export async function listenerHandshake(
     return {
       peer: hello.identity,
       decoder: reader.decoder,
+      keys: linkKeys('listener', cookieKey, version, hello.nonce, nonceL, hello.identity, self),
       role: 'listener',
       self,
       version,

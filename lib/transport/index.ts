@@ -5,6 +5,16 @@ export type { LinkCloseReason, LinkEvents } from './link.js';
 export { FrameDecoder, encodeFrame, PROTOCOL_VERSION, HEADER_BYTES } from './frame.js';
 export type { Frame } from './frame.js';
 export {
+  deriveLinkKeys,
+  recordKeysFor,
+  RecordSealer,
+  RecordOpener,
+  RECORD_CIPHER,
+  DIALER_TO_LISTENER_LABEL,
+  LISTENER_TO_DIALER_LABEL,
+} from './record-seal.js';
+export type { LinkKeys, LinkKeyInputs, RecordKeys } from './record-seal.js';
+export {
   FrameType,
   MEMBERSHIP_FRAME_TYPES,
   MESSAGING_FRAME_TYPES,

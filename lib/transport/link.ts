@@ -4,17 +4,25 @@ import { FrameTooLargeError } from '../errors/frame-too-large.error.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 import type { Clock } from '../runtime/clock.js';
 import { endWire, remoteAddressOf, type Wire } from './wire.js';
-import { encodeFrame, frameBodyBytes, type Frame, type FrameDecoder } from './frame.js';
+import { encodeFrame, frameBodyBytes, FrameDecoder, HEADER_BYTES, type Frame } from './frame.js';
 import { FrameType, frameTypeName, isTransportFrameType } from './frame-types.js';
 import type { MonitoredLink } from './heartbeat-monitor.js';
 import type { RateLimitedLogger } from '../logging/rate-limited-logger.js';
+import {
+  maxRecordBytes,
+  RECORD_TARGET_BYTES,
+  RecordOpener,
+  RecordSealer,
+  type RecordKeys,
+} from './record-seal.js';
 
 /**
  * Why a link closed:
  * - `leave`: the peer said LEAVE (graceful shutdown);
  * - `closed`: the socket closed or failed without a LEAVE;
  * - `heartbeat-timeout`: nothing was received for `failureTimeoutMs`;
- * - `protocol-error`: the peer sent a malformed, oversized or unknown frame;
+ * - `protocol-error`: the peer sent a malformed, oversized or unknown frame, or a sealed record
+ *   failed its integrity check (logged as `integrity failure from <name> (<address>)`);
  * - `local`: this node closed it (`close()`, `leave()`, or the transport closing).
  */
 export type LinkCloseReason = 'leave' | 'closed' | 'heartbeat-timeout' | 'protocol-error' | 'local';
@@ -64,8 +72,13 @@ export interface LinkEvents {
 export interface LinkInit {
   readonly socket: Wire;
   readonly clock: Clock;
-  /** The connection's decoder, possibly already holding bytes of the first frames. */
+  /** The connection's decoder, possibly already holding bytes of the first records. */
   readonly decoder: FrameDecoder;
+  /**
+   * This side's record keys: every record is sealed with `send` and opened with `receive`.
+   * Undefined only in benchmarks that measure the cost of sealing (frames in the clear).
+   */
+  readonly keys: RecordKeys | undefined;
   readonly peer: NodeIdentity;
   readonly direction: 'inbound' | 'outbound';
   readonly maxFrameBytes: number;
@@ -111,6 +124,15 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   private retiring = false;
   private ending = false;
   private leaving: Promise<void> | undefined;
+  /** Decoder of the frames (of the opened records when sealed). */
+  private readonly decoder: FrameDecoder;
+  private readonly sealer: RecordSealer | undefined;
+  private readonly opener: RecordOpener | undefined;
+  /** Bytes of the stream that arrived with the end of the handshake, opened at start. */
+  private early: Buffer[] = [];
+  /** Encoded frames waiting to be sealed into the next record. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   /** @internal */
   constructor(init: LinkInit) {
@@ -124,7 +146,18 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.remoteAddress = remoteAddressOf(init.socket);
     this.lastReceivedAt = this.clock.now();
     this.lastSentAt = this.lastReceivedAt;
-    init.decoder.maxFrameBytes = init.maxFrameBytes;
+    if (init.keys) {
+      this.sealer = new RecordSealer(init.keys.send);
+      this.opener = new RecordOpener(
+        init.keys.receive,
+        maxRecordBytes(init.maxFrameBytes, HEADER_BYTES),
+      );
+      this.early = init.decoder.takeBuffered();
+      this.decoder = new FrameDecoder(init.maxFrameBytes);
+    } else {
+      this.decoder = init.decoder;
+      this.decoder.maxFrameBytes = init.maxFrameBytes;
+    }
     this.socket.setNoDelay(true);
     this.socket.on('error', this.onError);
     this.socket.on('close', this.onSocketClose);
@@ -160,12 +193,13 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     if (this.closeReason !== undefined || this.ending) return;
     this.retiring = true;
     this.ending = true;
+    this.flushRecord();
     void endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
   }
 
-  /** Bytes queued in the socket, not yet handed to the kernel. */
+  /** Bytes queued in the socket (or waiting to be sealed), not yet handed to the kernel. */
   get bufferedBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.pendingBytes;
   }
 
   /**
@@ -177,7 +211,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     const size = frameBodyBytes(payload.length);
     if (size > this.init.maxFrameBytes) throw new FrameTooLargeError(size, this.init.maxFrameBytes);
     if (this.closed || this.socket.destroyed) return false;
-    if (this.socket.writableLength > this.init.maxWriteBufferBytes) return false;
+    if (this.bufferedBytes > this.init.maxWriteBufferBytes) return false;
     this.write(type, payload);
     return true;
   }
@@ -191,6 +225,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     if (this.leaving) return this.leaving;
     if (this.closed) return Promise.resolve();
     this.write(FrameType.LEAVE, encodeLeave(cause));
+    this.flushRecord();
     this.leaving = endWire(this.socket, this.init.leaveTimeoutMs, this.clock);
     this.finish('local');
     return this.leaving;
@@ -212,7 +247,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   /** @internal one HEARTBEAT; `probe` asks the peer to answer at once */
   sendHeartbeat(now: number, probe: boolean): void {
     if (this.closed || this.socket.destroyed) return;
-    if (this.socket.writableLength > this.init.maxWriteBufferBytes) return;
+    if (this.bufferedBytes > this.init.maxWriteBufferBytes) return;
     this.write(FrameType.HEARTBEAT, probe ? PROBE_PAYLOAD : PLAIN_PAYLOAD);
     this.lastSentAt = now;
     if (probe) this.probeSentAt = now;
@@ -234,24 +269,51 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
 
   private write(type: number, payload: Buffer): void {
     // Frames written in one turn of the event loop leave in one batch (writev): a burst of
-    // small messages costs one system call, not one per message.
+    // small messages costs one system call, not one per message — and, sealed, one record
+    // (or a few of at most RECORD_TARGET_BYTES each, or one per larger frame).
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(this.uncork);
     }
-    this.socket.write(encodeFrame(type, payload));
+    const frame = encodeFrame(type, payload);
+    if (this.sealer) {
+      if (this.pendingBytes > 0 && this.pendingBytes + frame.length > RECORD_TARGET_BYTES)
+        this.flushRecord();
+      this.pending.push(frame);
+      this.pendingBytes += frame.length;
+    } else {
+      this.socket.write(frame);
+    }
     this.lastSentAt = this.clock.now();
+  }
+
+  /** Seals the pending frames into one record and queues it on the socket. */
+  private flushRecord(): void {
+    if (this.pendingBytes === 0 || this.sealer === undefined) return;
+    const parts = this.pending;
+    const length = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.socket.destroyed) return;
+    for (const bytes of this.sealer.seal(parts, length)) this.socket.write(bytes);
   }
 
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
+    this.flushRecord();
     this.socket.uncork();
   };
 
   private start(): void {
     if (this.closeReason !== undefined) return;
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) {
+      this.receive(chunk);
+      if (this.closeReason !== undefined) return;
+    }
     this.drain();
     if (this.closeReason !== undefined) return;
     this.socket.on('data', this.onData);
@@ -261,21 +323,47 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   private readonly onData = (chunk: Buffer): void => {
     if (this.closeReason !== undefined) return;
     this.lastReceivedAt = this.clock.now();
-    try {
-      this.init.decoder.write(chunk);
-    } catch (error) {
-      this.protocolError((error as Error).message);
-      return;
-    }
+    this.receive(chunk);
     this.drain();
   };
+
+  /** Opens the records in `chunk` (when sealed) and hands their frames to the decoder. */
+  private receive(chunk: Buffer): void {
+    if (this.opener === undefined) {
+      this.feed(chunk);
+      return;
+    }
+    let plaintexts: Buffer[];
+    try {
+      plaintexts = this.opener.push(chunk);
+    } catch (error) {
+      this.integrityFailure((error as Error).message);
+      return;
+    }
+    for (const plain of plaintexts) {
+      if (!this.feed(plain)) return;
+      // Decode as we go, so the decoder never holds more than one record's frames.
+      this.drain();
+      if (this.closeReason !== undefined) return;
+    }
+  }
+
+  private feed(bytes: Buffer): boolean {
+    try {
+      this.decoder.write(bytes);
+      return true;
+    } catch (error) {
+      this.protocolError((error as Error).message);
+      return false;
+    }
+  }
 
   /** Reads and handles every complete frame held by the decoder. */
   private drain(): void {
     while (this.closeReason === undefined) {
       let frame: Frame | undefined;
       try {
-        frame = this.init.decoder.read();
+        frame = this.decoder.read();
       } catch (error) {
         this.protocolError((error as Error).message);
         return;
@@ -328,6 +416,14 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.socket.destroy();
   }
 
+  /** A sealed record failed its check: one line naming the peer, then the link closes. */
+  private integrityFailure(detail: string): void {
+    if (this.closeReason !== undefined) return;
+    this.logger.warn(`integrity failure from ${this.describe()}: ${detail}; closing the link`);
+    this.finish('protocol-error');
+    this.socket.destroy();
+  }
+
   private readonly onError = (error: Error): void => {
     const code = (error as NodeJS.ErrnoException).code ?? error.message;
     this.logger.debug(`link to ${this.describe()} failed: ${code}`);
@@ -335,6 +431,15 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   };
 
   private readonly onSocketClose = (): void => {
+    // A stream cut inside a record is an integrity failure, not a plain close.
+    if (this.opener && this.closeReason === undefined && !this.ending) {
+      try {
+        this.opener.end();
+      } catch (error) {
+        this.integrityFailure((error as Error).message);
+        return;
+      }
+    }
     this.finish('closed');
   };
 

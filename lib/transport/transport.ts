@@ -95,6 +95,11 @@ export interface TransportOptions {
   readonly random?: Random;
   /** @default a Nest `Logger` named `Transport` */
   readonly logger?: LoggerService;
+  /**
+   * @internal Benchmarks only: `false` sends frames in the clear after the handshake, to
+   * measure what sealing costs. Both ends must agree. @default true
+   */
+  readonly sealLinks?: boolean;
 }
 
 /** Defaults of the optional transport options: the module's defaults (reasons there). */
@@ -112,7 +117,10 @@ export const TRANSPORT_DEFAULTS = Object.freeze({
 });
 
 type ResolvedOptions = Required<
-  Omit<TransportOptions, 'admit' | 'network' | 'clock' | 'random' | 'logger' | 'cookie'>
+  Omit<
+    TransportOptions,
+    'admit' | 'network' | 'clock' | 'random' | 'logger' | 'cookie' | 'sealLinks'
+  >
 >;
 
 /** Events of the transport. */
@@ -128,8 +136,9 @@ export interface TransportEvents {
 
 /**
  * The link layer: a listener and dialer on a `Network` (TCP in production), length-prefixed
- * frames, the mutual cookie handshake with membership's admission rule, heartbeats and
- * graceful leave. It never decides about duplicate links: every admitted connection becomes
+ * frames, the mutual cookie handshake with membership's admission rule, then every frame in
+ * sealed records (AES-256-GCM, a key per direction; a record that fails its check closes the
+ * link), heartbeats and graceful leave. It never decides about duplicate links: every admitted connection becomes
  * a `Link`, emitted as `'link'` whichever side dialled, for its one consumer (membership).
  *
  * Pre-authentication connections cost bounded memory: only handshake frames of at most
@@ -159,6 +168,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly admit: Admission | undefined;
   private readonly monitor: HeartbeatMonitor;
   private readonly acceptedTypes: ReadonlySet<number>;
+  private readonly sealLinks: boolean;
   private readonly links = new Set<Link>();
   private readonly pendingInbound = new Set<Wire>();
   /** Inbound handshakes pending per source host. */
@@ -181,6 +191,7 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.admit = options.admit;
+    this.sealLinks = options.sealLinks ?? true;
     this.logger = options.logger ?? new Logger(Transport.name);
     this.acceptedTypes = new Set(
       [...options.acceptedTypes].filter((type) => !isTransportFrameType(type) && type <= 255),
@@ -459,6 +470,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       socket: wire,
       clock: this.clock,
       decoder: result.decoder,
+      keys: this.sealLinks ? result.keys : undefined,
       peer: result.peer,
       direction,
       maxFrameBytes: this.options.maxFrameBytes,

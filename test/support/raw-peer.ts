@@ -4,9 +4,10 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { NodeIdentity } from '../../lib/interfaces/member.interface.js';
-import { encodeFrame, type Frame, type FrameDecoder } from '../../lib/transport/frame.js';
+import { encodeFrame, FrameDecoder, type Frame } from '../../lib/transport/frame.js';
 import { cookieKeyring } from '../../lib/security/cookie-keyring.js';
 import { dialerHandshake, listenerHandshake } from '../../lib/transport/handshake.js';
+import { RecordOpener, RecordSealer, type RecordKeys } from '../../lib/transport/record-seal.js';
 
 /** A test identity. */
 export function testIdentity(name: string, overrides: Partial<NodeIdentity> = {}): NodeIdentity {
@@ -28,13 +29,21 @@ export class RawPeer {
   readonly frames: Frame[] = [];
   private waiters: Array<() => void> = [];
   private reading = false;
+  private readonly sealer: RecordSealer;
+  private readonly opener: RecordOpener;
+  private readonly early: Buffer[];
+  private readonly decoder = new FrameDecoder(64 * 1024 * 1024);
 
   constructor(
     readonly socket: Socket,
     readonly peer: NodeIdentity,
-    private readonly decoder: FrameDecoder,
+    handshakeDecoder: FrameDecoder,
+    keys: RecordKeys,
   ) {
     socket.on('error', () => undefined);
+    this.sealer = new RecordSealer(keys.send);
+    this.opener = new RecordOpener(keys.receive, 64 * 1024 * 1024);
+    this.early = handshakeDecoder.takeBuffered();
   }
 
   /** Dials `host:port` and completes the dialer handshake. */
@@ -55,21 +64,35 @@ export class RawPeer {
       timeoutMs: 5000,
       peerAddress: `${host}:${port}`,
     });
-    return new RawPeer(socket, result.peer, result.decoder);
+    return new RawPeer(socket, result.peer, result.decoder, result.keys);
   }
 
-  /** Sends a frame (optionally in another protocol version). */
+  /** Sends a frame (optionally in another protocol version) in its own sealed record. */
   send(type: number, payload: Buffer = Buffer.alloc(0), version?: number): boolean {
-    return this.socket.write(encodeFrame(type, payload, version));
+    return this.sendSealed(encodeFrame(type, payload, version));
+  }
+
+  /** Seals arbitrary plaintext bytes (e.g. a frame header alone) into one record. */
+  sendSealed(plaintext: Buffer): boolean {
+    return this.socket.write(this.seal(plaintext));
+  }
+
+  /** The bytes of the next record holding `plaintext`, not sent (it takes a sequence number). */
+  seal(plaintext: Buffer): Buffer {
+    return Buffer.concat(this.sealer.seal([plaintext], plaintext.length));
   }
 
   /** Starts reading and collecting frames (the socket stays paused until then). */
   read(): void {
     if (this.reading) return;
     this.reading = true;
-    for (const frame of this.decoder.push(Buffer.alloc(0))) this.frames.push(frame);
+    const open = (chunk: Buffer): void => {
+      for (const plain of this.opener.push(chunk))
+        for (const frame of this.decoder.push(plain)) this.frames.push(frame);
+    };
+    for (const chunk of this.early) open(chunk);
     this.socket.on('data', (chunk: Buffer) => {
-      for (const frame of this.decoder.push(chunk)) this.frames.push(frame);
+      open(chunk);
       const waiters = this.waiters;
       this.waiters = [];
       for (const wake of waiters) wake();
@@ -123,7 +146,7 @@ export async function rawListen(
       timeoutMs: 5000,
       peerAddress: 'raw',
     }).then(
-      (result) => onPeer(new RawPeer(socket, result.peer, result.decoder)),
+      (result) => onPeer(new RawPeer(socket, result.peer, result.decoder, result.keys)),
       () => socket.destroy(),
     );
   });
@@ -180,9 +203,29 @@ socket.on('connect', () => {
   socket.setNoDelay(true);
   socket.write(frame(1, Buffer.from(JSON.stringify({ nonce: nD.toString('base64'), ...identity }))));
 });
+// Sealed records (README, link protocol): keys by HKDF-SHA256, AES-256-GCM, counter nonces.
+let sendKey;
+let sent = 0;
+const deriveKeys = (nL, listener) => {
+  const salt = crypto.createHash('sha256');
+  for (const p of [field('nestjs-cluster record keys'), field(Buffer.from([V])), field(nD), field(nL), ...ident(identity), ...ident(listener)]) salt.update(p);
+  const s = salt.digest();
+  sendKey = Buffer.from(crypto.hkdfSync('sha256', key, s, 'nestjs-cluster record key dialer->listener', 32));
+};
+const sealed = (plain) => {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(plain.length + 16, 0);
+  const nonce = Buffer.alloc(12);
+  nonce.writeBigUInt64BE(BigInt(sent++), 4);
+  const c = crypto.createCipheriv('aes-256-gcm', sendKey, nonce);
+  c.setAAD(head);
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([head, body, c.getAuthTag()]);
+};
 socket.on('data', (chunk) => {
+  if (state === 'linked') return;
   buf = Buffer.concat([buf, chunk]);
-  while (buf.length >= 6 && buf.length >= 4 + buf.readUInt32BE(0)) {
+  while (state !== 'linked' && buf.length >= 6 && buf.length >= 4 + buf.readUInt32BE(0)) {
     const len = buf.readUInt32BE(0);
     const type = buf[5];
     const payload = buf.subarray(6, 4 + len);
@@ -206,8 +249,9 @@ socket.on('data', (chunk) => {
         return;
       }
       socket.write(frame(3));
+      deriveKeys(nL, listener);
       state = 'linked';
-      timer = setInterval(() => socket.write(frame(4)), heartbeatMs);
+      timer = setInterval(() => socket.write(sealed(frame(4))), heartbeatMs);
       parentPort.postMessage('linked');
     }
   }
@@ -220,7 +264,7 @@ socket.on('close', () => {
 socket.on('error', () => undefined);
 parentPort.on('message', (m) => {
   if (m === 'silence') clearInterval(timer);
-  if (m === 'leave') { socket.write(frame(5)); socket.end(); }
+  if (m === 'leave') { socket.write(sealed(frame(5))); socket.end(); }
   if (m === 'close') socket.destroy();
 });
 `;

@@ -211,7 +211,7 @@ describe('handshake', () => {
     const logs = captureLogs();
     cleanup.push(() => logs.restore());
     const a = await started('a@127.0.0.1');
-    // A raw listener that answers any HELLO with a version-2 frame.
+    // A raw listener of the previous version (frames in the clear) that answers any HELLO.
     const server: Server = createServer((socket) => {
       socket.on('error', () => undefined);
       socket.once('data', () =>
@@ -247,7 +247,7 @@ describe('handshake', () => {
         FrameType.HELLO,
         encodeHello({
           nonce: Buffer.alloc(NONCE_BYTES),
-          identity: testIdentity('future@127.0.0.1'),
+          identity: testIdentity('old@127.0.0.1'),
         }),
         OTHER,
       ),

@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { FrameTooLargeError } from '../../../lib/errors/frame-too-large.error.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
+import { encodeFrame, PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import type { Link, LinkCloseReason } from '../../../lib/transport/link.js';
 import { RawPeer, rawListen, startHeartbeatingPeer, testIdentity } from '../../support/raw-peer.js';
 import {
@@ -67,6 +68,39 @@ describe('link', () => {
     await within(once(raw.socket, 'close'), 2000, 'socket of the offending peer stayed open');
   });
 
+  it('frames travel sealed: the payload is not on the wire, a changed record closes the link with one integrity line', async () => {
+    const logs = captureLogs();
+    cleanup.push(() => logs.restore());
+    const b = await started('b@127.0.0.1');
+    const inbound = nextLink(b.transport);
+    const raw = await RawPeer.dial(LOCALHOST, b.port, COOKIE, testIdentity('raw@127.0.0.1'));
+    cleanup.push(() => raw.destroy());
+    const link = await within(inbound, 2000, 'no inbound link');
+    const reasons = recordCloses(link);
+    const wire: Buffer[] = [];
+    raw.socket.on('data', (chunk: Buffer) => wire.push(chunk));
+    const secret = 'a payload nobody on the path may read';
+    link.send(32, Buffer.from(secret));
+    const frame = await raw.waitForFrame(32, 2000);
+    expect(frame.payload.toString()).toBe(secret);
+    expect(Buffer.concat(wire).includes(Buffer.from(secret))).toBe(false);
+
+    const delivered: string[] = [];
+    link.on('frame', (_type, payload) => delivered.push(payload.toString()));
+    raw.send(32, Buffer.from('intact'));
+    const record = raw.seal(encodeFrame(32, Buffer.from('changed on the way')));
+    record[record.length - 20] ^= 0x01;
+    raw.socket.write(record);
+    await within(closeOf(link), 2000, 'a changed record did not close the link');
+    expect(reasons).toEqual(['protocol-error']);
+    expect(delivered).toEqual(['intact']);
+    const lines = logs.lines().filter((l) => l.includes('integrity failure'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^warn: integrity failure from raw@127\.0\.0\.1 \(127\.0\.0\.1:\d+\): record integrity: record 1 failed authentication/,
+    );
+  });
+
   it('handshake frame types after auth are a protocol error too', async () => {
     const b = await started('b@127.0.0.1');
     const inbound = nextLink(b.transport);
@@ -84,8 +118,8 @@ describe('link', () => {
     cleanup.push(() => raw.destroy());
     const link = await within(inbound, 2000, 'no inbound link');
     const reasons = recordCloses(link);
-    // Only the header of a 1 MiB frame: the link must not wait for the body.
-    raw.socket.write(Buffer.from([0, 0x10, 0, 0, 1, 32]));
+    // Only the header of a 1 MiB frame, in a sealed record: the link must not wait for the body.
+    raw.sendSealed(Buffer.from([0, 0x10, 0, 0, PROTOCOL_VERSION, 32]));
     await within(closeOf(link), 2000, 'oversized frame header did not close the link');
     expect(reasons).toEqual(['protocol-error']);
   });
