@@ -7,7 +7,11 @@ import { ClusterMessaging } from '../messaging/cluster-messaging.js';
 import { Reconciler } from '../reconciler/reconciler.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { systemRandom, type Random } from '../runtime/random.js';
-import { cookieKeyring, type CookieKeyring } from '../security/cookie-keyring.js';
+import {
+  cookieKeyring,
+  cookieKeyringAsync,
+  type CookieKeyring,
+} from '../security/cookie-keyring.js';
 import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
@@ -59,8 +63,13 @@ export class ClusterNode {
 
   private readonly clock: Clock;
   private readonly random: Random;
-  /** The cookie keys, derived once here (slow on purpose), before any simulated time runs. */
-  private readonly keyring: CookieKeyring | undefined;
+  /**
+   * The cookie keys (slow on purpose: one scrypt per cookie per process). On the real clock
+   * they are derived off the event loop, so start-up does not wait for them — only the first
+   * handshakes do; under an injected clock (the simulator, the testing module) nothing may
+   * wait on real time, so they are derived here, before any simulated time runs.
+   */
+  private readonly keyring: CookieKeyring | Promise<CookieKeyring> | undefined;
   private readonly loggerFor: (context: string) => LoggerService;
 
   constructor(
@@ -72,10 +81,16 @@ export class ClusterNode {
     this.random = seams.random ?? systemRandom;
     this.loggerFor = seams.logger ?? ((context) => new Logger(context));
     this.logger = this.loggerFor('ClusterModule');
-    this.keyring =
-      options.mode === 'cluster' && options.cookie !== undefined
-        ? cookieKeyring(options.cookie, options.previousCookies)
-        : undefined;
+    const cookie = options.mode === 'cluster' ? options.cookie : undefined;
+    if (cookie === undefined) this.keyring = undefined;
+    else if (seams.clock !== undefined)
+      this.keyring = cookieKeyring(cookie, options.previousCookies);
+    else {
+      const keyring = cookieKeyringAsync(cookie, options.previousCookies);
+      // Awaited by every handshake; a node that never starts must not leave it unhandled.
+      keyring.catch(() => undefined);
+      this.keyring = keyring;
+    }
     this.identity = {
       name: options.nodeName,
       incarnation: options.incarnation,

@@ -1,4 +1,4 @@
-import { createHash, createSecretKey, scryptSync, type KeyObject } from 'node:crypto';
+import { createHash, createSecretKey, scrypt, scryptSync, type KeyObject } from 'node:crypto';
 
 /**
  * The cookie KDF: scrypt (RFC 7914) with the interactive-login parameters of the scrypt paper
@@ -27,6 +27,17 @@ const MEMO_LIMIT = 64;
 /** Derived keys by SHA-256 of the cookie, so the memo never holds a cookie itself. */
 const memo = new Map<string, KeyObject>();
 
+/** The memo's key for a cookie: its SHA-256, so the memo never holds a cookie itself. */
+function memoId(cookie: string): string {
+  return createHash('sha256').update(cookie, 'utf8').digest('base64');
+}
+
+function remember(id: string, key: KeyObject): KeyObject {
+  if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value as string);
+  memo.set(id, key);
+  return key;
+}
+
 /**
  * The key a cookie stands for in the link protocol: `scrypt(cookie, COOKIE_KDF.salt)`, as a
  * secret `KeyObject` (it never prints its bytes). Synchronous and slow on purpose; memoised
@@ -34,16 +45,44 @@ const memo = new Map<string, KeyObject>();
  * it at start-up, not per connection.
  */
 export function deriveCookieKey(cookie: string): KeyObject {
-  const id = createHash('sha256').update(cookie, 'utf8').digest('base64');
+  const id = memoId(cookie);
   const known = memo.get(id);
   if (known) return known;
   const { N, r, p, keyBytes, salt } = COOKIE_KDF;
-  const key = createSecretKey(
-    scryptSync(Buffer.from(cookie, 'utf8'), salt, keyBytes, { N, r, p, maxmem: SCRYPT_MAXMEM }),
+  return remember(
+    id,
+    createSecretKey(
+      scryptSync(Buffer.from(cookie, 'utf8'), salt, keyBytes, { N, r, p, maxmem: SCRYPT_MAXMEM }),
+    ),
   );
-  if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value as string);
-  memo.set(id, key);
-  return key;
+}
+
+/**
+ * `deriveCookieKey` off the event loop (libuv's thread pool), sharing its memo: a node that
+ * derives this way starts serving at once, and only its first handshakes wait for the key.
+ */
+export function deriveCookieKeyAsync(cookie: string): Promise<KeyObject> {
+  const id = memoId(cookie);
+  const known = memo.get(id);
+  if (known) return Promise.resolve(known);
+  const { N, r, p, keyBytes, salt } = COOKIE_KDF;
+  return new Promise((resolve, reject) =>
+    scrypt(
+      Buffer.from(cookie, 'utf8'),
+      salt,
+      keyBytes,
+      { N, r, p, maxmem: SCRYPT_MAXMEM },
+      (error, derived) => {
+        if (error) reject(error);
+        else resolve(memo.get(id) ?? remember(id, createSecretKey(derived)));
+      },
+    ),
+  );
+}
+
+/** True when `deriveCookieKey(cookie)` would return at once (derived before in this process). */
+export function isCookieKeyDerived(cookie: string): boolean {
+  return memo.has(memoId(cookie));
 }
 
 /**
@@ -87,4 +126,14 @@ export type CookieKeyring = Keyring<KeyObject>;
  */
 export function cookieKeyring(current: string, previous: readonly string[] = []): CookieKeyring {
   return new Keyring(current, [...new Set(previous)]).map(deriveCookieKey);
+}
+
+/** `cookieKeyring` with every cookie derived off the event loop (`deriveCookieKeyAsync`). */
+export async function cookieKeyringAsync(
+  current: string,
+  previous: readonly string[] = [],
+): Promise<CookieKeyring> {
+  const cookies = new Keyring(current, [...new Set(previous)]);
+  const [first, ...rest] = await Promise.all(cookies.all.map(deriveCookieKeyAsync));
+  return new Keyring(first, rest);
 }

@@ -253,7 +253,8 @@ export interface HandshakeOptions {
    * The cookie keys: a dialer proves `current`; a listener accepts a dialer that proves any
    * of `all` and answers under that same key.
    */
-  readonly keyring: CookieKeyring;
+  /** The cookie keys, or the promise of them (awaited before the first proof). */
+  readonly keyring: CookieKeyring | Promise<CookieKeyring>;
   readonly clock: Clock;
   readonly random: Random;
   /** Membership's admission rule, applied once the peer is authenticated. @default admit all */
@@ -476,8 +477,8 @@ export async function dialerHandshake(
 ): Promise<HandshakeResult> {
   const version = options.version ?? PROTOCOL_VERSION;
   const reader = new HandshakeReader(socket, options);
-  const cookieKey = options.keyring.current;
   try {
+    const cookieKey = (await options.keyring).current;
     const nonceD = createNonce(options.random);
     const self = options.identity;
     send(socket, FrameType.HELLO, encodeHello({ nonce: nonceD, identity: self }), version);
@@ -553,7 +554,8 @@ export async function listenerHandshake(
     if (auth.refuse) throw new MalformedFrameError('a dialer AUTH carries no refusal');
     const proof = (key: KeyObject, role: HandshakeRole) =>
       computeProof(key, role, version, hello.nonce, nonceL, hello.identity, self);
-    const cookieKey = matchingKey(options.keyring, auth.proof, (key) => proof(key, 'dialer'));
+    const keyring = await options.keyring;
+    const cookieKey = matchingKey(keyring, auth.proof, (key) => proof(key, 'dialer'));
     if (cookieKey === undefined) {
       sendRefuse(socket, 'cookie-mismatch', version);
       throw new CookieMismatchError(options.peerAddress);

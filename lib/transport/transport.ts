@@ -48,10 +48,11 @@ export interface TransportOptions {
   readonly identity: () => NodeIdentity;
   /**
    * Shared secret of the cluster (`NODE_COOKIE`), or its keyring (with the previous cookies
-   * still accepted, `NODE_COOKIE_PREVIOUS`). A string is derived with the slow cookie KDF
-   * here, once per process per cookie (see `deriveCookieKey`). Never sent, never logged.
+   * still accepted, `NODE_COOKIE_PREVIOUS`), or the promise of one (handshakes wait for it).
+   * A string is derived with the slow cookie KDF here, once per process per cookie (see
+   * `deriveCookieKey`). Never sent, never logged.
    */
-  readonly cookie: string | CookieKeyring;
+  readonly cookie: string | CookieKeyring | Promise<CookieKeyring>;
   /** Frame types (16–255) delivered as `'frame'` events; any other type closes the link. */
   readonly acceptedTypes: ReadonlySet<number>;
   /**
@@ -161,7 +162,7 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly logger: LoggerService;
   private readonly rateLimited: RateLimitedLogger;
   private readonly options: ResolvedOptions;
-  private readonly keyring: CookieKeyring;
+  private readonly keyring: CookieKeyring | Promise<CookieKeyring>;
   private readonly network: Network;
   private readonly clock: Clock;
   private readonly random: Random;

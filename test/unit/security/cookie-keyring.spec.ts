@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import {
   COOKIE_KDF,
   cookieKeyring,
+  cookieKeyringAsync,
   deriveCookieKey,
+  deriveCookieKeyAsync,
+  isCookieKeyDerived,
   Keyring,
 } from '../../../lib/security/cookie-keyring.js';
 import { cookieWeakness } from '../../../lib/security/cookie-strength.js';
@@ -49,6 +52,32 @@ describe('cookie keyring', () => {
         mac(deriveCookieKey(c)),
       ),
     );
+  });
+
+  it('derives off the event loop the same key as the synchronous KDF, sharing its memo', async () => {
+    const cookie = 'keyring-spec-async-cookie-0123456789';
+    expect(isCookieKeyDerived(cookie)).toBe(false);
+    const pending = deriveCookieKeyAsync(cookie);
+    // Not derived on this turn of the event loop: the KDF runs on the thread pool.
+    expect(isCookieKeyDerived(cookie)).toBe(false);
+    const key = await pending;
+    expect(isCookieKeyDerived(cookie)).toBe(true);
+    const expected = scryptSync(Buffer.from(cookie, 'utf8'), COOKIE_KDF.salt, 32, {
+      N: COOKIE_KDF.N,
+      r: COOKIE_KDF.r,
+      p: COOKIE_KDF.p,
+      maxmem: 64 * 1024 * 1024,
+    });
+    expect(key.export().equals(expected)).toBe(true);
+    expect(deriveCookieKey(cookie)).toBe(key);
+    expect(await deriveCookieKeyAsync(cookie)).toBe(key);
+
+    const ring = await cookieKeyringAsync('async-current-abcdefgh', [
+      'async-old-abcdefgh',
+      'async-current-abcdefgh',
+    ]);
+    expect(ring.current).toBe(deriveCookieKey('async-current-abcdefgh'));
+    expect(ring.previous).toEqual([deriveCookieKey('async-old-abcdefgh')]);
   });
 
   it('map derives every key of a generic ring, the current one staying current', () => {

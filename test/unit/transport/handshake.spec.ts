@@ -10,6 +10,7 @@ import { systemClock } from '../../../lib/runtime/clock.js';
 import { systemRandom } from '../../../lib/runtime/random.js';
 import {
   cookieKeyring,
+  cookieKeyringAsync,
   deriveCookieKey,
   type CookieKeyring,
 } from '../../../lib/security/cookie-keyring.js';
@@ -344,8 +345,8 @@ describe('handshake', () => {
 
 /** Runs both handshake functions over one loopback connection with the given keyrings. */
 async function handshakePair(
-  dialerRing: CookieKeyring,
-  listenerRing: CookieKeyring,
+  dialerRing: CookieKeyring | Promise<CookieKeyring>,
+  listenerRing: CookieKeyring | Promise<CookieKeyring>,
 ): Promise<[PromiseSettledResult<HandshakeResult>, PromiseSettledResult<HandshakeResult>]> {
   const server = createServer();
   server.listen(0, LOCALHOST);
@@ -394,6 +395,16 @@ describe('cookie rotation in the handshake', () => {
     expect(dialer.nonces.dialer.equals(dialer.nonces.listener)).toBe(false);
     expect(dialer.peer.name).toBe('l@127.0.0.1');
     expect(listener.peer.name).toBe('d@127.0.0.1');
+  });
+
+  it('both ends wait for keys still being derived off the event loop (a node just started)', async () => {
+    const C = 'rotation-cookie-C-still-deriving';
+    const D = 'rotation-cookie-D-still-deriving';
+    const [d, l] = await handshakePair(cookieKeyringAsync(C), cookieKeyringAsync(D, [C]));
+    expect(d.status).toBe('fulfilled');
+    expect(l.status).toBe('fulfilled');
+    expect((d as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(C));
+    expect((l as PromiseFulfilledResult<HandshakeResult>).value.cookieKey).toBe(deriveCookieKey(C));
   });
 
   it('the current cookie is used when both have it', async () => {
