@@ -24,7 +24,16 @@ import type {
   MemberLinkLeaveCause,
 } from './member-link.interface.js';
 import type { MembershipChange } from './membership-change.js';
-import { DIGEST_BUCKETS, PeerDigest, bucketOf, decodeDigest } from './peer-digest.js';
+import {
+  DIGEST_BUCKETS,
+  PeerDigest,
+  bucketOf,
+  decodeDigest,
+  decodeHave,
+  encodeHave,
+  entryHash,
+  type BucketHashes,
+} from './peer-digest.js';
 
 interface Entry {
   member: Member;
@@ -36,6 +45,8 @@ interface Entry {
   spare?: MemberLink;
   /** Digest bucket of the member's name. */
   readonly bucket: number;
+  /** The member's entry hash (`entryHash`). */
+  readonly hash: number;
 }
 
 /** An endpoint a member listed in peer exchange that was not a member here then. */
@@ -397,7 +408,7 @@ export class Membership implements PeerChannel {
     }
 
     const member = toMember(peer, false, this.clock.wallNow());
-    this.insert({ member, link, bucket: bucketOf(member.name) });
+    this.insert({ member, link, bucket: bucketOf(member.name), hash: entryHash(member) });
     this.remember(this.newest, peer);
     this.watch(link);
     this.logger.log(`${member.name} joined (${member.address}, ${link.direction})`);
@@ -532,6 +543,10 @@ export class Membership implements PeerChannel {
     }
     if (type === FrameType.PEERS_DIGEST) {
       this.receiveDigest(link, payload);
+      return;
+    }
+    if (type === FrameType.PEERS_HAVE) {
+      this.receiveHave(link, payload);
       return;
     }
     if (type === FrameType.LINK_CHOSEN) return;
@@ -708,13 +723,20 @@ export class Membership implements PeerChannel {
     this.refreshTimer = this.clock.setTimeout(() => {
       this.refreshTimer = undefined;
       if (this.closed || this.table.size === 0) return;
+      // One lister per endpoint that is still not a member: a storm in which every member
+      // lists the same newcomers costs a few exchanges, not one per member.
+      const covered = new Set<string>();
       for (const [lister, entries] of this.listed) {
+        let due = false;
         for (const name of entries.keys()) {
-          if (!this.table.has(name)) {
-            this.scheduleExchange(lister);
+          if (!this.table.has(name) && !covered.has(name)) {
+            due = true;
             break;
           }
         }
+        if (!due) continue;
+        this.scheduleExchange(lister);
+        for (const name of entries.keys()) covered.add(name);
       }
       const index = Math.floor(this.random.next() * this.table.size);
       let i = 0;
@@ -740,12 +762,50 @@ export class Membership implements PeerChannel {
     // Where the views agree, the peer lists nothing this node lacks.
     this.forgetListings(from, (bucket) => !covered.has(bucket));
     if (differing.length === 0) return;
-    this.sendBuckets(link, differing);
-    if (!frame.reply) link.send(FrameType.PEERS_DIGEST, this.digest.encode(true));
+    if (frame.reply) {
+      // Only an older node answers a digest with a digest: it expects whole buckets.
+      this.sendBuckets(link, differing);
+      return;
+    }
+    link.send(FrameType.PEERS_HAVE, encodeHave(false, this.hashesOf(differing)));
   }
 
-  /** Sends this node's members of `buckets` (whole buckets per frame, bounded in all). */
-  private sendBuckets(link: MemberLink, buckets: readonly number[]): void {
+  /**
+   * The peer's entry hashes in the buckets where the digests differ: sends the members it
+   * lacks (so an exchange costs what is new, plus four bytes per member of those buckets) and,
+   * unless this answers a `PEERS_HAVE`, this node's hashes of the same buckets.
+   */
+  private receiveHave(link: MemberLink, payload: Buffer): void {
+    const from = link.peer.name;
+    const frame = decodeHave(payload);
+    if (!frame) {
+      this.limited.warn(`have:${from}`, `malformed peer hashes from ${from}; ignored`);
+      return;
+    }
+    const buckets = frame.buckets.map((b) => b.bucket);
+    const has = new Set<number>();
+    for (const b of frame.buckets) for (const h of b.hashes) has.add(h);
+    this.sendBuckets(link, buckets, has);
+    if (!frame.reply) link.send(FrameType.PEERS_HAVE, encodeHave(true, this.hashesOf(buckets)));
+  }
+
+  /** This node's entry hashes (self included) in `buckets`. */
+  private hashesOf(buckets: readonly number[]): BucketHashes[] {
+    const selfBucket = bucketOf(this.selfMember.name);
+    return buckets.map((bucket) => {
+      const hashes: number[] = [];
+      if (bucket === selfBucket) hashes.push(entryHash(this.selfMember));
+      for (const entry of this.inBucket[bucket]) hashes.push(entry.hash);
+      return { bucket, hashes };
+    });
+  }
+
+  /**
+   * Sends this node's members of `buckets` — those whose entry hash is not in `has`, when
+   * given (whole buckets per frame, bounded in all). A frame covering buckets with nothing to
+   * send is still sent: it tells the peer those buckets list nothing it lacks.
+   */
+  private sendBuckets(link: MemberLink, buckets: readonly number[], has?: Set<number>): void {
     let covered: number[] = [];
     let peers: { name: string; incarnation: string; endpoint: string }[] = [];
     let sent = 0;
@@ -760,8 +820,8 @@ export class Membership implements PeerChannel {
       if (peers.length > 0 && peers.length + members.size > PEERS_CHUNK) flush();
       if (sent + members.size > MAX_PEERS_PER_FRAME) break;
       covered.push(bucket);
-      for (const { member: m } of members) {
-        if (m.name === link.peer.name || !m.endpoint) continue;
+      for (const { member: m, hash } of members) {
+        if (m.name === link.peer.name || !m.endpoint || has?.has(hash)) continue;
         peers.push({ name: m.name, incarnation: m.incarnation, endpoint: m.endpoint });
         sent++;
       }
