@@ -32,6 +32,7 @@ import {
   decodeHave,
   encodeHave,
   entryHash,
+  MAX_HAVE_HASHES,
   type BucketHashes,
 } from './peer-digest.js';
 
@@ -53,6 +54,8 @@ interface Entry {
 interface Listed {
   readonly endpoint: DiscoveredEndpoint;
   readonly bucket: number;
+  /** Its entry hash, as the lister would compute it. */
+  readonly hash: number;
 }
 
 interface Remembered {
@@ -88,6 +91,12 @@ export interface MembershipOptions {
    * does. @default 10000
    */
   readonly exchangeIntervalMs?: number;
+  /**
+   * How long a due exchange waits at most for membership to be quiet, ms: a start-up storm
+   * that links members every few milliseconds is progress, and exchanges during it would ship
+   * what discovery is delivering anyway. @default 30000
+   */
+  readonly exchangeQuietCapMs?: number;
   /** Endpoints listed by members, kept at most (all members together). @default 4096 */
   readonly maxListed?: number;
   /** Randomness seam (which member the repeated exchange picks). @default systemRandom */
@@ -98,6 +107,9 @@ export interface MembershipOptions {
 export const MAX_PEERS_PER_FRAME = 4096;
 /** Members per PEERS frame this node sends (whole buckets; a larger exchange takes several). */
 const PEERS_CHUNK = 512;
+/** Digests sent at once when many exchanges are due, and the pause before the next batch, ms. */
+const EXCHANGE_BATCH = 8;
+const EXCHANGE_BATCH_GAP_MS = 50;
 
 /**
  * The member table — the one owner of links. The transport hands it every admitted link,
@@ -147,6 +159,9 @@ export class Membership implements PeerChannel {
   private readonly maxRemembered: number;
   private readonly exchangeDelayMs: number;
   private readonly exchangeIntervalMs: number;
+  private readonly exchangeQuietCapMs: number;
+  /** Clock time before which the next batch of due digests is not sent (they go out paced). */
+  private nextExchangeAt = Number.NEGATIVE_INFINITY;
   private readonly maxListed: number;
   private readonly random: Random;
   /** Advertised endpoint → member name (names, in join order, when several advertise it). */
@@ -163,6 +178,11 @@ export class Membership implements PeerChannel {
   /** Endpoints each member listed that were not members here then, by member and name. */
   private readonly listed = new Map<string, Map<string, Listed>>();
   private listedCount = 0;
+  /** Per digest bucket: entry hash of a listed endpoint → how many members list it. */
+  private readonly listedHashes: Map<number, number>[] = Array.from(
+    { length: DIGEST_BUCKETS },
+    () => new Map(),
+  );
   /** Members sorted by name, self included; rebuilt on demand after a change. */
   private snapshot: Member[] | undefined;
   private flushPending = false;
@@ -191,6 +211,7 @@ export class Membership implements PeerChannel {
     this.maxRemembered = options.maxRemembered ?? 4096;
     this.exchangeDelayMs = options.exchangeDelayMs ?? 1000;
     this.exchangeIntervalMs = options.exchangeIntervalMs ?? 10_000;
+    this.exchangeQuietCapMs = options.exchangeQuietCapMs ?? 30_000;
     this.maxListed = options.maxListed ?? 4096;
     this.random = options.random ?? systemRandom;
     this.selfMember = toMember(self, true, this.clock.wallNow());
@@ -492,6 +513,7 @@ export class Membership implements PeerChannel {
     this.clock.clearTimeout(this.refreshTimer);
     this.exchangeDue.clear();
     this.listed.clear();
+    for (const hashes of this.listedHashes) hashes.clear();
     this.listedCount = 0;
     this.changeSubject.complete();
     this.membersSubject.complete();
@@ -692,20 +714,32 @@ export class Membership implements PeerChannel {
    * Sends the digests that are due — once membership has been quiet for `exchangeDelayMs`:
    * while a start-up storm joins members every few milliseconds, digests differ everywhere and
    * comparing them would only ship member lists that discovery is delivering anyway. A due
-   * exchange waits at most one `exchangeIntervalMs` for that quiet moment.
+   * exchange waits at most `exchangeQuietCapMs` for that quiet moment. Due digests go out
+   * `EXCHANGE_BATCH` at a time, `EXCHANGE_BATCH_GAP_MS` apart, so that what one exchange
+   * brought is known (and not asked for again) when the next starts.
    */
   private armExchange(): void {
     const first = this.exchangeDue.values().next();
     if (first.done || this.closed) return;
     const quietAt = this.lastChangeAt + this.exchangeDelayMs;
-    const at = Math.max(first.value, Math.min(quietAt, first.value + this.exchangeIntervalMs));
+    const at = Math.max(
+      first.value,
+      this.nextExchangeAt,
+      Math.min(quietAt, first.value + this.exchangeQuietCapMs),
+    );
     this.exchangeTimer = this.clock.setTimeout(
       () => {
         this.exchangeTimer = undefined;
         const now = this.clock.now();
         const quiet = now >= this.lastChangeAt + this.exchangeDelayMs;
+        let sent = 0;
         for (const [name, due] of this.exchangeDue) {
-          if (due > now || (!quiet && now < due + this.exchangeIntervalMs)) break;
+          if (due > now || (!quiet && now < due + this.exchangeQuietCapMs)) break;
+          if (sent === EXCHANGE_BATCH) {
+            this.nextExchangeAt = now + EXCHANGE_BATCH_GAP_MS;
+            break;
+          }
+          sent++;
           this.exchangeDue.delete(name);
           const entry = this.table.get(name);
           if (entry && !entry.link.closed)
@@ -767,7 +801,7 @@ export class Membership implements PeerChannel {
       this.sendBuckets(link, differing);
       return;
     }
-    link.send(FrameType.PEERS_HAVE, encodeHave(false, this.hashesOf(differing)));
+    link.send(FrameType.PEERS_HAVE, encodeHave(false, this.hashesOf(differing, from)));
   }
 
   /**
@@ -786,18 +820,40 @@ export class Membership implements PeerChannel {
     const has = new Set<number>();
     for (const b of frame.buckets) for (const h of b.hashes) has.add(h);
     this.sendBuckets(link, buckets, has);
-    if (!frame.reply) link.send(FrameType.PEERS_HAVE, encodeHave(true, this.hashesOf(buckets)));
+    if (!frame.reply)
+      link.send(FrameType.PEERS_HAVE, encodeHave(true, this.hashesOf(buckets, from)));
   }
 
-  /** This node's entry hashes (self included) in `buckets`. */
-  private hashesOf(buckets: readonly number[]): BucketHashes[] {
+  /**
+   * What this node knows in `buckets`, as entry hashes for `peer`: its members (self
+   * included), and the endpoints other members listed (they are being dialled already; in a
+   * start-up storm each newcomer then travels once to each node, not once per exchange).
+   * What `peer` itself listed is left out, so that it lists it again and it is kept.
+   */
+  private hashesOf(buckets: readonly number[], peer: string): BucketHashes[] {
     const selfBucket = bucketOf(this.selfMember.name);
-    return buckets.map((bucket) => {
+    const mine = new Set<number>();
+    for (const l of this.listed.get(peer)?.values() ?? []) mine.add(l.hash);
+    const out = buckets.map((bucket) => {
       const hashes: number[] = [];
       if (bucket === selfBucket) hashes.push(entryHash(this.selfMember));
       for (const entry of this.inBucket[bucket]) hashes.push(entry.hash);
       return { bucket, hashes };
     });
+    // Members first; listed endpoints while the frame has room (the rest is merely resent).
+    let room = MAX_HAVE_HASHES - out.reduce((n, b) => n + b.hashes.length, 0);
+    for (const { bucket, hashes } of out) {
+      const listed = this.listedHashes[bucket];
+      if (listed.size === 0 || room <= 0) continue;
+      for (const [hash, listers] of listed) {
+        if (room <= 0) break;
+        if (listers > 1 || !mine.has(hash)) {
+          hashes.push(hash);
+          room--;
+        }
+      }
+    }
+    return out;
   }
 
   /**
@@ -871,13 +927,13 @@ export class Membership implements PeerChannel {
         ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}),
       };
       learned.push(found);
-      this.list(from, found);
+      this.list(from, found, p.endpoint);
     }
     if (learned.length > 0) this.changeSubject.next({ type: 'learned', from, endpoints: learned });
   }
 
   /** Records that member `lister` lists `endpoint` (bounded; a full table takes no more). */
-  private list(lister: string, endpoint: DiscoveredEndpoint): void {
+  private list(lister: string, endpoint: DiscoveredEndpoint, advertised: string): void {
     let entries = this.listed.get(lister);
     const name = endpoint.name!;
     if (!entries?.has(name) && this.listedCount >= this.maxListed) {
@@ -891,8 +947,24 @@ export class Membership implements PeerChannel {
       entries = new Map();
       this.listed.set(lister, entries);
     }
-    if (!entries.has(name)) this.listedCount++;
-    entries.set(name, { endpoint, bucket: bucketOf(name) });
+    const before = entries.get(name);
+    if (before) this.unhash(before);
+    else this.listedCount++;
+    const entry: Listed = {
+      endpoint,
+      bucket: bucketOf(name),
+      hash: entryHash({ name, incarnation: endpoint.incarnation ?? '', endpoint: advertised }),
+    };
+    entries.set(name, entry);
+    const hashes = this.listedHashes[entry.bucket];
+    hashes.set(entry.hash, (hashes.get(entry.hash) ?? 0) + 1);
+  }
+
+  private unhash(entry: Listed): void {
+    const hashes = this.listedHashes[entry.bucket];
+    const n = (hashes.get(entry.hash) ?? 1) - 1;
+    if (n > 0) hashes.set(entry.hash, n);
+    else hashes.delete(entry.hash);
   }
 
   /** Forgets what `lister` listed (in the buckets `which` selects, or all). */
@@ -902,6 +974,7 @@ export class Membership implements PeerChannel {
     for (const [name, entry] of entries) {
       if (which && !which(entry.bucket)) continue;
       entries.delete(name);
+      this.unhash(entry);
       this.listedCount--;
     }
     if (entries.size === 0) this.listed.delete(lister);

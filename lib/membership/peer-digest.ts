@@ -39,7 +39,9 @@ export function bucketOf(name: string): number {
 }
 
 /** The hash of one member's (name, incarnation, endpoint): digests XOR it, `PEERS_HAVE` lists it. */
-export function entryHash(identity: NodeIdentity): number {
+export function entryHash(
+  identity: Pick<NodeIdentity, 'name' | 'incarnation' | 'endpoint'>,
+): number {
   return fnv1a(`${identity.name}\u0000${identity.incarnation}\u0000${identity.endpoint}`);
 }
 
@@ -106,7 +108,7 @@ export function decodeDigest(payload: Buffer): DigestFrame | undefined {
 const HAVE_VERSION = 1;
 const HAVE_HEADER_BYTES = 1 + 1 + 2;
 /** Hashes a `PEERS_HAVE` frame may carry at most (more is treated as garbage). */
-export const MAX_HAVE_HASHES = 4096;
+export const MAX_HAVE_HASHES = 16_384;
 
 /** The members one node has in one bucket, as entry hashes. */
 export interface BucketHashes {
