@@ -117,11 +117,14 @@ const EXCHANGE_BATCH_GAP_MS = 50;
  * changes (`changes`), keeps the leader, and exchanges peers (a new link learns the members
  * the peer knows, so the cluster becomes a full mesh — Erlang's transitive connect).
  *
- * Peer exchange is digest-first: a moment after a link comes up, the node whose name sorts
- * first sends a digest of its view (`PEERS_DIGEST`: a hash per bucket of member names); the
- * other answers with the members of the buckets that differ (`PEERS`) and its own digest, and
- * the first sends its members of those buckets. Equal views cost one small frame; a start-up
- * storm, in which discovery tells every node about every other, costs no member lists at all.
+ * Peer exchange is digest-first: a moment after a link comes up (once membership is quiet),
+ * the node first in the pair's order sends a digest of its view (`PEERS_DIGEST`: a hash per
+ * bucket of member names); the other answers with the entry hashes it has in the buckets that
+ * differ (`PEERS_HAVE`); the first sends the members the other lacks (`PEERS`) and its own
+ * hashes, and the other does the same. Equal views cost one small frame; a start-up storm, in
+ * which discovery tells every node about every other, costs no member lists at all, and an
+ * exchange otherwise costs what is new to each side (plus four bytes per member of the
+ * differing buckets).
  *
  * Rules, the same on every node so that both ends of a link agree:
  * - Admission (in the handshake, once the peer proved the cookie — see `admit`): this very
@@ -181,7 +184,7 @@ export class Membership implements PeerChannel {
   /** Per digest bucket: entry hash of a listed endpoint → how many members list it. */
   private readonly listedHashes: Map<number, number>[] = Array.from(
     { length: DIGEST_BUCKETS },
-    () => new Map(),
+    () => new Map<number, number>(),
   );
   /** Members sorted by name, self included; rebuilt on demand after a change. */
   private snapshot: Member[] | undefined;

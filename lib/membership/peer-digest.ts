@@ -164,7 +164,7 @@ export function decodeHave(payload: Buffer): HaveFrame | undefined {
     total += count;
     if (bucket >= DIGEST_BUCKETS || total > MAX_HAVE_HASHES || at + 4 * count > payload.length)
       return undefined;
-    const hashes: number[] = new Array(count);
+    const hashes = new Array<number>(count);
     for (let j = 0; j < count; j++) hashes[j] = payload.readUInt32BE(at + 4 * j);
     at += 4 * count;
     buckets.push({ bucket, hashes });

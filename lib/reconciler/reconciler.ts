@@ -2,6 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import { ClusterError } from '../errors/cluster.error.js';
 import { LinkRefusedError } from '../errors/link-refused.error.js';
+import { PeerUnreachableError } from '../errors/peer-unreachable.error.js';
 import { formatEndpoint } from '../identity/endpoint.js';
 import { dialsFirst } from '../identity/identity.js';
 import type { Member } from '../interfaces/member.interface.js';
@@ -539,6 +540,11 @@ export class Reconciler {
       return;
     }
     if (name === 'ProtocolVersionError') return; // the transport logs both versions itself
+    if (error instanceof PeerUnreachableError && error.reason === 'descriptors') {
+      // One line a minute for the process's limit, not one per endpoint.
+      this.limited.error('descriptors', err.message);
+      return;
+    }
     if (target.quiet || target.topologies.size === 0) {
       this.logger.debug?.(`${who} is not reachable: ${err?.message ?? String(error)}`);
       return;

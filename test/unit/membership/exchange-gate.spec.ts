@@ -16,7 +16,8 @@ type Counts = Record<'digest' | 'have' | 'peers', number>;
 function countFrames(): Counts {
   const counts: Counts = { digest: 0, have: 0, peers: 0 };
   const decoders = new WeakMap<MemoryWire, FrameDecoder>();
-  const write = MemoryWire.prototype.write;
+  const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
+    .value as MemoryWire['write'];
   vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
     this: MemoryWire,
     chunk: Buffer,
