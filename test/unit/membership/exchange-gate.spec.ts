@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dialsFirst } from '../../../lib/identity/identity.js';
+import { decodeHave, encodeHave } from '../../../lib/membership/peer-digest.js';
 import { FrameDecoder } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
 import { MemoryWire } from '../../../lib/transport/memory-network.js';
@@ -123,6 +124,74 @@ describe('digest exchange quiet gate', () => {
     expect(joinedC).toBeGreaterThanOrEqual(cap);
     expect(joinedC).toBeLessThanOrEqual(1000 + cap + 1500 + 600);
     expect(a.view().length).toBeGreaterThan(3 + 5);
+    await world.closeAll();
+  });
+});
+
+describe('PEERS_HAVE', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('round-trips and rejects malformed, oversized and unknown-version frames', () => {
+    const buckets = [
+      { bucket: 0, hashes: [1, 0xffffffff] },
+      { bucket: 63, hashes: [] },
+    ];
+    const frame = encodeHave(true, buckets);
+    expect(decodeHave(frame)).toEqual({ reply: true, buckets });
+    expect(decodeHave(frame.subarray(0, frame.length - 1))).toBeUndefined();
+    expect(decodeHave(Buffer.concat([frame, Buffer.alloc(1)]))).toBeUndefined();
+    const version = Buffer.from(frame);
+    version[0] = 9;
+    expect(decodeHave(version)).toBeUndefined();
+    expect(decodeHave(encodeHave(false, [{ bucket: 64, hashes: [] }]))).toBeUndefined();
+    const huge = encodeHave(false, [
+      { bucket: 1, hashes: Array.from({ length: 60_000 }, (_, i) => i) },
+    ]);
+    expect(decodeHave(huge)).toBeUndefined();
+  });
+
+  it('a newcomer that discovers half of a 40-node cluster is sent only the members it lacks', async () => {
+    // Before: every exchange sent all members of every differing bucket — mostly members the
+    // newcomer had already (here about 20 of the 40 at every exchange).
+    const world = new CoreWorld(79);
+    const old: WorldNode[] = [];
+    for (let i = 0; i < 40; i++) old.push(await world.spawn(`m${i}@k${i}`, `k${i}`));
+    for (const n of old) n.discovery.set(old.filter((m) => m !== n).map((m) => m.endpoint));
+    await world.run(5000);
+    const newcomer = await world.spawn('z@k99', 'k99');
+    let learned = 0;
+    newcomer.node.membership.changes.subscribe((c) => {
+      if (c.type === 'learned') learned += c.endpoints.length;
+    });
+    let listedToNewcomer = 0;
+    const decoders = new WeakMap<MemoryWire, FrameDecoder>();
+    const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
+      .value as MemoryWire['write'];
+    vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
+      this: MemoryWire,
+      chunk: Buffer,
+    ) {
+      let decoder = decoders.get(this);
+      if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
+      for (const f of decoder.push(Buffer.from(chunk))) {
+        if (f.type !== FrameType.PEERS || this.remoteAddress !== 'k99') continue;
+        const body = JSON.parse(f.payload.toString('utf8')) as { p: unknown[] };
+        listedToNewcomer += body.p.length;
+      }
+      return write.call(this, chunk);
+    });
+    for (const n of old.slice(0, 20))
+      n.discovery.set([...old, newcomer].filter((m) => m !== n).map((m) => m.endpoint));
+    newcomer.discovery.set(old.slice(0, 20).map((n) => n.endpoint));
+    await world.run(40_000);
+    const names = [...old.map((n) => n.name), newcomer.name].sort();
+    for (const n of [...old, newcomer]) expect(n.view()).toEqual(names);
+    // The 20 members it did not discover, each sent to it about once.
+    expect(learned).toBeGreaterThanOrEqual(20);
+    expect(learned).toBeLessThanOrEqual(2 * 20);
+    // Nothing it had: what was listed to it is what it learned.
+    expect(listedToNewcomer).toBe(learned);
+    vi.restoreAllMocks();
     await world.closeAll();
   });
 });
