@@ -6,7 +6,9 @@
 //   static  every node gets the full host list 127.0.0.2…127.0.0.<K+1> on one link port
 // Reports `many-progress` (smallest membership) every 2 s and `many-converged` once every
 // node sees all K; `loop-lag` on request (event-loop delay p99 since convergence and the
-// number of removals seen since then).
+// number of removals seen since then). Both ends of every link are in this process: K nodes
+// need about K·(K−1) file descriptors (`many-fd-limit` says so when the limit is lower).
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { NestFactory } from '@nestjs/core';
 import { emit, env, runWorker } from './common.mjs';
@@ -19,6 +21,11 @@ const linkPort = Number(env('BENCH_LINK_PORT', '45893'));
 const timeoutMs = Number(env('BENCH_MANY_TIMEOUT_MS', '120000'));
 
 const apps = [];
+/** CPU time of this process so far (user + system), ms: less sensitive to a busy machine than wall time. */
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return Math.round((user + system) / 1000);
+};
 const counts = new Array(K).fill(1);
 let removals = 0;
 let convergedAt = 0;
@@ -44,6 +51,32 @@ function optionsFor(i, cluster) {
   };
 }
 
+/** This process's open-files limit (soft), from /proc on Linux; null elsewhere. */
+function openFilesLimit() {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}
+
+// Both ends of every link live in this process: a full mesh needs K·(K−1) sockets, plus a
+// listener (and a gossip socket) per node.
+const fdNeeded = K * (K - 1) + 2 * K;
+const fdLimit = openFilesLimit();
+if (fdLimit !== null && fdNeeded > fdLimit) {
+  emit('many-fd-limit', {
+    k: K,
+    needed: fdNeeded,
+    limit: fdLimit,
+    message: `a full mesh of ${K} nodes in one process needs about ${fdNeeded} file descriptors; this process may open ${fdLimit} (ulimit -n): it cannot converge here`,
+  });
+}
+
 await runWorker({
   async start(ctx) {
     const t0 = Date.now();
@@ -65,20 +98,20 @@ await runWorker({
         });
       }),
     );
-    emit('many-started', { k: K, ms: Date.now() - t0 });
+    emit('many-started', { k: K, ms: Date.now() - t0, cpuMs: cpuMs() });
     const progress = setInterval(() => {
       const min = Math.min(...counts);
       if (min >= K) {
         convergedAt = Date.now();
         clearInterval(progress);
         clearInterval(report);
-        emit('many-converged', { k: K });
+        emit('many-converged', { k: K, cpuMs: cpuMs() });
         loop = monitorEventLoopDelay({ resolution: 10 });
         loop.enable();
       } else if (Date.now() - t0 > timeoutMs) {
         clearInterval(progress);
         clearInterval(report);
-        emit('many-timeout', { minMembers: min });
+        emit('many-timeout', { minMembers: min, cpuMs: cpuMs() });
       }
     }, 5);
     progress.unref();
@@ -89,6 +122,7 @@ await runWorker({
         medianMembers: sorted[K >> 1],
         maxMembers: sorted[K - 1],
         isolated: sorted.filter((n) => n === 1).length,
+        cpuMs: cpuMs(),
       });
     }, 2000);
     report.unref();

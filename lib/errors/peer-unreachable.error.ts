@@ -1,7 +1,8 @@
 import { ClusterError } from './cluster.error.js';
 
 /** What went wrong when dialling a peer, from the system error code. */
-export type PeerUnreachableCause = 'dns' | 'refused' | 'timeout' | 'no-route' | 'other';
+export type PeerUnreachableCause =
+  'dns' | 'refused' | 'timeout' | 'no-route' | 'descriptors' | 'other';
 
 /** DNS lookup failures: the host name does not resolve (now, or at all). */
 const DNS_CODES: ReadonlySet<string> = new Set([
@@ -12,6 +13,8 @@ const DNS_CODES: ReadonlySet<string> = new Set([
 ]);
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['ETIMEDOUT', 'ECONNTIMEDOUT']);
 const NO_ROUTE_CODES: ReadonlySet<string> = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
+/** This process (or the system) has no file descriptor left for another socket. */
+const DESCRIPTOR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 
 /** Classifies a dial error code: DNS, refused, timeout, no route, or something else. */
 export function peerUnreachableCause(code: string): PeerUnreachableCause {
@@ -19,6 +22,7 @@ export function peerUnreachableCause(code: string): PeerUnreachableCause {
   if (code === 'ECONNREFUSED') return 'refused';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (NO_ROUTE_CODES.has(code)) return 'no-route';
+  if (DESCRIPTOR_CODES.has(code)) return 'descriptors';
   return 'other';
 }
 
@@ -51,6 +55,13 @@ function describe(host: string, port: number, code: string): string {
         `no route to ${address} (${code}): the host is down or on a network this node cannot ` +
         `reach — check the advertised address (CLUSTER_ADVERTISE_ADDRESS) and the routes / ` +
         `security groups between the nodes`
+      );
+    case 'descriptors':
+      return (
+        `this process has no file descriptor left to dial ${address} (${code}): a node holds ` +
+        `one connection per member (a full mesh of N nodes in one process needs about ` +
+        `N × (N − 1) descriptors) — raise the open-files limit (ulimit -n, systemd ` +
+        `LimitNOFILE=, docker --ulimit nofile=)`
       );
     default:
       return (

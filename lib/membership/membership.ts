@@ -25,7 +25,17 @@ import type {
   MemberLinkLeaveCause,
 } from './member-link.interface.js';
 import type { MembershipChange } from './membership-change.js';
-import { DIGEST_BUCKETS, PeerDigest, bucketOf, decodeDigest } from './peer-digest.js';
+import {
+  DIGEST_BUCKETS,
+  PeerDigest,
+  bucketOf,
+  decodeDigest,
+  decodeHave,
+  encodeHave,
+  entryHash,
+  MAX_HAVE_HASHES,
+  type BucketHashes,
+} from './peer-digest.js';
 import {
   ReachabilityTable,
   decodeReachability,
@@ -46,12 +56,16 @@ interface Entry {
   spare?: MemberLink;
   /** Digest bucket of the member's name. */
   readonly bucket: number;
+  /** The member's entry hash (`entryHash`). */
+  readonly hash: number;
 }
 
 /** An endpoint a member listed in peer exchange that was not a member here then. */
 interface Listed {
   readonly endpoint: DiscoveredEndpoint;
   readonly bucket: number;
+  /** Its entry hash, as the lister would compute it. */
+  readonly hash: number;
 }
 
 /** A member whose link from this node failed while other members still reach it. */
@@ -107,6 +121,12 @@ export interface MembershipOptions {
    * does. @default 10000
    */
   readonly exchangeIntervalMs?: number;
+  /**
+   * How long a due exchange waits at most for membership to be quiet, ms: a start-up storm
+   * that links members every few milliseconds is progress, and exchanges during it would ship
+   * what discovery is delivering anyway. @default 30000
+   */
+  readonly exchangeQuietCapMs?: number;
   /** Endpoints listed by members, kept at most (all members together). @default 4096 */
   readonly maxListed?: number;
   /** Randomness seam (which member the repeated exchange picks). @default systemRandom */
@@ -128,6 +148,9 @@ export interface MembershipOptions {
 export const MAX_PEERS_PER_FRAME = 4096;
 /** Members per PEERS frame this node sends (whole buckets; a larger exchange takes several). */
 const PEERS_CHUNK = 512;
+/** Digests sent at once when many exchanges are due, and the pause before the next batch, ms. */
+const EXCHANGE_BATCH = 8;
+const EXCHANGE_BATCH_GAP_MS = 50;
 
 /**
  * The member table — the one owner of links. The transport hands it every admitted link,
@@ -135,11 +158,14 @@ const PEERS_CHUNK = 512;
  * changes (`changes`), keeps the leader, and exchanges peers (a new link learns the members
  * the peer knows, so the cluster becomes a full mesh — Erlang's transitive connect).
  *
- * Peer exchange is digest-first: a moment after a link comes up, the node whose name sorts
- * first sends a digest of its view (`PEERS_DIGEST`: a hash per bucket of member names); the
- * other answers with the members of the buckets that differ (`PEERS`) and its own digest, and
- * the first sends its members of those buckets. Equal views cost one small frame; a start-up
- * storm, in which discovery tells every node about every other, costs no member lists at all.
+ * Peer exchange is digest-first: a moment after a link comes up (once membership is quiet),
+ * the node first in the pair's order sends a digest of its view (`PEERS_DIGEST`: a hash per
+ * bucket of member names); the other answers with the entry hashes it has in the buckets that
+ * differ (`PEERS_HAVE`); the first sends the members the other lacks (`PEERS`) and its own
+ * hashes, and the other does the same. Equal views cost one small frame; a start-up storm, in
+ * which discovery tells every node about every other, costs no member lists at all, and an
+ * exchange otherwise costs what is new to each side (plus four bytes per member of the
+ * differing buckets).
  *
  * Rules, the same on every node so that both ends of a link agree:
  * - Admission (in the handshake, once the peer proved the cookie — see `admit`): this very
@@ -185,6 +211,9 @@ export class Membership implements PeerChannel {
   private readonly maxRemembered: number;
   private readonly exchangeDelayMs: number;
   private readonly exchangeIntervalMs: number;
+  private readonly exchangeQuietCapMs: number;
+  /** Clock time before which the next batch of due digests is not sent (they go out paced). */
+  private nextExchangeAt = Number.NEGATIVE_INFINITY;
   private readonly maxListed: number;
   private readonly random: Random;
   /** Advertised endpoint → member name (names, in join order, when several advertise it). */
@@ -201,6 +230,11 @@ export class Membership implements PeerChannel {
   /** Endpoints each member listed that were not members here then, by member and name. */
   private readonly listed = new Map<string, Map<string, Listed>>();
   private listedCount = 0;
+  /** Per digest bucket: entry hash of a listed endpoint → how many members list it. */
+  private readonly listedHashes: Map<number, number>[] = Array.from(
+    { length: DIGEST_BUCKETS },
+    () => new Map<number, number>(),
+  );
   /** Members sorted by name, self included; rebuilt on demand after a change. */
   private snapshot: Member[] | undefined;
   private flushPending = false;
@@ -246,6 +280,7 @@ export class Membership implements PeerChannel {
     this.maxRemembered = options.maxRemembered ?? 4096;
     this.exchangeDelayMs = options.exchangeDelayMs ?? 1000;
     this.exchangeIntervalMs = options.exchangeIntervalMs ?? 10_000;
+    this.exchangeQuietCapMs = options.exchangeQuietCapMs ?? 30_000;
     this.maxListed = options.maxListed ?? 4096;
     this.random = options.random ?? systemRandom;
     this.reachabilityWaitMs = options.reachabilityWaitMs ?? 1000;
@@ -498,7 +533,7 @@ export class Membership implements PeerChannel {
       const member = toMember(peer, false, lost.member.joinedAt);
       this.holdLeader = true;
       this.lost.delete(peer.name);
-      this.insert({ member, link, bucket: bucketOf(member.name) });
+      this.insert({ member, link, bucket: bucketOf(member.name), hash: entryHash(member) });
       this.holdLeader = false;
       this.watch(link);
       this.reassess(true);
@@ -526,7 +561,7 @@ export class Membership implements PeerChannel {
     }
 
     const member = toMember(peer, false, this.clock.wallNow());
-    this.insert({ member, link, bucket: bucketOf(member.name) });
+    this.insert({ member, link, bucket: bucketOf(member.name), hash: entryHash(member) });
     this.remember(this.newest, peer);
     this.watch(link);
     this.reassess();
@@ -630,6 +665,7 @@ export class Membership implements PeerChannel {
     this.reach.clear();
     this.exchangeDue.clear();
     this.listed.clear();
+    for (const hashes of this.listedHashes) hashes.clear();
     this.listedCount = 0;
     this.changeSubject.complete();
     this.membersSubject.complete();
@@ -685,6 +721,10 @@ export class Membership implements PeerChannel {
     }
     if (type === FrameType.REACHABILITY) {
       this.receiveReport(link, payload);
+      return;
+    }
+    if (type === FrameType.PEERS_HAVE) {
+      this.receiveHave(link, payload);
       return;
     }
     if (type === FrameType.LINK_CHOSEN) return;
@@ -1113,20 +1153,32 @@ export class Membership implements PeerChannel {
    * Sends the digests that are due — once membership has been quiet for `exchangeDelayMs`:
    * while a start-up storm joins members every few milliseconds, digests differ everywhere and
    * comparing them would only ship member lists that discovery is delivering anyway. A due
-   * exchange waits at most one `exchangeIntervalMs` for that quiet moment.
+   * exchange waits at most `exchangeQuietCapMs` for that quiet moment. Due digests go out
+   * `EXCHANGE_BATCH` at a time, `EXCHANGE_BATCH_GAP_MS` apart, so that what one exchange
+   * brought is known (and not asked for again) when the next starts.
    */
   private armExchange(): void {
     const first = this.exchangeDue.values().next();
     if (first.done || this.closed) return;
     const quietAt = this.lastChangeAt + this.exchangeDelayMs;
-    const at = Math.max(first.value, Math.min(quietAt, first.value + this.exchangeIntervalMs));
+    const at = Math.max(
+      first.value,
+      this.nextExchangeAt,
+      Math.min(quietAt, first.value + this.exchangeQuietCapMs),
+    );
     this.exchangeTimer = this.clock.setTimeout(
       () => {
         this.exchangeTimer = undefined;
         const now = this.clock.now();
         const quiet = now >= this.lastChangeAt + this.exchangeDelayMs;
+        let sent = 0;
         for (const [name, due] of this.exchangeDue) {
-          if (due > now || (!quiet && now < due + this.exchangeIntervalMs)) break;
+          if (due > now || (!quiet && now < due + this.exchangeQuietCapMs)) break;
+          if (sent === EXCHANGE_BATCH) {
+            this.nextExchangeAt = now + EXCHANGE_BATCH_GAP_MS;
+            break;
+          }
+          sent++;
           this.exchangeDue.delete(name);
           const entry = this.table.get(name);
           if (entry && !entry.link.closed)
@@ -1144,13 +1196,20 @@ export class Membership implements PeerChannel {
     this.refreshTimer = this.clock.setTimeout(() => {
       this.refreshTimer = undefined;
       if (this.closed || this.table.size === 0) return;
+      // One lister per endpoint that is still not a member: a storm in which every member
+      // lists the same newcomers costs a few exchanges, not one per member.
+      const covered = new Set<string>();
       for (const [lister, entries] of this.listed) {
+        let due = false;
         for (const name of entries.keys()) {
-          if (!this.table.has(name)) {
-            this.scheduleExchange(lister);
+          if (!this.table.has(name) && !covered.has(name)) {
+            due = true;
             break;
           }
         }
+        if (!due) continue;
+        this.scheduleExchange(lister);
+        for (const name of entries.keys()) covered.add(name);
       }
       const index = Math.floor(this.random.next() * this.table.size);
       let i = 0;
@@ -1176,12 +1235,72 @@ export class Membership implements PeerChannel {
     // Where the views agree, the peer lists nothing this node lacks.
     this.forgetListings(from, (bucket) => !covered.has(bucket));
     if (differing.length === 0) return;
-    this.sendBuckets(link, differing);
-    if (!frame.reply) link.send(FrameType.PEERS_DIGEST, this.digest.encode(true));
+    if (frame.reply) {
+      // Only an older node answers a digest with a digest: it expects whole buckets.
+      this.sendBuckets(link, differing);
+      return;
+    }
+    link.send(FrameType.PEERS_HAVE, encodeHave(false, this.hashesOf(differing, from)));
   }
 
-  /** Sends this node's members of `buckets` (whole buckets per frame, bounded in all). */
-  private sendBuckets(link: MemberLink, buckets: readonly number[]): void {
+  /**
+   * The peer's entry hashes in the buckets where the digests differ: sends the members it
+   * lacks (so an exchange costs what is new, plus four bytes per member of those buckets) and,
+   * unless this answers a `PEERS_HAVE`, this node's hashes of the same buckets.
+   */
+  private receiveHave(link: MemberLink, payload: Buffer): void {
+    const from = link.peer.name;
+    const frame = decodeHave(payload);
+    if (!frame) {
+      this.limited.warn(`have:${from}`, `malformed peer hashes from ${from}; ignored`);
+      return;
+    }
+    const buckets = frame.buckets.map((b) => b.bucket);
+    const has = new Set<number>();
+    for (const b of frame.buckets) for (const h of b.hashes) has.add(h);
+    this.sendBuckets(link, buckets, has);
+    if (!frame.reply)
+      link.send(FrameType.PEERS_HAVE, encodeHave(true, this.hashesOf(buckets, from)));
+  }
+
+  /**
+   * What this node knows in `buckets`, as entry hashes for `peer`: its members (self
+   * included), and the endpoints other members listed (they are being dialled already; in a
+   * start-up storm each newcomer then travels once to each node, not once per exchange).
+   * What `peer` itself listed is left out, so that it lists it again and it is kept.
+   */
+  private hashesOf(buckets: readonly number[], peer: string): BucketHashes[] {
+    const selfBucket = bucketOf(this.selfMember.name);
+    const mine = new Set<number>();
+    for (const l of this.listed.get(peer)?.values() ?? []) mine.add(l.hash);
+    const out = buckets.map((bucket) => {
+      const hashes: number[] = [];
+      if (bucket === selfBucket) hashes.push(entryHash(this.selfMember));
+      for (const entry of this.inBucket[bucket]) hashes.push(entry.hash);
+      return { bucket, hashes };
+    });
+    // Members first; listed endpoints while the frame has room (the rest is merely resent).
+    let room = MAX_HAVE_HASHES - out.reduce((n, b) => n + b.hashes.length, 0);
+    for (const { bucket, hashes } of out) {
+      const listed = this.listedHashes[bucket];
+      if (listed.size === 0 || room <= 0) continue;
+      for (const [hash, listers] of listed) {
+        if (room <= 0) break;
+        if (listers > 1 || !mine.has(hash)) {
+          hashes.push(hash);
+          room--;
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Sends this node's members of `buckets` — those whose entry hash is not in `has`, when
+   * given (whole buckets per frame, bounded in all). A frame covering buckets with nothing to
+   * send is still sent: it tells the peer those buckets list nothing it lacks.
+   */
+  private sendBuckets(link: MemberLink, buckets: readonly number[], has?: Set<number>): void {
     let covered: number[] = [];
     let peers: { name: string; incarnation: string; endpoint: string }[] = [];
     let sent = 0;
@@ -1196,8 +1315,8 @@ export class Membership implements PeerChannel {
       if (peers.length > 0 && peers.length + members.size > PEERS_CHUNK) flush();
       if (sent + members.size > MAX_PEERS_PER_FRAME) break;
       covered.push(bucket);
-      for (const { member: m } of members) {
-        if (m.name === link.peer.name || !m.endpoint) continue;
+      for (const { member: m, hash } of members) {
+        if (m.name === link.peer.name || !m.endpoint || has?.has(hash)) continue;
         peers.push({ name: m.name, incarnation: m.incarnation, endpoint: m.endpoint });
         sent++;
       }
@@ -1247,13 +1366,13 @@ export class Membership implements PeerChannel {
         ...(typeof p.incarnation === 'string' ? { incarnation: p.incarnation } : {}),
       };
       learned.push(found);
-      this.list(from, found);
+      this.list(from, found, p.endpoint);
     }
     if (learned.length > 0) this.changeSubject.next({ type: 'learned', from, endpoints: learned });
   }
 
   /** Records that member `lister` lists `endpoint` (bounded; a full table takes no more). */
-  private list(lister: string, endpoint: DiscoveredEndpoint): void {
+  private list(lister: string, endpoint: DiscoveredEndpoint, advertised: string): void {
     let entries = this.listed.get(lister);
     const name = endpoint.name!;
     if (!entries?.has(name) && this.listedCount >= this.maxListed) {
@@ -1267,8 +1386,24 @@ export class Membership implements PeerChannel {
       entries = new Map();
       this.listed.set(lister, entries);
     }
-    if (!entries.has(name)) this.listedCount++;
-    entries.set(name, { endpoint, bucket: bucketOf(name) });
+    const before = entries.get(name);
+    if (before) this.unhash(before);
+    else this.listedCount++;
+    const entry: Listed = {
+      endpoint,
+      bucket: bucketOf(name),
+      hash: entryHash({ name, incarnation: endpoint.incarnation ?? '', endpoint: advertised }),
+    };
+    entries.set(name, entry);
+    const hashes = this.listedHashes[entry.bucket];
+    hashes.set(entry.hash, (hashes.get(entry.hash) ?? 0) + 1);
+  }
+
+  private unhash(entry: Listed): void {
+    const hashes = this.listedHashes[entry.bucket];
+    const n = (hashes.get(entry.hash) ?? 1) - 1;
+    if (n > 0) hashes.set(entry.hash, n);
+    else hashes.delete(entry.hash);
   }
 
   /** Forgets what `lister` listed (in the buckets `which` selects, or all). */
@@ -1278,6 +1413,7 @@ export class Membership implements PeerChannel {
     for (const [name, entry] of entries) {
       if (which && !which(entry.bucket)) continue;
       entries.delete(name);
+      this.unhash(entry);
       this.listedCount--;
     }
     if (entries.size === 0) this.listed.delete(lister);

@@ -2,7 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../config/resolve-options.js';
 import { formatEndpoint } from '../identity/endpoint.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
-import { Membership } from '../membership/membership.js';
+import { Membership, type MembershipOptions } from '../membership/membership.js';
 import { ClusterMessaging } from '../messaging/cluster-messaging.js';
 import { Reconciler } from '../reconciler/reconciler.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
@@ -30,6 +30,11 @@ export interface ClusterNodeSeams {
   readonly logger?: (context: string) => LoggerService;
   /** @internal Benchmarks only: `false` sends link frames unsealed (see `TransportOptions`). */
   readonly sealLinks?: boolean;
+  /** Peer-exchange pacing of the member table (tests compare pacings). @default its defaults */
+  readonly peerExchange?: Pick<
+    MembershipOptions,
+    'exchangeDelayMs' | 'exchangeIntervalMs' | 'exchangeQuietCapMs'
+  >;
 }
 
 /** Discovery state of one topology, as health shows it. */
@@ -103,6 +108,7 @@ export class ClusterNode {
       logger: this.loggerFor('ClusterMembership'),
       // A lost member's fate is settled in one heartbeat interval when no member vouches for it.
       reachabilityWaitMs: options.heartbeatIntervalMs,
+      ...seams.peerExchange,
     });
     this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });

@@ -2,6 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import { ClusterError } from '../errors/cluster.error.js';
 import { LinkRefusedError } from '../errors/link-refused.error.js';
+import { PeerUnreachableError } from '../errors/peer-unreachable.error.js';
 import { formatEndpoint } from '../identity/endpoint.js';
 import { dialsFirst } from '../identity/identity.js';
 import type { Member } from '../interfaces/member.interface.js';
@@ -96,6 +97,10 @@ export class Reconciler {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly targets = new Map<string, Target>();
+  /** Targets by the name expected there (an index of `targets`: a join finds its targets at once). */
+  private readonly named = new Map<string, Set<Target>>();
+  /** Keys of the targets each topology lists (an index of `Target.topologies`). */
+  private readonly listedBy = new Map<string, Set<string>>();
   /** Endpoint → incarnation that left gracefully from there (bounded, expiring). */
   private readonly departed = new Map<string, { incarnation: string; until: number }>();
   private readonly queue: Target[] = [];
@@ -129,6 +134,7 @@ export class Reconciler {
   setDiscovered(topology: string, endpoints: readonly DiscoveredEndpoint[]): void {
     if (this.stopped) return;
     const keys = new Set<string>();
+    const before = this.listedBy.get(topology);
     for (const endpoint of endpoints) {
       const target = this.target(endpoint);
       if (!target) continue;
@@ -141,18 +147,22 @@ export class Reconciler {
       this.deps.membership.readmit(target.key);
       if (target.hold === undefined) this.schedule(target, this.firstDelay(target));
     }
-    for (const target of [...this.targets.values()]) {
-      if (target.topologies.has(topology) && !keys.has(target.key)) {
-        target.topologies.delete(topology);
-        this.release(target);
-      }
+    this.listedBy.set(topology, keys);
+    if (!before) return;
+    for (const key of before) {
+      if (keys.has(key)) continue;
+      const target = this.targets.get(key);
+      if (!target || !target.topologies.delete(topology)) continue;
+      this.release(target);
     }
   }
 
   /** Removes endpoints from `topology`'s set and drops their members if nothing else lists them. */
   removeDiscovered(topology: string, endpoints: readonly DiscoveredEndpoint[]): void {
     for (const endpoint of endpoints) {
-      const target = this.targets.get(formatEndpoint(endpoint));
+      const key = formatEndpoint(endpoint);
+      this.listedBy.get(topology)?.delete(key);
+      const target = this.targets.get(key);
       if (!target || !target.topologies.delete(topology)) continue;
       this.release(target);
     }
@@ -179,6 +189,8 @@ export class Reconciler {
     this.subscription.unsubscribe();
     for (const target of this.targets.values()) this.clock.clearTimeout(target.timer);
     this.targets.clear();
+    this.named.clear();
+    this.listedBy.clear();
     this.queue.length = 0;
     this.departed.clear();
   }
@@ -206,10 +218,12 @@ export class Reconciler {
   }
 
   private joined(member: Member): void {
-    for (const target of [...this.targets.values()]) {
-      if (target.key !== member.endpoint && target.name !== member.name) continue;
+    const found = new Set(this.named.get(member.name));
+    const at = this.targets.get(member.endpoint);
+    if (at) found.add(at);
+    for (const target of found) {
       if (target.key === member.endpoint) {
-        target.name = member.name;
+        this.rename(target, member.name);
         // Only where discovery or peers announce incarnations: a static, DNS or EC2 target
         // keeps none, so a graceful leave there is redialled at the slow pace (a restart may
         // come back at the same endpoint, and may be unable to dial in itself — during a
@@ -308,7 +322,7 @@ export class Reconciler {
       };
       this.targets.set(key, target);
     }
-    if (endpoint.name !== undefined) target.name = endpoint.name;
+    if (endpoint.name !== undefined) this.rename(target, endpoint.name);
     if (endpoint.incarnation !== undefined && endpoint.incarnation !== target.incarnation) {
       target.incarnation = endpoint.incarnation;
       if (target.hold === 'departed' && this.departedIncarnation(key) !== endpoint.incarnation) {
@@ -330,7 +344,7 @@ export class Reconciler {
   private linked(target: Target): boolean {
     const at = this.deps.membership.memberAt(target.key);
     if (at !== undefined && (target.name === undefined || at.name === target.name)) {
-      target.name = at.name;
+      this.rename(target, at.name);
       return true;
     }
     return target.name !== undefined && this.deps.membership.member(target.name) !== undefined;
@@ -351,6 +365,22 @@ export class Reconciler {
     this.cancel(target);
     if (target.learnedUntil > 0) this.unlearn(target);
     if (this.targets.get(target.key) === target) this.targets.delete(target.key);
+    this.rename(target, undefined);
+  }
+
+  /** Sets the name expected at `target`, keeping the by-name index. */
+  private rename(target: Target, name: string | undefined): void {
+    if (target.name === name) return;
+    if (target.name !== undefined) {
+      const set = this.named.get(target.name);
+      set?.delete(target);
+      if (set?.size === 0) this.named.delete(target.name);
+    }
+    target.name = name;
+    if (name === undefined) return;
+    let set = this.named.get(name);
+    if (!set) this.named.set(name, (set = new Set()));
+    set.add(target);
   }
 
   private unlearn(target: Target): void {
@@ -518,6 +548,11 @@ export class Reconciler {
       return;
     }
     if (name === 'ProtocolVersionError') return; // the transport logs both versions itself
+    if (error instanceof PeerUnreachableError && error.reason === 'descriptors') {
+      // One line a minute for the process's limit, not one per endpoint.
+      this.limited.error('descriptors', err.message);
+      return;
+    }
     if (target.quiet || target.topologies.size === 0) {
       this.logger.debug?.(`${who} is not reachable: ${err?.message ?? String(error)}`);
       return;

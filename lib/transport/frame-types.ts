@@ -36,7 +36,7 @@ export const FrameType = {
   LINK_CHOSEN: 17,
   /**
    * Membership: a digest of the sender's member set (a hash per bucket of names); the receiver
-   * answers with its members of the buckets that differ, and its own digest. Binary payload.
+   * answers with `PEERS_HAVE` for the buckets that differ. Binary payload.
    */
   PEERS_DIGEST: 18,
   /**
@@ -45,6 +45,12 @@ export const FrameType = {
    * only when a report changes. See `lib/membership/reachability.ts`.
    */
   REACHABILITY: 19,
+  /**
+   * Membership: the entry hashes of the sender's members in the buckets where two digests
+   * differ; the receiver sends `PEERS` with the members the sender lacks (and, unless this is
+   * a reply, its own `PEERS_HAVE` for those buckets). Binary payload.
+   */
+  PEERS_HAVE: 20,
 } as const;
 
 /** First and last frame type of the membership range. */

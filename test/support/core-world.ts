@@ -3,7 +3,7 @@ import { MESSAGING_DEFAULTS } from '../../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../../lib/config/resolve-options.js';
 import type { ClusterEvent } from '../../lib/interfaces/member.interface.js';
-import { ClusterNode } from '../../lib/node/cluster-node.js';
+import { ClusterNode, type ClusterNodeSeams } from '../../lib/node/cluster-node.js';
 import { seededRandom } from '../../lib/runtime/random.js';
 import { VirtualTime } from '../../lib/runtime/virtual-time.js';
 import type {
@@ -78,6 +78,7 @@ export class CoreWorld {
     name: string,
     host: string,
     overrides: Partial<ResolvedClusterOptions> = {},
+    peerExchange?: ClusterNodeSeams['peerExchange'],
   ): Promise<WorldNode> {
     const clock = this.network.clockOf(host);
     const options: ResolvedClusterOptions = {
@@ -115,6 +116,7 @@ export class CoreWorld {
         random: seededRandom(this.seed * 31 + this.seq),
         network: this.network.host(host),
         logger: () => logger,
+        peerExchange,
       },
     );
     const events: ClusterEvent[] = [];

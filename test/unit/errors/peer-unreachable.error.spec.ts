@@ -40,4 +40,14 @@ describe('PeerUnreachableError', () => {
     expect(other.message).toContain('cannot reach 10.0.1.7:45893 (ECONNRESET)');
     expect(other.message).toContain('TCP port 45893');
   });
+
+  it('running out of file descriptors names the open-files limit, not the peer', () => {
+    for (const code of ['EMFILE', 'ENFILE']) {
+      const error = new PeerUnreachableError('10.0.1.7', 45893, code);
+      expect(error.reason).toBe('descriptors');
+      expect(error.message).toContain(`no file descriptor left to dial 10.0.1.7:45893 (${code})`);
+      expect(error.message).toContain('ulimit -n');
+      expect(error.message).not.toMatch(/security group|firewall/);
+    }
+  });
 });

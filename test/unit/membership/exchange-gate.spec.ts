@@ -1,0 +1,197 @@
+/**
+ * The quiet gate of the digest exchange: while membership keeps changing (a start-up storm),
+ * due digest exchanges wait for a quiet moment instead of comparing views that differ
+ * everywhere. Frames are counted on the in-memory wire (every frame every node writes).
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { dialsFirst } from '../../../lib/identity/identity.js';
+import { decodeHave, encodeHave } from '../../../lib/membership/peer-digest.js';
+import { FrameDecoder } from '../../../lib/transport/frame.js';
+import { FrameType } from '../../../lib/transport/frame-types.js';
+import { MemoryWire } from '../../../lib/transport/memory-network.js';
+import { CoreWorld, type WorldNode } from '../../support/core-world.js';
+
+type Counts = Record<'digest' | 'have' | 'peers', number>;
+
+/** Counts the membership frames every in-memory wire carries from now on. */
+function countFrames(): Counts {
+  const counts: Counts = { digest: 0, have: 0, peers: 0 };
+  const decoders = new WeakMap<MemoryWire, FrameDecoder>();
+  const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
+    .value as MemoryWire['write'];
+  vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
+    this: MemoryWire,
+    chunk: Buffer,
+  ) {
+    let decoder = decoders.get(this);
+    if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
+    for (const frame of decoder.push(Buffer.from(chunk))) {
+      if (frame.type === FrameType.PEERS_DIGEST) counts.digest++;
+      if (frame.type === FrameType.PEERS_HAVE) counts.have++;
+      if (frame.type === FrameType.PEERS) counts.peers++;
+    }
+    return write.call(this, chunk);
+  });
+  return counts;
+}
+
+/**
+ * A storm that lasts: `n` nodes start 250 ms apart, and each start is discovered by every
+ * node already running (as gossip would hear it), so membership changes on every node about
+ * four times a second for `n / 4` seconds. Returns the frames counted once all are linked
+ * and the exchanges due have run.
+ */
+async function slowStorm(
+  seed: number,
+  n: number,
+  peerExchange: { exchangeQuietCapMs: number },
+): Promise<{ counts: Counts; views: string[][]; names: string[] }> {
+  const world = new CoreWorld(seed);
+  const counts = countFrames();
+  const nodes: WorldNode[] = [];
+  for (let i = 0; i < n; i++) {
+    nodes.push(await world.spawn(`n${i}@h${i}`, `h${i}`, {}, peerExchange));
+    for (const node of nodes) {
+      node.discovery.set(nodes.filter((m) => m !== node).map((m) => m.endpoint));
+    }
+    await world.run(250);
+  }
+  await world.run(5000);
+  const result = {
+    counts: { ...counts },
+    views: nodes.map((node) => node.view()),
+    names: nodes.map((node) => node.name).sort(),
+  };
+  vi.restoreAllMocks();
+  await world.closeAll();
+  return result;
+}
+
+describe('digest exchange quiet gate', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a 10 s start-up storm sends digests only after it, and no member lists; without the gate, digests race the storm and ship lists', async () => {
+    const n = 40;
+    const gated = await slowStorm(71, n, { exchangeQuietCapMs: 30_000 });
+    const ungated = await slowStorm(71, n, { exchangeQuietCapMs: 0 });
+    for (const run of [gated, ungated]) {
+      for (const view of run.views) expect(view).toEqual(run.names);
+    }
+    // Gated: one digest per link (the first of the pair sends it once the storm is over);
+    // the views are equal by then, so nothing answers it.
+    // (Plus the periodic exchange with one random member every 10 s.)
+    expect(gated.counts.digest).toBeGreaterThanOrEqual((n * (n - 1)) / 2);
+    expect(gated.counts.digest).toBeLessThanOrEqual((n * (n - 1)) / 2 + 2 * n);
+    expect(gated.counts.have).toBe(0);
+    expect(gated.counts.peers).toBe(0);
+    // Without waiting, each digest meets a view that moved on: hashes and lists go back.
+    expect(ungated.counts.have).toBeGreaterThan(n * 5);
+    expect(ungated.counts.peers).toBeGreaterThan(n * 5);
+    const total = (c: Counts): number => c.digest + c.have + c.peers;
+    expect(total(ungated.counts)).toBeGreaterThan(1.5 * total(gated.counts));
+  });
+
+  it('an exchange still runs within the cap while membership never quiets', async () => {
+    // c is only known to b; a learns it through the exchange a starts with b (a is first in
+    // the pair's order) — which the gate delays while a's membership is busy, but not past the
+    // cap: a discovers a newcomer every 600 ms, so it is never quiet for a second.
+    const world = new CoreWorld(73);
+    const cap = 4000;
+    const aName = Array.from({ length: 50 }, (_, k) => `a${k}@h1`).find((name) =>
+      dialsFirst(name, 'b@h2'),
+    )!;
+    const a = await world.spawn(aName, 'h1', {}, { exchangeQuietCapMs: cap });
+    const b = await world.spawn('b@h2', 'h2', {}, { exchangeQuietCapMs: cap });
+    const c = await world.spawn('c@h3', 'h3', {}, { exchangeQuietCapMs: cap });
+    b.discovery.set([c.endpoint]);
+    await world.run(4000); // linked, and their own exchange done
+    expect(b.view()).toEqual(['b@h2', 'c@h3']);
+    const newcomers: WorldNode[] = [];
+    a.discovery.set([b.endpoint]);
+    let joinedC = -1;
+    const start = world.time.now;
+    for (let i = 0; i < 20 && joinedC < 0; i++) {
+      const f = await world.spawn(`f${i}@g${i}`, `g${i}`);
+      f.discovery.set([a.endpoint]); // both know each other: the first in the pair's order dials at once
+      newcomers.push(f);
+      a.discovery.set([b.endpoint, ...newcomers.map((f) => f.endpoint)]);
+      await world.run(600);
+      if (a.view().includes('c@h3')) joinedC = world.time.now - start;
+    }
+    // Linked to b within a few ms (a dials first); the exchange is due 1 s later and waits for
+    // the cap, not for the quiet moment that never comes; then the dial to c (at most the
+    // 1.5 s grace of the second in the pair's order) and the 600 ms step of this loop.
+    expect(joinedC).toBeGreaterThanOrEqual(cap);
+    expect(joinedC).toBeLessThanOrEqual(1000 + cap + 1500 + 600);
+    expect(a.view().length).toBeGreaterThan(3 + 5);
+    await world.closeAll();
+  });
+});
+
+describe('PEERS_HAVE', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('round-trips and rejects malformed, oversized and unknown-version frames', () => {
+    const buckets = [
+      { bucket: 0, hashes: [1, 0xffffffff] },
+      { bucket: 63, hashes: [] },
+    ];
+    const frame = encodeHave(true, buckets);
+    expect(decodeHave(frame)).toEqual({ reply: true, buckets });
+    expect(decodeHave(frame.subarray(0, frame.length - 1))).toBeUndefined();
+    expect(decodeHave(Buffer.concat([frame, Buffer.alloc(1)]))).toBeUndefined();
+    const version = Buffer.from(frame);
+    version[0] = 9;
+    expect(decodeHave(version)).toBeUndefined();
+    expect(decodeHave(encodeHave(false, [{ bucket: 64, hashes: [] }]))).toBeUndefined();
+    const huge = encodeHave(false, [
+      { bucket: 1, hashes: Array.from({ length: 60_000 }, (_, i) => i) },
+    ]);
+    expect(decodeHave(huge)).toBeUndefined();
+  });
+
+  it('a newcomer that discovers half of a 40-node cluster is sent only the members it lacks', async () => {
+    // Before: every exchange sent all members of every differing bucket — mostly members the
+    // newcomer had already (here about 20 of the 40 at every exchange).
+    const world = new CoreWorld(79);
+    const old: WorldNode[] = [];
+    for (let i = 0; i < 40; i++) old.push(await world.spawn(`m${i}@k${i}`, `k${i}`));
+    for (const n of old) n.discovery.set(old.filter((m) => m !== n).map((m) => m.endpoint));
+    await world.run(5000);
+    const newcomer = await world.spawn('z@k99', 'k99');
+    let learned = 0;
+    newcomer.node.membership.changes.subscribe((c) => {
+      if (c.type === 'learned') learned += c.endpoints.length;
+    });
+    let listedToNewcomer = 0;
+    const decoders = new WeakMap<MemoryWire, FrameDecoder>();
+    const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
+      .value as MemoryWire['write'];
+    vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
+      this: MemoryWire,
+      chunk: Buffer,
+    ) {
+      let decoder = decoders.get(this);
+      if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
+      for (const f of decoder.push(Buffer.from(chunk))) {
+        if (f.type !== FrameType.PEERS || this.remoteAddress !== 'k99') continue;
+        const body = JSON.parse(f.payload.toString('utf8')) as { p: unknown[] };
+        listedToNewcomer += body.p.length;
+      }
+      return write.call(this, chunk);
+    });
+    for (const n of old.slice(0, 20))
+      n.discovery.set([...old, newcomer].filter((m) => m !== n).map((m) => m.endpoint));
+    newcomer.discovery.set(old.slice(0, 20).map((n) => n.endpoint));
+    await world.run(40_000);
+    const names = [...old.map((n) => n.name), newcomer.name].sort();
+    for (const n of [...old, newcomer]) expect(n.view()).toEqual(names);
+    // The 20 members it did not discover, each sent to it about once.
+    expect(learned).toBeGreaterThanOrEqual(20);
+    expect(learned).toBeLessThanOrEqual(2 * 20);
+    // Nothing it had: what was listed to it is what it learned.
+    expect(listedToNewcomer).toBe(learned);
+    vi.restoreAllMocks();
+    await world.closeAll();
+  });
+});
