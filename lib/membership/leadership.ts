@@ -129,7 +129,7 @@ export class LeadershipTracker {
       this.setting === 'majority' ? new MajorityReference(membership.selfName) : undefined;
     const initial = this.evaluate();
     this.quorumSubject = new BehaviorSubject(initial);
-    const leader = initial.ok ? membership.leader() : null;
+    const leader = initial.ok ? this.candidate() : null;
     this.leaderSubject = new BehaviorSubject<Member | null>(leader);
     const term = leader ? this.newTerm() : 0;
     if (leader) this.issuer = { name: leader.name, incarnation: leader.incarnation };
@@ -141,6 +141,8 @@ export class LeadershipTracker {
     }
 
     this.subscriptions.push(
+      // Every change of the view, a member's state included (reachability), once per turn.
+      membership.members$.subscribe(() => this.update()),
       membership.leader$.subscribe({
         next: () => this.update(),
         complete: () => this.complete(),
@@ -247,10 +249,17 @@ export class LeadershipTracker {
       if (quorum.ok !== previous.ok) this.logSide(quorum);
       this.quorumSubject.next(quorum);
     }
-    const candidate = quorum.ok ? this.membership.leader() : null;
+    const candidate = quorum.ok ? this.candidate() : null;
     const current = this.leaderSubject.value;
     if (!sameMember(candidate, current)) this.leaderSubject.next(candidate);
     this.settle();
+  }
+
+  /** Membership's leader, as the current member object (self's endpoint is set once bound). */
+  private candidate(): Member | null {
+    const leader = this.membership.leader();
+    const self = this.membership.self;
+    return leader !== null && sameProcess(leader, self) ? self : leader;
   }
 
   private logSide(quorum: QuorumState): void {

@@ -1,12 +1,10 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ClusterModule,
-  LeaderOnly,
-  type ClusterModuleOptions,
-} from '../../../lib/index.js';
+import { ClusterModule, LeaderOnly, type ClusterModuleOptions } from '../../../lib/index.js';
 import { ClusterTestingModule, type TestingCluster } from '../../../lib/testing/index.js';
+import { FrameType } from '../../../lib/transport/frame-types.js';
+import { CoreWorld } from '../../support/core-world.js';
 
 /**
  * The quorum guard and the fencing term on the real core (in-memory network, virtual time).
@@ -208,5 +206,65 @@ describe('quorum guard and fencing term (in-memory cluster)', () => {
       { timeoutMs: 3000, what: 'one agreed leader and term' },
     );
     expect(c.service(2).leadership().term).toBeGreaterThan(Math.max(left, right));
+  });
+});
+
+describe('LEADERSHIP frames from a member (core world)', () => {
+  it('garbage is ignored and logged once per 10 s; the leader and its term stay', async () => {
+    const world = new CoreWorld(5);
+    const a = await world.spawn('a@h1', 'h1');
+    await world.run(1);
+    const b = await world.spawn('b@h2', 'h2');
+    a.discovery.set([b.endpoint]);
+    b.discovery.set([a.endpoint]);
+    await world.run(3000);
+    const before = b.node.leadership.leadership();
+    expect(before.leader?.name).toBe('a@h1');
+    expect(a.node.leadership.leadership().term).toBe(before.term);
+    const garbage = [
+      Buffer.from('not json'),
+      Buffer.from(JSON.stringify({ t: -1, o: null, oi: null, f: false })),
+      Buffer.from(JSON.stringify({ t: 1.5, o: 'a@h1', oi: 'x', f: true })),
+      Buffer.from(JSON.stringify({ t: 2 ** 60, o: 'a@h1', oi: 'x', f: true })),
+      Buffer.from(JSON.stringify({ t: 5, o: 'a@h1', f: true })),
+      Buffer.alloc(4096, 0x7b),
+    ];
+    for (const payload of garbage)
+      a.node.membership.sendFrame('b@h2', FrameType.LEADERSHIP, payload);
+    await world.run(1000);
+    expect(b.logger.at('warn', /malformed leadership state from a@h1; ignored/)).toHaveLength(1);
+    expect(b.node.leadership.leadership()).toEqual(before);
+    expect(b.view()).toEqual(['a@h1', 'b@h2']);
+    expect(world.time.uncaught).toEqual([]);
+    await world.closeAll();
+  });
+
+  it('a leader that hears a larger term takes one above it; its follower adopts it', async () => {
+    const world = new CoreWorld(6);
+    const a = await world.spawn('a@h1', 'h1');
+    await world.run(1);
+    const b = await world.spawn('b@h2', 'h2');
+    a.discovery.set([b.endpoint]);
+    b.discovery.set([a.endpoint]);
+    await world.run(3000);
+    const before = a.node.leadership.leadership().term;
+    // b reports a term far above, taken by some leader c it followed before.
+    const high = before + 1_000_000;
+    b.node.membership.sendFrame(
+      'a@h1',
+      FrameType.LEADERSHIP,
+      Buffer.from(JSON.stringify({ t: high, o: 'c@h3', oi: 'c1', f: false })),
+    );
+    await world.run(2000);
+    const after = a.node.leadership.leadership();
+    expect(after.leader?.name).toBe('a@h1');
+    expect(after.term).toBeGreaterThan(high);
+    expect(after.leader?.endpoint).toBe('h1:45893');
+    const follower = b.node.leadership.leadership();
+    expect({ leader: follower.leader?.name, term: follower.term }).toEqual({
+      leader: 'a@h1',
+      term: after.term,
+    });
+    await world.closeAll();
   });
 });
