@@ -144,7 +144,7 @@ export class LeadershipTracker {
       // Every change of the view, a member's state included (reachability), once per turn.
       membership.members$.subscribe(() => this.update()),
       membership.leader$.subscribe({
-        next: () => this.update(),
+        next: () => this.update(true),
         complete: () => this.complete(),
       }),
       membership.changes.subscribe((change) => {
@@ -241,10 +241,16 @@ export class LeadershipTracker {
     }, this.stableMs);
   }
 
-  private update(): void {
+  private update(fromLeader = false): void {
     if (this.closed) return;
     const quorum = this.evaluate();
     const previous = this.quorumSubject.value;
+    if (fromLeader && previous.ok && !quorum.ok && this.reference) {
+      // Membership moves its leader before it reports the change: a graceful leave has not
+      // left the reference yet. Decide once the change has been seen, later in this turn.
+      this.clock.defer(() => this.update());
+      return;
+    }
     if (!sameQuorum(quorum, previous)) {
       if (quorum.ok !== previous.ok) this.logSide(quorum);
       this.quorumSubject.next(quorum);

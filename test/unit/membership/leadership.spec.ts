@@ -268,3 +268,26 @@ describe('LEADERSHIP frames from a member (core world)', () => {
     await world.closeAll();
   });
 });
+
+describe('majority reference on a graceful leave', () => {
+  it('the last two of a majority cluster: the lowest-named one shuts down, the other leads with no "quorum lost" on the way', async () => {
+    const cluster = await ClusterTestingModule.create({
+      nodes: 2,
+      imports: [appWith({ quorum: 'majority' })],
+      ...TIMING,
+    });
+    try {
+      await cluster.converged();
+      const seen: (string | null)[] = [];
+      const sub = cluster.service(1).leader$.subscribe((l) => seen.push(l?.name ?? null));
+      await cluster.node(0).close();
+      await cluster.until(() => cluster.service(1).isLeader(), { timeoutMs: 2000 });
+      sub.unsubscribe();
+      expect(seen).toEqual([cluster.node(0).name, cluster.node(1).name]);
+      expect(cluster.service(1).quorum).toEqual({ required: 1, reachable: 1, ok: true });
+      expect(cluster.node(1).logs.filter((l) => /quorum lost/.test(l.message))).toEqual([]);
+    } finally {
+      await cluster.close();
+    }
+  });
+});
