@@ -16,6 +16,8 @@ import type { ResolvedClusterOptions } from './config/resolve-options.js';
 import { ClusterError } from './errors/cluster.error.js';
 import { WaitForMembersTimeoutError } from './errors/wait-for-members-timeout.error.js';
 import type { ClusterEvent, Member } from './interfaces/member.interface.js';
+import type { Leadership } from './membership/leadership.js';
+import type { QuorumState } from './membership/quorum.js';
 import { ClusterNode, type ClusterNodeSeams, type TopologyStatus } from './node/cluster-node.js';
 import type {
   ClusterMessage,
@@ -60,8 +62,27 @@ export class ClusterService
   readonly members$: Observable<Member[]>;
   /** `join`, `leave` and `down` events of remote members. */
   readonly events$: Observable<ClusterEvent>;
-  /** The leader (oldest member): on subscribe, then on every change. */
+  /**
+   * The leader (oldest member of this node's view; `null` below quorum): on subscribe, then on
+   * every change.
+   */
   readonly leader$: Observable<Member | null>;
+  /**
+   * The agreed leader and its fencing term: on subscribe, then on every change. The term is
+   * larger for every new leader and the same on every member that follows it; pass it with
+   * writes to shared storage, which rejects a term lower than one it has seen:
+   *
+   * ```ts
+   * cluster.leadership$.subscribe(({ leader, term }) => { if (leader?.self) this.term = term; });
+   * await db.query('UPDATE jobs SET owner = $1, term = $2 WHERE id = $3 AND term <= $2', [...]);
+   * ```
+   *
+   * The leader knows its term at once; a follower shows `{ leader: null }` until the leader's
+   * announcement arrives over the link (one round trip).
+   */
+  readonly leadership$: Observable<Leadership>;
+  /** The quorum guard's state (`CLUSTER_QUORUM`): on subscribe, then on every change. */
+  readonly quorum$: Observable<QuorumState>;
 
   constructor(
     @Inject(CLUSTER_RESOLVED_OPTIONS) private readonly options: ResolvedClusterOptions,
@@ -72,7 +93,9 @@ export class ClusterService
     this.messaging = this.node.messaging;
     this.members$ = this.node.membership.members$;
     this.events$ = this.node.membership.events$;
-    this.leader$ = this.node.membership.leader$;
+    this.leader$ = this.node.leadership.leader$;
+    this.leadership$ = this.node.leadership.leadership$;
+    this.quorum$ = this.node.leadership.quorum$;
   }
 
   /** `'single-node'` when the node runs alone by configuration (no cookie, or strategy none). */
@@ -90,19 +113,30 @@ export class ClusterService
     return this.node.membership.members();
   }
 
-  /** The oldest member (earliest start, ties by name); the same on every converged node. */
+  /**
+   * The oldest member (earliest start, ties by name); the same on every converged node. `null`
+   * while this node's side is below quorum (`CLUSTER_QUORUM`).
+   */
   leader(): Member | null {
-    return this.node.membership.leader();
+    return this.node.leadership.leader();
   }
 
   /** True when this node is the leader. */
   isLeader(): boolean {
-    const leader = this.leader();
-    return (
-      leader !== null &&
-      leader.name === this.self.name &&
-      leader.incarnation === this.self.incarnation
-    );
+    return this.node.leadership.isLeader();
+  }
+
+  /** The agreed leader and its fencing term (see `leadership$`). */
+  leadership(): Leadership {
+    return this.node.leadership.leadership();
+  }
+
+  /**
+   * The quorum guard: `required` members (null without a guard), `reachable` members in this
+   * node's view (self included), and `ok` — false means this side has no leader.
+   */
+  get quorum(): QuorumState {
+    return this.node.leadership.quorum;
   }
 
   /** Discovery state of each topology (strategy errors show here and in health). */

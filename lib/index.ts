@@ -39,6 +39,8 @@ export type {
   StaticStrategyOptions,
 } from './interfaces/strategy-options.interface.js';
 export type { TopologyStatus } from './node/cluster-node.js';
+export type { Leadership } from './membership/leadership.js';
+export type { QuorumSetting, QuorumState } from './membership/quorum.js';
 
 export type {
   ClusterStrategy,

@@ -1,5 +1,10 @@
 import { Logger } from '@nestjs/common';
 import {
+  PARTITION_SCENARIOS,
+  runPartitionScenario,
+  type PartitionScenario,
+} from './partition-scenarios.js';
+import {
   ALL_FAULTS,
   ALL_SCENARIOS,
   Simulation,
@@ -9,7 +14,9 @@ import {
 
 /**
  * `npm run sim -- --nodes N --seed S [--steps K] [--faults crash,partition,…|none|all]
- * [--seeds A..B] [--heartbeat MS] [--timeout MS] [--verbose] [--scenario one-way]`
+ * [--seeds A..B] [--heartbeat MS] [--timeout MS] [--verbose] [--scenario one-way]`, or
+ * `npm run sim -- --partition split-3-2|split-2-2-1|one-way --seed S [--quorum N|majority]`
+ * (five nodes, heartbeat 500 ms / timeout 2 s, see partition-scenarios.ts)
  *
  * `--scenario` runs a scripted fault instead of random ones (see `Simulation.scenario`) and
  * prints what it measured before the summary line.
@@ -49,6 +56,10 @@ async function main(): Promise<void> {
   if (nodes < 1) {
     console.error('sim: --nodes must be at least 1');
     process.exit(2);
+  }
+  if (args['partition'] !== undefined) {
+    await partition(args);
+    return;
   }
   const steps = int(args, 'steps', 20);
   const faultArg = args['faults'] ?? 'all';
@@ -130,6 +141,30 @@ async function main(): Promise<void> {
     last = `sim: ${nodes} nodes, seeds ${seeds[0]}..${seeds.at(-1)}, ${failed} seeds with violations`;
   console.log(last);
   process.exit(failed > 0 ? 1 : 0);
+}
+
+/** `--partition <scenario>`: one partition scenario of the quorum guard and the term. */
+async function partition(args: Record<string, string>): Promise<void> {
+  const scenario = args['partition'] as PartitionScenario;
+  if (!PARTITION_SCENARIOS.includes(scenario)) {
+    console.error(
+      `sim: unknown partition scenario "${scenario}"; known: ${PARTITION_SCENARIOS.join(', ')}`,
+    );
+    process.exit(2);
+  }
+  const rawQuorum = args['quorum'] ?? '3';
+  const quorum = rawQuorum === 'majority' ? 'majority' : int(args, 'quorum', 3);
+  const seed = int(args, 'seed', 1);
+  const result = await runPartitionScenario({ scenario, seed, quorum });
+  for (const v of result.violations) console.log(`VIOLATION ${v}`);
+  console.log(
+    `(${scenario}: side without quorum leaderless after ${result.leaderlessAfterMs ?? '-'} ms; terms ${result.terms.join(' → ')})`,
+  );
+  const healed = result.healedAfterMs === undefined ? 'never' : `${result.healedAfterMs} ms`;
+  console.log(
+    `sim: 5 nodes, seed ${seed}, converged after ${healed} simulated, ${result.violations.length} violations`,
+  );
+  process.exit(result.violations.length > 0 ? 1 : 0);
 }
 
 void main();

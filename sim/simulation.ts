@@ -688,6 +688,15 @@ export class Simulation {
       this.violate(`converged nodes disagree on the leader: ${[...leaders].join(', ')}`);
     const self = live.filter((p) => p.node.isLeader());
     if (self.length !== 1) this.violate(`${self.length} nodes consider themselves leader`);
+    // The fencing term: every converged node follows the leader with the leader's term.
+    const agreed = new Set(
+      live.map((p) => {
+        const { leader, term } = p.node.leadership.leadership();
+        return `${leader?.name ?? 'none'}/${term}`;
+      }),
+    );
+    if (agreed.size !== 1)
+      this.violate(`converged nodes disagree on leadership and term: ${[...agreed].join(', ')}`);
   }
 
   private checkBounded(): void {

@@ -124,6 +124,9 @@ export function clusterOptionsFromEnv(
   top('heartbeatIntervalMs', ['CLUSTER_HEARTBEAT_INTERVAL_MS'], 'integer');
   top('failureTimeoutMs', ['CLUSTER_FAILURE_TIMEOUT_MS'], 'integer');
   top('debug', ['LIBCLUSTER_DEBUG'], 'boolean');
+  // An integer, or `majority` (kept as the raw string, validated with the rest).
+  top('quorum', ['CLUSTER_QUORUM'], 'integer');
+  top('quorumStableMs', ['CLUSTER_QUORUM_STABLE_MS'], 'integer');
 
   const rawStrategy = read('LIBCLUSTER_STRATEGY');
   const strategy =

@@ -38,6 +38,11 @@ export const CLUSTER_DEFAULTS = Object.freeze({
   reconnectBaseMs: 200,
   /** Redial delay cap: an endpoint that comes back is linked within this. */
   reconnectMaxMs: 5000,
+  /**
+   * `quorum: 'majority'`: a minute of an unchanged view with quorum before crashed members stop
+   * counting — far above failure detection, so only a side that kept the majority rebases.
+   */
+  quorumStableMs: 60_000,
   /** libcluster's default strategy. */
   strategy: 'gossip',
 });

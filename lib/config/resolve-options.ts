@@ -24,6 +24,7 @@ import {
   GENERATE_COOKIE_ADVICE,
   weakCookieText,
 } from '../security/cookie-strength.js';
+import { MAX_STATIC_QUORUM, type QuorumSetting } from '../membership/quorum.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
 import { isSetInCode, optionSource } from './option-sources.js';
 import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
@@ -67,6 +68,10 @@ export interface ResolvedClusterOptions {
   readonly reconnectBaseMs: number;
   readonly reconnectMaxMs: number;
   readonly debug: boolean;
+  /** Split-brain guard; absent: none. */
+  readonly quorum?: QuorumSetting;
+  /** `quorum: 'majority'`: stable window before the reference rebases, ms. @default 60000 */
+  readonly quorumStableMs?: number;
   /** Messaging limits, defaults applied. */
   readonly messaging: Readonly<Required<ClusterMessagingOptions>>;
   readonly topologies: readonly ResolvedTopology[];
@@ -319,6 +324,17 @@ export function resolveClusterOptions(
     'a buffer size in bytes',
   );
   const debug = bool('debug', options.debug, false);
+  const quorum = quorumSetting(options.quorum, (message) =>
+    problem('quorum', `${show('quorum', options.quorum)} ${message}`),
+  );
+  const quorumStableMs = int(
+    'quorumStableMs',
+    options.quorumStableMs,
+    CLUSTER_DEFAULTS.quorumStableMs,
+    1000,
+    86_400_000,
+    'a stable window in ms',
+  );
   const messagingOptions = (options.messaging ?? {}) as Record<string, unknown>;
   if (
     options.messaging !== undefined &&
@@ -687,9 +703,30 @@ export function resolveClusterOptions(
     reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
     reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(failureTimeoutMs, 1000)),
     debug,
+    ...(quorum === undefined ? {} : { quorum, quorumStableMs }),
     messaging,
     topologies,
   });
+}
+
+/** `CLUSTER_QUORUM`: an integer from 1 to MAX_STATIC_QUORUM, or `majority`. */
+function quorumSetting(
+  value: unknown,
+  problem: (message: string) => void,
+): QuorumSetting | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'majority') return 'majority';
+  if (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    value >= 1 &&
+    value <= MAX_STATIC_QUORUM
+  )
+    return value;
+  problem(
+    `is not a quorum (accepted: an integer from 1 to ${MAX_STATIC_QUORUM} — the members a side needs to have a leader — or majority)`,
+  );
+  return undefined;
 }
 
 function isMulticast(ip: string): boolean {

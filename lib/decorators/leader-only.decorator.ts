@@ -39,7 +39,9 @@ type HostInstance = {
  * says so once per instance: a single node is its own leader. Instance methods only.
  *
  * Leadership is checked at each call, so a job moves to the new leader as soon as membership
- * changes. Combined with `@ClusterSubscribe()` or `@OnClusterEvent()`, only the leader handles
+ * changes. With a quorum guard (`CLUSTER_QUORUM`), a node whose side of a partition is below
+ * quorum has no leader, so the job runs on no node of that side; for writes to shared storage,
+ * pass the fencing term (`ClusterService.leadership().term`) along. Combined with `@ClusterSubscribe()` or `@OnClusterEvent()`, only the leader handles
  * the message or event; on a `@ClusterHandle()` method, a follower replies `undefined`.
  */
 export function LeaderOnly(): MethodDecorator {

@@ -6,6 +6,12 @@ import { ClusterService } from '../cluster.service.js';
 export interface ClusterHealthOptions {
   /** Members (self included) needed to be healthy. @default 1 */
   minMembers?: number;
+  /**
+   * Down while this node's side is below quorum (`CLUSTER_QUORUM`), so a load balancer or
+   * orchestrator can take the minority side out. Without a guard, quorum is always held.
+   * @default false: quorum is reported in the details only
+   */
+  requireQuorum?: boolean;
 }
 
 /** What the indicator reports under its key, besides `status`. */
@@ -23,6 +29,8 @@ export interface ClusterHealthDetails {
   self: string;
   /** Name of the leader, or null. */
   leader: string | null;
+  /** The quorum guard: members required (null without a guard), reachable, and whether held. */
+  quorum: { required: number | null; reachable: number; ok: boolean };
   /** Each topology's discovery state. */
   discovery: { topology: string; strategy: string; ok: boolean; error?: string }[];
   /** Every discovery error as `topology (strategy): message`; present only when there are some. */
@@ -33,8 +41,9 @@ export interface ClusterHealthDetails {
 
 /**
  * Health indicator of the cluster for `@nestjs/terminus` (v11+, built on
- * `HealthIndicatorService`; tested with v12). Up when every topology's discovery works and at
- * least `minMembers` members (self included) are present; the details
+ * `HealthIndicatorService`; tested with v12). Up when every topology's discovery works, at
+ * least `minMembers` members (self included) are present and, with `requireQuorum`, the node's
+ * side holds quorum; the details
  * list the members, the leader, the mode and every discovery error (a gossip port in use, an
  * EC2 API failure, …).
  *
@@ -88,6 +97,7 @@ export class ClusterHealthIndicator {
       memberNames: members.map((member) => member.name).sort(),
       self: this.cluster.self.name,
       leader: this.cluster.leader()?.name ?? null,
+      quorum: { ...this.cluster.quorum },
       discovery,
     };
     if (errors.length > 0) details.errors = errors;
@@ -96,6 +106,10 @@ export class ClusterHealthIndicator {
     if (members.length < minMembers)
       problems.push(`${members.length} of ${minMembers} required members`);
     if (errors.length > 0) problems.push(`discovery failing: ${errors.join('; ')}`);
+    if (options.requireQuorum === true && !details.quorum.ok)
+      problems.push(
+        `below quorum: ${details.quorum.reachable} of ${details.quorum.required} required members reachable`,
+      );
     if (problems.length === 0) return indicator.up(details);
     details.message = problems.join('; ');
     return indicator.down(details);

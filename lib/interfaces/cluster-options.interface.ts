@@ -102,6 +102,20 @@ export interface ClusterModuleBaseOptions {
   /** Debug logging of discovery (`LIBCLUSTER_DEBUG`). @default false */
   debug?: boolean;
   /**
+   * Split-brain guard (`CLUSTER_QUORUM`): below quorum a node has no leader (`leader()` null,
+   * `@LeaderOnly()` skips). An integer from 1 to 10000 is a fixed member count (Akka's
+   * static-quorum: pick more than half of the cluster's size); `'majority'` is more than half
+   * of the largest membership seen (Akka's keep-majority; a tie goes to the side with the
+   * lowest-ordered name). @default unset: no guard, every side of a partition has a leader
+   */
+  quorum?: number | 'majority';
+  /**
+   * `quorum: 'majority'`: how long a side that holds quorum keeps an unchanged view before that
+   * view becomes the reference, so members that crashed for good stop counting, ms
+   * (`CLUSTER_QUORUM_STABLE_MS`). @default 60000
+   */
+  quorumStableMs?: number;
+  /**
    * Discovery topologies by name (libcluster's `topologies`). Shorthand: `strategy` +
    * `strategyConfig` for one topology named `default`.
    * @default { default: { strategy: 'gossip' } }

@@ -2,6 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../config/resolve-options.js';
 import { formatEndpoint } from '../identity/endpoint.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
+import { LeadershipTracker } from '../membership/leadership.js';
 import { Membership, type MembershipOptions } from '../membership/membership.js';
 import { ClusterMessaging } from '../messaging/cluster-messaging.js';
 import { Reconciler } from '../reconciler/reconciler.js';
@@ -56,6 +57,8 @@ export interface TopologyStatus {
  */
 export class ClusterNode {
   readonly membership: Membership;
+  /** The leader behind the quorum guard, and the fencing term (`ClusterService` exposes it). */
+  readonly leadership: LeadershipTracker;
   /** Pub/sub and request/reply over the links (`ClusterService` exposes it; strategies get `peers`). */
   readonly messaging: ClusterMessaging;
   private readonly logger: LoggerService;
@@ -110,6 +113,13 @@ export class ClusterNode {
       reachabilityWaitMs: options.heartbeatIntervalMs,
       ...seams.peerExchange,
     });
+    this.leadership = new LeadershipTracker(this.membership, {
+      quorum: options.quorum,
+      quorumStableMs: options.quorumStableMs,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      clock: this.clock,
+      logger: this.loggerFor('ClusterLeadership'),
+    });
     this.messaging = new ClusterMessaging(this.membership, options.messaging);
     for (const t of topologies) this.status.set(t.name, { ok: true });
   }
@@ -118,14 +128,12 @@ export class ClusterNode {
     return this.identity;
   }
 
-  /** True when this node leads (never while superseded by a newer process of its name). */
+  /**
+   * True when this node leads (never while superseded by a newer process of its name, nor
+   * below quorum).
+   */
   isLeader(): boolean {
-    const leader = this.membership.leader();
-    return (
-      leader !== null &&
-      leader.name === this.identity.name &&
-      leader.incarnation === this.identity.incarnation
-    );
+    return this.leadership.isLeader();
   }
 
   /** The reconciler's map sizes (bounded-state checks), undefined before start. */
@@ -229,6 +237,7 @@ export class ClusterNode {
   async close(): Promise<void> {
     await this.leave();
     this.membership.close();
+    this.leadership.close();
     await this.transport?.close();
   }
 

@@ -51,6 +51,13 @@ export const FrameType = {
    * a reply, its own `PEERS_HAVE` for those buckets). Binary payload.
    */
   PEERS_HAVE: 20,
+  /**
+   * Membership: the sender's leadership state (its fencing term, the leader that took it, and
+   * whether the sender follows that leader now), JSON `{ t, o, oi, f }`. Sent by a leader to
+   * every member when it takes a term, by a follower to its leader, and by both ends of a new
+   * link.
+   */
+  LEADERSHIP: 24,
 } as const;
 
 /** First and last frame type of the membership range. */

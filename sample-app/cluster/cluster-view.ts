@@ -18,7 +18,12 @@ export interface MemberView {
 export interface ClusterView {
   self: MemberView;
   members: MemberView[];
+  /** The leader; null below quorum. */
   leader: string | null;
+  /** The quorum guard (`CLUSTER_QUORUM`): members required (null: no guard), reachable, held. */
+  quorum: { required: number | null; reachable: number; ok: boolean };
+  /** The fencing term of the agreed leader (see `ClusterService.leadership$`). */
+  term: number;
   /** Configured strategy name, or names joined with `,` when several topologies run. */
   strategy: string;
   mode: 'cluster' | 'single-node';

@@ -20,7 +20,10 @@ export class ClusterController implements OnModuleDestroy {
     this.closing.complete();
   }
 
-  /** This node, every member (self included), the leader and the discovery strategy. */
+  /**
+   * This node, every member (self included), the leader (null below quorum), the quorum guard,
+   * the fencing term and the discovery strategy.
+   */
   @Get()
   view(): ClusterView {
     const leader = this.cluster.leader()?.name ?? null;
@@ -37,6 +40,8 @@ export class ClusterController implements OnModuleDestroy {
         .map((member) => toMemberView(member, leader))
         .sort((a, b) => a.name.localeCompare(b.name)),
       leader,
+      quorum: { ...this.cluster.quorum },
+      term: this.cluster.leadership().term,
       strategy: topologies.length ? topologies.map((t) => t.strategy).join(',') : 'none',
       mode: this.cluster.mode,
       topologies,
@@ -49,7 +54,12 @@ export class ClusterController implements OnModuleDestroy {
    */
   @Sse('events')
   events(): Observable<MessageEvent> {
-    const snapshots = merge(this.cluster.members$, this.cluster.leader$).pipe(
+    const snapshots = merge(
+      this.cluster.members$,
+      this.cluster.leader$,
+      this.cluster.leadership$,
+      this.cluster.quorum$,
+    ).pipe(
       debounceTime(SNAPSHOT_COALESCE_MS),
       map((): MessageEvent => ({ type: 'members', data: this.view() })),
     );

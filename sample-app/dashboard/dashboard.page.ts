@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
  * The live dashboard: one self-contained page (inline CSS and JS, no external URL, no
  * build step). It reads GET /cluster, /messages, /jobs and /flags once, then follows
  * GET /cluster/events and GET /messages/events. Data is always rendered as text, never
- * as HTML. Stable hooks for tests: #node-name, #leader-mark, #member-count,
+ * as HTML. Stable hooks for tests: #node-name, #leader-mark, #member-count, #quorum, #term,
  * tr[data-member="<name>"][data-state="up|down|leave"], #events li[data-event-type],
  * #messages li[data-topic], #job-runs li[data-node], #flags tr[data-flag],
  * #room-status[data-joined="<room>"], #room-messages li[data-room][data-from].
@@ -105,6 +105,14 @@ function renderSnapshot(view) {
   $('#mode').textContent = view.mode + ' · strategy ' + view.strategy;
   $('#leader-mark').hidden = view.leader !== view.self.name;
   $('#leader-name').textContent = view.leader ?? 'none';
+  $('#term').textContent = String(view.term ?? '');
+  const quorum = view.quorum;
+  if (quorum) {
+    $('#quorum').textContent = quorum.required === null
+      ? 'off'
+      : quorum.reachable + ' of ' + quorum.required + (quorum.ok ? ' (held)' : ' (lost: no leader on this side)');
+    $('#quorum').dataset.ok = String(quorum.ok);
+  }
   $('#member-count').textContent = String(view.members.length);
   const body = $('#members tbody');
   const present = new Set();
@@ -302,7 +310,8 @@ const BODY = `
   <span id="connection" class="badge">connecting…</span>
   <span class="meta">links on <span id="node-address"></span></span>
   <span class="meta" id="mode"></span>
-  <span class="meta">leader: <strong id="leader-name">…</strong></span>
+  <span class="meta">leader: <strong id="leader-name">…</strong> · term <span id="term"></span></span>
+  <span class="meta">quorum: <strong id="quorum">…</strong></span>
 </header>
 <main>
   <section class="wide" aria-labelledby="members-title">

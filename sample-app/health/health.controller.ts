@@ -9,10 +9,13 @@ export class HealthController {
     private readonly cluster: ClusterHealthIndicator,
   ) {}
 
-  /** Terminus report; the `cluster` entry shows membership and discovery. */
+  /**
+   * Terminus report; the `cluster` entry shows membership, discovery and the quorum guard —
+   * down on the minority side of a partition when `CLUSTER_QUORUM` is set.
+   */
   @Get()
   @HealthCheck()
   check() {
-    return this.health.check([() => this.cluster.isHealthy('cluster')]);
+    return this.health.check([() => this.cluster.isHealthy('cluster', { requireQuorum: true })]);
   }
 }

@@ -16,7 +16,20 @@ export interface JobRun {
   run: number;
   /** Members the node saw during the run. */
   members: number;
+  /** The leader's fencing term during the run (what a write to shared storage would carry). */
+  term: number;
   at: string;
+}
+
+/** The runs of the leader-only job on this node (`GET /jobs/local`). */
+export interface LocalRuns {
+  node: string;
+  /** Runs on this node since it started. */
+  runs: number;
+  /** Time of the last run here, or null. */
+  lastRunAt: string | null;
+  /** Term of the last run here, or null. */
+  lastTerm: number | null;
 }
 
 /**
@@ -28,8 +41,20 @@ export interface JobRun {
 export class DigestJob {
   private readonly logger = new Logger(DigestJob.name);
   private runs = 0;
+  private lastRunAt: string | null = null;
+  private lastTerm: number | null = null;
 
   constructor(private readonly cluster: ClusterService) {}
+
+  /** What ran here: a node that is not the leader (or is below quorum) does not count up. */
+  local(): LocalRuns {
+    return {
+      node: this.cluster.self.name,
+      runs: this.runs,
+      lastRunAt: this.lastRunAt,
+      lastTerm: this.lastTerm,
+    };
+  }
 
   @Interval('digest', DIGEST_INTERVAL_MS)
   @LeaderOnly()
@@ -40,8 +65,11 @@ export class DigestJob {
       node: this.cluster.self.name,
       run: this.runs,
       members: this.cluster.members().length,
+      term: this.cluster.leadership().term,
       at: new Date().toISOString(),
     };
+    this.lastRunAt = run.at;
+    this.lastTerm = run.term;
     this.logger.debug(`digest run ${run.run} on ${run.node}`);
     this.cluster.publish(LEADER_JOB_TOPIC, run);
   }

@@ -30,6 +30,7 @@ function isJobRun(value: unknown): value is JobRun {
     typeof run.node === 'string' &&
     typeof run.run === 'number' &&
     typeof run.members === 'number' &&
+    (run.term === undefined || typeof run.term === 'number') &&
     typeof run.at === 'string'
   );
 }

@@ -98,6 +98,54 @@ export class NetnsLab {
     ip('-n', this.bridgeNs, 'link', 'set', this.hosts[i].veth, 'up');
   }
 
+  /** True when `iptables` is installed (one-way loss and split partitions need it). */
+  static hasIptables(): boolean {
+    try {
+      execFileSync('iptables', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Host `i` drops every packet from host `from` (iptables inside host `i`'s namespace only):
+   * one-way loss, `from` → `i`.
+   */
+  dropFrom(i: number, from: number): void {
+    execFileSync(
+      'ip',
+      [
+        ...['netns', 'exec', this.hosts[i].ns],
+        ...['iptables', '-A', 'INPUT', '-s', this.hosts[from].address, '-j', 'DROP'],
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+  }
+
+  /** Splits the hosts into groups that cannot reach each other, both ways (until `heal`). */
+  split(...groups: number[][]): void {
+    for (const [g, group] of groups.entries()) {
+      for (const other of groups.slice(g + 1)) {
+        for (const a of group) {
+          for (const b of other) {
+            this.dropFrom(a, b);
+            this.dropFrom(b, a);
+          }
+        }
+      }
+    }
+  }
+
+  /** Removes every drop rule of `split` and `dropFrom`. */
+  heal(): void {
+    for (const h of this.hosts) {
+      execFileSync('ip', ['netns', 'exec', h.ns, 'iptables', '-F', 'INPUT'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+    }
+  }
+
   /** Removes every namespace this lab created (and with them their interfaces). */
   destroy(): void {
     if (!this.created) return;

@@ -32,6 +32,8 @@ export interface ClusterView {
   self: MemberView;
   members: MemberView[];
   leader: string | null;
+  quorum: { required: number | null; reachable: number; ok: boolean };
+  term: number;
   strategy: string;
   mode: 'cluster' | 'single-node';
   topologies: { name: string; strategy: string; ok: boolean; error?: string }[];
@@ -107,6 +109,14 @@ export interface ReceivedMessageView {
 export interface JobRunView {
   readonly node: string;
   readonly members: number;
+}
+
+/** GET /jobs/local: how often the leader-only job ran on this node. */
+export interface LocalRunsView {
+  readonly node: string;
+  readonly runs: number;
+  readonly lastRunAt: string | null;
+  readonly lastTerm: number | null;
 }
 
 /** PUT /flags/:name answers `{ flag }`; GET /flags/:name answers the flag. */

@@ -7,6 +7,8 @@ import type {
   PublishResult,
 } from '../../lib/messaging/cluster-message.interface.js';
 import type { ClusterService } from '../../lib/cluster.service.js';
+import type { Leadership } from '../../lib/membership/leadership.js';
+import type { QuorumState } from '../../lib/membership/quorum.js';
 import type { TopologyStatus } from '../../lib/node/cluster-node.js';
 
 type StubTopologyStatus = TopologyStatus;
@@ -21,6 +23,10 @@ type ClusterServiceApi = Pick<
   | 'leader'
   | 'isLeader'
   | 'leader$'
+  | 'leadership'
+  | 'leadership$'
+  | 'quorum'
+  | 'quorum$'
   | 'waitForMembers'
   | 'discovery'
   | 'mode'
@@ -70,6 +76,14 @@ export class StubClusterService implements ClusterServiceApi {
   readonly members$: Observable<Member[]>;
   readonly events$: Observable<ClusterEvent>;
   readonly leader$: Observable<Member | null>;
+  readonly leadership$: Observable<Leadership>;
+  readonly quorum$: Observable<QuorumState>;
+  private readonly leadershipSubject: BehaviorSubject<Leadership>;
+  private readonly quorumSubject = new BehaviorSubject<QuorumState>({
+    required: null,
+    reachable: 1,
+    ok: true,
+  });
 
   constructor(selfName = 'app@stub') {
     this.selfMember = stubMember(selfName, { self: true });
@@ -78,6 +92,22 @@ export class StubClusterService implements ClusterServiceApi {
     this.members$ = this.membersSubject.asObservable();
     this.events$ = this.eventsSubject.asObservable();
     this.leader$ = this.leaderSubject.asObservable();
+    this.leadershipSubject = new BehaviorSubject<Leadership>({ leader: this.selfMember, term: 1 });
+    this.leadership$ = this.leadershipSubject.asObservable();
+    this.quorum$ = this.quorumSubject.asObservable();
+  }
+
+  leadership(): Leadership {
+    return this.leadershipSubject.value;
+  }
+
+  get quorum(): QuorumState {
+    return this.quorumSubject.value;
+  }
+
+  /** Sets the quorum state. */
+  setQuorum(state: QuorumState): void {
+    this.quorumSubject.next(state);
   }
 
   get self(): Member {
@@ -145,8 +175,9 @@ export class StubClusterService implements ClusterServiceApi {
   }
 
   /** Sets the leader. */
-  setLeader(member: Member | null): void {
+  setLeader(member: Member | null, term = this.leadershipSubject.value.term + 1): void {
     this.leaderSubject.next(member);
+    this.leadershipSubject.next({ leader: member, term });
     this.leaderFlag = member?.name === this.self.name;
   }
 
@@ -183,5 +214,7 @@ export class StubClusterService implements ClusterServiceApi {
     this.messagesSubject.complete();
     this.membersSubject.complete();
     this.leaderSubject.complete();
+    this.leadershipSubject.complete();
+    this.quorumSubject.complete();
   }
 }

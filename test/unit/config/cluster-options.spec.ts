@@ -288,6 +288,33 @@ describe('validation', () => {
     ]);
   });
 
+  it('maps CLUSTER_QUORUM (an integer or majority) and CLUSTER_QUORUM_STABLE_MS; unset means no guard', () => {
+    expect(resolveEnv({}).quorum).toBeUndefined();
+    expect(resolveEnv({ CLUSTER_QUORUM: '3' })).toMatchObject({
+      quorum: 3,
+      quorumStableMs: 60_000,
+    });
+    expect(
+      resolveEnv({ CLUSTER_QUORUM: ' Majority ', CLUSTER_QUORUM_STABLE_MS: '5000' }),
+    ).toMatchObject({ quorum: 'majority', quorumStableMs: 5000 });
+    expect(resolveClusterOptions({ quorum: 10_000 }, { env: {} }).quorum).toBe(10_000);
+  });
+
+  it.each(['0', '-2', '10001', '99999999', 'maj', '2.5', 'half'])(
+    'rejects CLUSTER_QUORUM=%s, naming the variable and the accepted values',
+    (raw) => {
+      expect(problemsOf(() => resolveEnv({ CLUSTER_QUORUM: raw }))).toEqual([
+        `CLUSTER_QUORUM: ${JSON.stringify(raw)} is not a quorum (accepted: an integer from 1 to 10000 — the members a side needs to have a leader — or majority)`,
+      ]);
+    },
+  );
+
+  it('names the option path for a bad quorum set in code', () => {
+    expect(problemsOf(() => resolveClusterOptions({ quorum: 0 }, { env: {} }))).toEqual([
+      'quorum: 0 is not a quorum (accepted: an integer from 1 to 10000 — the members a side needs to have a leader — or majority)',
+    ]);
+  });
+
   it('rejects a failure timeout shorter than two heartbeats, and port 0 with EC2', () => {
     expect(
       problemsOf(() =>

@@ -51,6 +51,7 @@ describe('ClusterHealthIndicator on an in-memory cluster', () => {
       memberNames: ['app@10.0.0.1', 'app@10.0.0.2', 'app@10.0.0.3'],
       self: 'app@10.0.0.2',
       leader: 'app@10.0.0.1',
+      quorum: { required: null, reachable: 3, ok: true },
       discovery: [{ topology: 'testing', strategy: 'in-memory', ok: true }],
     });
   });
@@ -121,6 +122,27 @@ describe('ClusterHealthIndicator', () => {
     expect(result.status).toBe('ok');
     expect(Object.keys(result.details)).toEqual(['mesh']);
     expect(result.info?.mesh?.status).toBe('up');
+  });
+
+  it('reports quorum in the details; with requireQuorum it is down below quorum', async () => {
+    stub.setQuorum({ required: 3, reachable: 2, ok: false });
+    stub.setLeader(null);
+    const relaxed = await check(() => indicator.isHealthy());
+    expect(relaxed.status).toBe('ok');
+    expect(relaxed.details.cluster).toMatchObject({
+      status: 'up',
+      leader: null,
+      quorum: { required: 3, reachable: 2, ok: false },
+    });
+    const strict = await check(() => indicator.isHealthy('cluster', { requireQuorum: true }));
+    expect(strict.status).toBe('error');
+    expect(strict.details.cluster).toMatchObject({
+      status: 'down',
+      message: 'below quorum: 2 of 3 required members reachable',
+    });
+    stub.setQuorum({ required: 3, reachable: 3, ok: true });
+    const held = await check(() => indicator.isHealthy('cluster', { requireQuorum: true }));
+    expect(held.status).toBe('ok');
   });
 
   it('reports single-node mode with no leader yet', async () => {
