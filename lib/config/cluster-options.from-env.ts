@@ -60,6 +60,11 @@ export type ClusterOptionsOverrides = ClusterModuleBaseOptions &
   );
 
 const INTEGER = /^\s*-?\d+\s*$/;
+/**
+ * How a variable is read. `secrets`: comma-separated, trimmed, empty entries kept so that
+ * validation rejects them (a stray comma in a rotation list is a mistake, not a no-op).
+ */
+type Kind = 'string' | 'integer' | 'boolean' | 'list' | 'secrets';
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
@@ -98,7 +103,7 @@ export function clusterOptionsFromEnv(
     path: string,
     key: string,
     names: string[],
-    kind: 'string' | 'integer' | 'boolean' | 'list' = 'string',
+    kind: Kind = 'string',
   ): void => {
     for (const name of names) {
       const raw = read(name);
@@ -108,12 +113,12 @@ export function clusterOptionsFromEnv(
       return;
     }
   };
-  const top = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean') =>
-    set(options, key, key, names, kind);
-  const strat = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
+  const top = (key: string, names: string[], kind?: Kind) => set(options, key, key, names, kind);
+  const strat = (key: string, names: string[], kind?: Kind) =>
     set(strategyConfig, `strategyConfig.${key}`, key, names, kind);
 
   top('cookie', ['NODE_COOKIE']);
+  top('previousCookies', ['NODE_COOKIE_PREVIOUS'], 'secrets');
   top('nodeName', ['NODE_NAME', 'RELEASE_NODE']);
   top('appName', ['APP_NAME', 'RELEASE_NAME']);
   top('port', ['CLUSTER_PORT'], 'integer');
@@ -142,6 +147,7 @@ export function clusterOptionsFromEnv(
       strat('multicastTtl', ['LIBCLUSTER_GOSSIP_MULTICAST_TTL'], 'integer');
       strat('broadcastOnly', ['LIBCLUSTER_GOSSIP_BROADCAST_ONLY'], 'boolean');
       strat('secret', ['LIBCLUSTER_GOSSIP_SECRET']);
+      strat('previousSecrets', ['LIBCLUSTER_GOSSIP_SECRET_PREVIOUS'], 'secrets');
       break;
     case 'ec2':
       strat('tagName', ['LIBCLUSTER_EC2_STRATEGY_TAG_NAME']);
@@ -245,7 +251,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): unknown {
+function parse(raw: string, kind: Kind): unknown {
   switch (kind) {
     case 'integer':
       return INTEGER.test(raw) ? Number(raw.trim()) : raw;
@@ -258,6 +264,8 @@ function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): un
         .split(',')
         .map((s) => s.trim())
         .filter((s) => s.length > 0);
+    case 'secrets':
+      return raw.split(',').map((s) => s.trim());
     default:
       return raw;
   }

@@ -40,6 +40,8 @@ export interface ResolvedClusterOptions {
   /** Why the node runs single-node (shown once as a warning). */
   readonly singleNodeReason?: string;
   readonly cookie?: string;
+  /** Retired cookies still accepted (`NODE_COOKIE_PREVIOUS`); empty when none. */
+  readonly previousCookies?: readonly string[];
   readonly nodeName: string;
   readonly incarnation: string;
   readonly startedAt: number;
@@ -207,6 +209,28 @@ export function resolveClusterOptions(
   };
 
   const cookie = str('cookie', options.cookie);
+  /**
+   * A list of secrets (`NODE_COOKIE_PREVIOUS`, `LIBCLUSTER_GOSSIP_SECRET_PREVIOUS`): strings,
+   * none empty. Values are never shown in a problem: they are secrets.
+   */
+  const secrets = (path: string, value: unknown): string[] | undefined => {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+      problem(path, 'must be a list of strings (comma-separated in the environment)');
+      return undefined;
+    }
+    const list = (value as string[]).map((v) => v.trim());
+    const empty = list.findIndex((v) => v === '');
+    if (empty >= 0) {
+      problem(
+        path,
+        `entry ${empty + 1} of ${list.length} is empty (accepted: comma-separated secrets, e.g. old-secret-1,old-secret-2, with no empty entries — remove the stray comma)`,
+      );
+      return undefined;
+    }
+    return list;
+  };
+  const previousCookies = secrets('previousCookies', options.previousCookies) ?? [];
   const appName = str('appName', options.appName) ?? CLUSTER_DEFAULTS.appName;
   if (/[@\s]/.test(appName))
     problem('appName', `${show('appName', appName)} must not contain '@' or spaces`);
@@ -381,6 +405,7 @@ export function resolveClusterOptions(
           multicastTtl: int(c('multicastTtl'), g.multicastTtl, 1, 0, 255, 'a multicast TTL'),
           broadcastOnly,
           secret: str(c('secret'), g.secret),
+          previousSecrets: secrets(c('previousSecrets'), g.previousSecrets),
           heartbeatMaxMs: int(
             c('heartbeatMaxMs'),
             g.heartbeatMaxMs,
@@ -617,6 +642,7 @@ export function resolveClusterOptions(
     mode: singleNodeReason ? 'single-node' : 'cluster',
     singleNodeReason,
     cookie,
+    previousCookies: Object.freeze(previousCookies),
     nodeName,
     incarnation: randomBytes(8).toString('hex'),
     startedAt: Date.now(),

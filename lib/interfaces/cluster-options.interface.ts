@@ -52,6 +52,12 @@ export interface ClusterModuleBaseOptions {
    * packets are keyed from it. @default unset: the node runs single-node and says so once
    */
   cookie?: string;
+  /**
+   * Retired cookies still accepted during a cookie rotation (`NODE_COOKIE_PREVIOUS`,
+   * comma-separated): gossip sealed with one is read (when no gossip secret is set); a node
+   * never seals or initiates with them. @default none
+   */
+  previousCookies?: string[];
   /** Full node name (`NODE_NAME`). @default `<appName>@<host>` */
   nodeName?: string;
   /** Node-name prefix (`APP_NAME`). @default 'app' */
