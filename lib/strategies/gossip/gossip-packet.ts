@@ -70,6 +70,7 @@ const KDF_INFO = Buffer.from('nestjs-cluster gossip AES-256-GCM key v2', 'utf8')
 const KEY_ID_INFO = Buffer.from('nestjs-cluster gossip key id v2', 'utf8');
 /** scrypt cost of the secret: 16 MiB and tens of milliseconds per guess. */
 const SCRYPT = { N: 2 ** 14, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+const MAGIC_U32 = GOSSIP_MAGIC.readUInt32BE(0);
 const MAGIC_AND_VERSION = Buffer.concat([GOSSIP_MAGIC, Buffer.from([GOSSIP_PACKET_VERSION])]);
 
 /** A packet key and its public id (the u32 in every packet header sealed with it). */
@@ -237,8 +238,7 @@ export function openHeartbeat(ring: GossipKeyring, packet: Buffer): OpenResult {
   if (packet.length < GOSSIP_MIN_PACKET_BYTES || packet.length > GOSSIP_MAX_PACKET_BYTES) {
     return { ok: false, reason: 'size' };
   }
-  if (!packet.subarray(0, GOSSIP_MAGIC.length).equals(GOSSIP_MAGIC))
-    return { ok: false, reason: 'magic' };
+  if (packet.readUInt32BE(0) !== MAGIC_U32) return { ok: false, reason: 'magic' };
   if (packet[GOSSIP_MAGIC.length] !== GOSSIP_PACKET_VERSION)
     return { ok: false, reason: 'version' };
 

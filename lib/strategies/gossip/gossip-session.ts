@@ -398,9 +398,10 @@ export class GossipSession {
   private onPacket(packet: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
     this.counters.packetsReceived++;
-    const from = `${rinfo.address}:${rinfo.port}`;
     const opened = openHeartbeat(this.keys, packet);
-    if (!opened.ok) return this.drop(opened.reason, from, rinfo.address, opened.keyId);
+    // Nothing is allocated for a packet that fails authentication but the drop count.
+    if (!opened.ok) return this.dropUnauthenticated(opened.reason, rinfo, opened.keyId);
+    const from = `${rinfo.address}:${rinfo.port}`;
     const hb = opened.heartbeat;
     const self = this.ctx.self;
     if (hb.name === self.name && hb.incarnation === self.incarnation) return; // our own, looped back
@@ -465,10 +466,20 @@ export class GossipSession {
     this.ctx.connect(this.peers.endpoints());
   }
 
-  private drop(reason: GossipDropReason, from: string, address?: string, keyId?: number): void {
+  private dropUnauthenticated(
+    reason: GossipDropReason,
+    rinfo: RemoteInfo,
+    keyId: number | undefined,
+  ): void {
+    if (reason !== 'auth' && reason !== 'key') {
+      return this.drop(reason, `${rinfo.address}:${rinfo.port}`);
+    }
     this.dropped[reason]++;
-    if ((reason === 'auth' || reason === 'key') && address !== undefined)
-      return this.warnAuth(from, address, reason === 'key' ? keyId : undefined);
+    this.warnAuth(rinfo, reason === 'key' ? keyId : undefined);
+  }
+
+  private drop(reason: GossipDropReason, from: string): void {
+    this.dropped[reason]++;
     if (!this.ctx.debug) return;
     const now = this.now();
     const entry = this.dropLog.get(reason);
@@ -485,9 +496,9 @@ export class GossipSession {
    * `authWarnIntervalMs`: the usual causes (different keys, a second cluster on the group)
    * are configuration the operator must see, and a flood still costs one line a minute.
    */
-  private warnAuth(from: string, address: string, keyId: number | undefined): void {
-    this.authWarnings.warn(`auth:${address}`, () =>
-      gossipAuthFailed(from, this.settings, keyId, this.keys),
+  private warnAuth(rinfo: RemoteInfo, keyId: number | undefined): void {
+    this.authWarnings.warn(rinfo.address, () =>
+      gossipAuthFailed(`${rinfo.address}:${rinfo.port}`, this.settings, keyId, this.keys),
     );
   }
 }
