@@ -127,6 +127,18 @@ export function clusterOptionsFromEnv(
   top('heartbeatIntervalMs', ['CLUSTER_HEARTBEAT_INTERVAL_MS'], 'integer');
   top('failureTimeoutMs', ['CLUSTER_FAILURE_TIMEOUT_MS'], 'integer');
   top('debug', ['LIBCLUSTER_DEBUG'], 'boolean');
+  const tls: Record<string, unknown> = {};
+  set(tls, 'tls.certFile', 'certFile', ['CLUSTER_TLS_CERT_FILE']);
+  set(tls, 'tls.keyFile', 'keyFile', ['CLUSTER_TLS_KEY_FILE']);
+  set(tls, 'tls.caFile', 'caFile', ['CLUSTER_TLS_CA_FILE']);
+  set(
+    tls,
+    'tls.reloadIntervalMs',
+    'reloadIntervalMs',
+    ['CLUSTER_TLS_RELOAD_INTERVAL_MS'],
+    'integer',
+  );
+  if (Object.keys(tls).length > 0) options.tls = tls;
 
   const rawStrategy = read('LIBCLUSTER_STRATEGY');
   const strategy =
@@ -205,7 +217,7 @@ export function clusterOptionsFromEnv(
 }
 
 /** Options whose object values are merged key by key rather than replaced. */
-const MERGED = new Set(['strategyConfig', 'messaging']);
+const MERGED = new Set(['strategyConfig', 'messaging', 'tls']);
 
 function applyOverrides(
   options: ClusterModuleOptions & Record<string, unknown>,

@@ -19,6 +19,7 @@ import { ClusterConfigError, type ConfigProblem } from '../errors/cluster-config
 import { InvalidHostListError } from '../errors/invalid-host-list.error.js';
 import { labelSelectorProblem } from '../strategies/kubernetes/label-selector.js';
 import { parseHostList } from '../strategies/static.strategy.js';
+import { loadTlsMaterial, nodeNameHost, type TlsFiles } from '../transport/tls-material.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
 import { isSetInCode, optionSource } from './option-sources.js';
 import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
@@ -59,9 +60,16 @@ export interface ResolvedClusterOptions {
   readonly reconnectBaseMs: number;
   readonly reconnectMaxMs: number;
   readonly debug: boolean;
+  /** Mutual TLS for links, checked at start-up; undefined for plain TCP. */
+  readonly tls?: ResolvedTlsOptions;
   /** Messaging limits, defaults applied. */
   readonly messaging: Readonly<Required<ClusterMessagingOptions>>;
   readonly topologies: readonly ResolvedTopology[];
+}
+
+/** Mutual TLS files after validation. */
+export interface ResolvedTlsOptions extends TlsFiles {
+  readonly reloadIntervalMs: number;
 }
 
 /** Facts about the machine the resolver needs; seams for tests. */
@@ -72,6 +80,10 @@ export interface ResolveEnvironment {
   readonly instanceMetadata?: { localIpv4?: string } | null;
   /** Network interfaces, for the default advertise address. @default os.networkInterfaces */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** Reads the TLS files. @default fs.readFileSync */
+  readonly readFile?: (path: string) => Buffer;
+  /** Wall clock for certificate validity, epoch ms. @default Date.now() */
+  readonly now?: number;
 }
 
 const BUILTIN: ReadonlySet<string> = new Set([
@@ -629,6 +641,7 @@ export function resolveClusterOptions(
         ? nameHost
         : (firstExternalIPv4(environment.interfaces?.() ?? networkInterfaces()) ?? nameHost));
 
+  const tls = resolveTls();
   if (problems.length > 0) throw new ClusterConfigError(problems);
 
   const allNone = topologies.every((t) => t.strategy === 'none');
@@ -659,9 +672,65 @@ export function resolveClusterOptions(
     reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
     reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(failureTimeoutMs, 1000)),
     debug,
+    ...(tls ? { tls } : {}),
     messaging,
     topologies,
   });
+
+  /**
+   * Mutual TLS: all three files or none (a missing one is named), each readable and
+   * consistent (key of the certificate, issued by the CA, valid now, for the node name's host).
+   */
+  function resolveTls(): ResolvedTlsOptions | undefined {
+    const t = options.tls;
+    if (t === undefined) return undefined;
+    if (typeof t !== 'object' || t === null) {
+      problem('tls', 'must be an object');
+      return undefined;
+    }
+    const variables = {
+      certFile: 'CLUSTER_TLS_CERT_FILE',
+      keyFile: 'CLUSTER_TLS_KEY_FILE',
+      caFile: 'CLUSTER_TLS_CA_FILE',
+    } as const;
+    const given = Object.fromEntries(
+      (Object.keys(variables) as (keyof typeof variables)[]).map((k) => [k, str(`tls.${k}`, t[k])]),
+    ) as Partial<TlsFiles>;
+    const reloadIntervalMs = int(
+      'tls.reloadIntervalMs',
+      t.reloadIntervalMs,
+      5000,
+      100,
+      3_600_000,
+      'a reload interval in ms',
+    );
+    const set = Object.values(given).filter((v) => v !== undefined).length;
+    if (set === 0) return undefined;
+    if (set < 3) {
+      const present = (Object.keys(variables) as (keyof typeof variables)[])
+        .filter((k) => given[k] !== undefined)
+        .map((k) => label(`tls.${k}`))
+        .join(', ');
+      for (const k of Object.keys(variables) as (keyof typeof variables)[]) {
+        if (given[k] !== undefined) continue;
+        missing(
+          `tls.${k}`,
+          variables[k],
+          `is required with ${present}: mutual TLS needs the certificate, its key and the CA file together`,
+        );
+      }
+      return undefined;
+    }
+    const files = given as TlsFiles;
+    const loaded = loadTlsMaterial(files, {
+      now: environment.now ?? Date.now(),
+      host: nodeNameHost(nodeName!),
+      ...(environment.readFile ? { readFile: environment.readFile } : {}),
+    });
+    for (const p of loaded.problems)
+      problems.push({ name: label(`tls.${p.file}`), message: p.message });
+    return loaded.material ? { ...files, reloadIntervalMs } : undefined;
+  }
 }
 
 function isMulticast(ip: string): boolean {
