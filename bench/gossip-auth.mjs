@@ -57,6 +57,15 @@ function measure(fn, packets) {
   return { medianNs: rounds[(rounds.length - 1) >> 1], minNs: rounds[0], maxNs: rounds.at(-1) };
 }
 
+// Key derivation (scrypt + HKDF), once per secret and process: a fresh secret each time.
+const deriveMs = [];
+for (let i = 0; i < 5; i++) {
+  const t0 = performance.now();
+  deriveGossipKey(`bench derivation ${i} ${process.pid}`);
+  deriveMs.push(performance.now() - t0);
+}
+deriveMs.sort((a, b) => a - b);
+
 const ring = new GossipKeyring(deriveGossipKey('bench current secret'), [
   deriveGossipKey('bench retired secret'),
 ]);
@@ -172,6 +181,9 @@ console.log(`gossip-auth: ${machine}; ${ROUNDS} rounds × ${PACKETS} packets, me
 for (const [name, r] of Object.entries(results)) {
   console.log(`  ${name}: ${us(r.medianNs)} µs (${us(r.minNs)}–${us(r.maxNs)})`);
 }
+console.log(
+  `  key derivation (scrypt N=2^14 + HKDF), once per secret: ${deriveMs[2].toFixed(1)} ms median of 5 (${deriveMs[0].toFixed(1)}–${deriveMs[4].toFixed(1)})`,
+);
 const fresh = results['key ring: wrong key (key id not held), session'];
 const oldWrong = Object.entries(results).find(([n]) => n.includes('thrown GCM failure'))?.[1];
 if (oldWrong) {

@@ -33,7 +33,7 @@ import { GossipPacketError } from '../../errors/gossip-packet.error.js';
  * ```
  *
  * The key is derived from the gossip secret (or the cluster cookie) through scrypt (N = 2^14,
- * r = 8, p = 1, fixed salt: about 50 ms, once per secret and process), then HKDF-SHA256 with
+ * r = 8, p = 1, fixed salt: tens of milliseconds, once per secret and process), then HKDF-SHA256 with
  * a fixed info label, so a captured packet makes every offline guess of the secret cost
  * that much, and the same secret never yields the same key as any other use of it.
  *
