@@ -97,6 +97,7 @@ export { GossipSocketError } from './errors/gossip-socket.error.js';
 export { GossipOptionsError } from './errors/gossip-options.error.js';
 export { HandshakeTimeoutError } from './errors/handshake-timeout.error.js';
 export { HandshakeFailedError } from './errors/handshake-failed.error.js';
+export { PeerCertificateError } from './errors/peer-certificate.error.js';
 export { FrameTooLargeError } from './errors/frame-too-large.error.js';
 export { RecordIntegrityError } from './errors/record-integrity.error.js';
 export { TransportClosedError } from './errors/transport-closed.error.js';

@@ -60,6 +60,11 @@ export type ClusterOptionsOverrides = ClusterModuleBaseOptions &
   );
 
 const INTEGER = /^\s*-?\d+\s*$/;
+/**
+ * How a variable is read. `secrets`: comma-separated, trimmed, empty entries kept so that
+ * validation rejects them (a stray comma in a rotation list is a mistake, not a no-op).
+ */
+type Kind = 'string' | 'integer' | 'boolean' | 'list' | 'secrets';
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 
@@ -98,7 +103,7 @@ export function clusterOptionsFromEnv(
     path: string,
     key: string,
     names: string[],
-    kind: 'string' | 'integer' | 'boolean' | 'list' = 'string',
+    kind: Kind = 'string',
   ): void => {
     for (const name of names) {
       const raw = read(name);
@@ -108,13 +113,12 @@ export function clusterOptionsFromEnv(
       return;
     }
   };
-  const top = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
-    set(options, key, key, names, kind);
-  const strat = (key: string, names: string[], kind?: 'string' | 'integer' | 'boolean' | 'list') =>
+  const top = (key: string, names: string[], kind?: Kind) => set(options, key, key, names, kind);
+  const strat = (key: string, names: string[], kind?: Kind) =>
     set(strategyConfig, `strategyConfig.${key}`, key, names, kind);
 
   top('cookie', ['NODE_COOKIE']);
-  top('previousCookies', ['NODE_COOKIE_PREVIOUS'], 'list');
+  top('previousCookies', ['NODE_COOKIE_PREVIOUS'], 'secrets');
   top('requireStrongCookie', ['CLUSTER_REQUIRE_STRONG_COOKIE'], 'boolean');
   top('nodeName', ['NODE_NAME', 'RELEASE_NODE']);
   top('appName', ['APP_NAME', 'RELEASE_NAME']);
@@ -127,6 +131,18 @@ export function clusterOptionsFromEnv(
   // An integer, or `majority` (kept as the raw string, validated with the rest).
   top('quorum', ['CLUSTER_QUORUM'], 'integer');
   top('quorumStableMs', ['CLUSTER_QUORUM_STABLE_MS'], 'integer');
+  const tls: Record<string, unknown> = {};
+  set(tls, 'tls.certFile', 'certFile', ['CLUSTER_TLS_CERT_FILE']);
+  set(tls, 'tls.keyFile', 'keyFile', ['CLUSTER_TLS_KEY_FILE']);
+  set(tls, 'tls.caFile', 'caFile', ['CLUSTER_TLS_CA_FILE']);
+  set(
+    tls,
+    'tls.reloadIntervalMs',
+    'reloadIntervalMs',
+    ['CLUSTER_TLS_RELOAD_INTERVAL_MS'],
+    'integer',
+  );
+  if (Object.keys(tls).length > 0) options.tls = tls;
 
   const rawStrategy = read('LIBCLUSTER_STRATEGY');
   const strategy =
@@ -147,6 +163,7 @@ export function clusterOptionsFromEnv(
       strat('multicastTtl', ['LIBCLUSTER_GOSSIP_MULTICAST_TTL'], 'integer');
       strat('broadcastOnly', ['LIBCLUSTER_GOSSIP_BROADCAST_ONLY'], 'boolean');
       strat('secret', ['LIBCLUSTER_GOSSIP_SECRET']);
+      strat('previousSecrets', ['LIBCLUSTER_GOSSIP_SECRET_PREVIOUS'], 'secrets');
       break;
     case 'ec2':
       strat('tagName', ['LIBCLUSTER_EC2_STRATEGY_TAG_NAME']);
@@ -204,7 +221,7 @@ export function clusterOptionsFromEnv(
 }
 
 /** Options whose object values are merged key by key rather than replaced. */
-const MERGED = new Set(['strategyConfig', 'messaging']);
+const MERGED = new Set(['strategyConfig', 'messaging', 'tls']);
 
 function applyOverrides(
   options: ClusterModuleOptions & Record<string, unknown>,
@@ -250,7 +267,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): unknown {
+function parse(raw: string, kind: Kind): unknown {
   switch (kind) {
     case 'integer':
       return INTEGER.test(raw) ? Number(raw.trim()) : raw;
@@ -263,6 +280,8 @@ function parse(raw: string, kind: 'string' | 'integer' | 'boolean' | 'list'): un
         .split(',')
         .map((s) => s.trim())
         .filter((s) => s.length > 0);
+    case 'secrets':
+      return raw.split(',').map((s) => s.trim());
     default:
       return raw;
   }

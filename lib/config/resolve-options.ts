@@ -25,6 +25,7 @@ import {
   weakCookieText,
 } from '../security/cookie-strength.js';
 import { MAX_STATIC_QUORUM, type QuorumSetting } from '../membership/quorum.js';
+import { loadTlsMaterial, nodeNameHost, type TlsFiles } from '../transport/tls-material.js';
 import { CLUSTER_DEFAULTS } from './cluster.defaults.js';
 import { isSetInCode, optionSource } from './option-sources.js';
 import { ACCEPTED_STRATEGY_NAMES, normalizeStrategyName } from './strategy-names.js';
@@ -72,9 +73,16 @@ export interface ResolvedClusterOptions {
   readonly quorum?: QuorumSetting;
   /** `quorum: 'majority'`: stable window before the reference rebases, ms. @default 60000 */
   readonly quorumStableMs?: number;
+  /** Mutual TLS for links, checked at start-up; undefined for plain TCP. */
+  readonly tls?: ResolvedTlsOptions;
   /** Messaging limits, defaults applied. */
   readonly messaging: Readonly<Required<ClusterMessagingOptions>>;
   readonly topologies: readonly ResolvedTopology[];
+}
+
+/** Mutual TLS files after validation. */
+export interface ResolvedTlsOptions extends TlsFiles {
+  readonly reloadIntervalMs: number;
 }
 
 /** Facts about the machine the resolver needs; seams for tests. */
@@ -85,6 +93,10 @@ export interface ResolveEnvironment {
   readonly instanceMetadata?: { localIpv4?: string } | null;
   /** Network interfaces, for the default advertise address. @default os.networkInterfaces */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** Reads the TLS files. @default fs.readFileSync */
+  readonly readFile?: (path: string) => Buffer;
+  /** Wall clock for certificate validity, epoch ms. @default Date.now() */
+  readonly now?: number;
 }
 
 const BUILTIN: ReadonlySet<string> = new Set([
@@ -169,15 +181,6 @@ export function resolveClusterOptions(
     }
     return value.trim();
   };
-  const stringList = (path: string, value: unknown): string[] => {
-    if (value === undefined) return [];
-    const list = typeof value === 'string' ? value.split(',') : value;
-    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) {
-      problem(path, 'must be a list of strings (comma-separated in the environment)');
-      return [];
-    }
-    return [...new Set(list.map((s: string) => s.trim()).filter((s) => s !== ''))];
-  };
   const bool = (path: string, value: unknown, def: boolean): boolean => {
     if (value === undefined) return def;
     if (typeof value !== 'boolean') {
@@ -231,6 +234,27 @@ export function resolveClusterOptions(
   };
 
   const cookie = str('cookie', options.cookie);
+  /**
+   * A list of secrets (`NODE_COOKIE_PREVIOUS`, `LIBCLUSTER_GOSSIP_SECRET_PREVIOUS`): strings,
+   * none empty. Values are never shown in a problem: they are secrets.
+   */
+  const secrets = (path: string, value: unknown): string[] | undefined => {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+      problem(path, 'must be a list of strings (comma-separated in the environment)');
+      return undefined;
+    }
+    const list = (value as string[]).map((v) => v.trim());
+    const empty = list.findIndex((v) => v === '');
+    if (empty >= 0) {
+      problem(
+        path,
+        `entry ${empty + 1} of ${list.length} is empty (accepted: comma-separated secrets, e.g. old-secret-1,old-secret-2, with no empty entries — remove the stray comma)`,
+      );
+      return undefined;
+    }
+    return list;
+  };
   const requireStrongCookie = bool('requireStrongCookie', options.requireStrongCookie, false);
   let cookieWarning: string | undefined;
   const weakness = cookie === undefined ? undefined : cookieWeakness(cookie);
@@ -245,7 +269,7 @@ export function resolveClusterOptions(
       cookieWarning = `${label('cookie')} ${what}: anyone who can reach the link port can guess it; ${GENERATE_COOKIE_ADVICE} (CLUSTER_REQUIRE_STRONG_COOKIE=true makes a weak cookie a start-up error)`;
     }
   }
-  const previousCookies = stringList('previousCookies', options.previousCookies).filter(
+  const previousCookies = (secrets('previousCookies', options.previousCookies) ?? []).filter(
     (previous) => previous !== cookie,
   );
   const cookieName = fromEnv && !isSetInCode(options, 'cookie') ? 'NODE_COOKIE' : 'cookie';
@@ -448,6 +472,7 @@ export function resolveClusterOptions(
           multicastTtl: int(c('multicastTtl'), g.multicastTtl, 1, 0, 255, 'a multicast TTL'),
           broadcastOnly,
           secret: str(c('secret'), g.secret),
+          previousSecrets: secrets(c('previousSecrets'), g.previousSecrets),
           heartbeatMaxMs: int(
             c('heartbeatMaxMs'),
             g.heartbeatMaxMs,
@@ -671,6 +696,7 @@ export function resolveClusterOptions(
         ? nameHost
         : (firstExternalIPv4(environment.interfaces?.() ?? networkInterfaces()) ?? nameHost));
 
+  const tls = resolveTls();
   if (problems.length > 0) throw new ClusterConfigError(problems);
 
   const allNone = topologies.every((t) => t.strategy === 'none');
@@ -704,9 +730,65 @@ export function resolveClusterOptions(
     reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(failureTimeoutMs, 1000)),
     debug,
     ...(quorum === undefined ? {} : { quorum, quorumStableMs }),
+    ...(tls ? { tls } : {}),
     messaging,
     topologies,
   });
+
+  /**
+   * Mutual TLS: all three files or none (a missing one is named), each readable and
+   * consistent (key of the certificate, issued by the CA, valid now, for the node name's host).
+   */
+  function resolveTls(): ResolvedTlsOptions | undefined {
+    const t = options.tls;
+    if (t === undefined) return undefined;
+    if (typeof t !== 'object' || t === null) {
+      problem('tls', 'must be an object');
+      return undefined;
+    }
+    const variables = {
+      certFile: 'CLUSTER_TLS_CERT_FILE',
+      keyFile: 'CLUSTER_TLS_KEY_FILE',
+      caFile: 'CLUSTER_TLS_CA_FILE',
+    } as const;
+    const given = Object.fromEntries(
+      (Object.keys(variables) as (keyof typeof variables)[]).map((k) => [k, str(`tls.${k}`, t[k])]),
+    ) as Partial<TlsFiles>;
+    const reloadIntervalMs = int(
+      'tls.reloadIntervalMs',
+      t.reloadIntervalMs,
+      5000,
+      100,
+      3_600_000,
+      'a reload interval in ms',
+    );
+    const set = Object.values(given).filter((v) => v !== undefined).length;
+    if (set === 0) return undefined;
+    if (set < 3) {
+      const present = (Object.keys(variables) as (keyof typeof variables)[])
+        .filter((k) => given[k] !== undefined)
+        .map((k) => label(`tls.${k}`))
+        .join(', ');
+      for (const k of Object.keys(variables) as (keyof typeof variables)[]) {
+        if (given[k] !== undefined) continue;
+        missing(
+          `tls.${k}`,
+          variables[k],
+          `is required with ${present}: mutual TLS needs the certificate, its key and the CA file together`,
+        );
+      }
+      return undefined;
+    }
+    const files = given as TlsFiles;
+    const loaded = loadTlsMaterial(files, {
+      now: environment.now ?? Date.now(),
+      host: nodeNameHost(nodeName!),
+      ...(environment.readFile ? { readFile: environment.readFile } : {}),
+    });
+    for (const p of loaded.problems)
+      problems.push({ name: label(`tls.${p.file}`), message: p.message });
+    return loaded.material ? { ...files, reloadIntervalMs } : undefined;
+  }
 }
 
 /** `CLUSTER_QUORUM`: an integer from 1 to MAX_STATIC_QUORUM, or `majority`. */

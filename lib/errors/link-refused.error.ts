@@ -8,9 +8,10 @@ import { ClusterError } from './cluster.error.js';
  * - `superseded`: a newer incarnation of the peer's name is a member here — the peer is an
  *   old process (frozen, or a duplicate `NODE_NAME`) and must not rejoin;
  * - `dropped`: this node's discovery no longer lists the peer and closed its link; it
- *   admits it again when discovery lists it again.
+ *   admits it again when discovery lists it again;
+ * - `certificate`: over mutual TLS, the peer's certificate is not for the name it proved.
  */
-export type AdmissionRefusal = 'self' | 'name-taken' | 'superseded' | 'dropped';
+export type AdmissionRefusal = 'self' | 'name-taken' | 'superseded' | 'dropped' | 'certificate';
 
 /** A handshake completed the cookie proofs, then one side refused the other (see `AdmissionRefusal`). */
 export class LinkRefusedError extends ClusterError {

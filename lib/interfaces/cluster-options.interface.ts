@@ -54,8 +54,9 @@ export interface ClusterModuleBaseOptions {
   cookie?: string;
   /**
    * Cookies still accepted during a rotation (`NODE_COOKIE_PREVIOUS`, comma-separated): a
-   * dialer that proves one of them is answered under that same cookie; this node never
-   * dials with them. Requires `cookie`. @default none
+   * dialer that proves one of them is answered under that same cookie, and gossip sealed with
+   * one is read (when no gossip secret is set); this node never dials or seals with them.
+   * Requires `cookie`. @default none
    */
   previousCookies?: string[];
   /**
@@ -127,4 +128,26 @@ export interface ClusterModuleBaseOptions {
    * and `defaultRequestTimeoutMs` (`request()` without `timeoutMs`, @default 5000).
    */
   messaging?: ClusterMessagingOptions;
+  /**
+   * Links over mutual TLS 1.3 (`CLUSTER_TLS_CERT_FILE`, `CLUSTER_TLS_KEY_FILE`,
+   * `CLUSTER_TLS_CA_FILE`: all three together). Every node presents a certificate issued by
+   * the CA, for the host of its node name (SAN DNS or IP); the cookie handshake still runs
+   * inside. The files are re-read when they change. @default unset: plain TCP
+   */
+  tls?: ClusterTlsOptions;
+}
+
+/** Mutual TLS for links (see `ClusterModuleBaseOptions.tls`). */
+export interface ClusterTlsOptions {
+  /** PEM certificate of this node, intermediates after it (`CLUSTER_TLS_CERT_FILE`). */
+  certFile?: string;
+  /** PEM private key of the certificate, unencrypted (`CLUSTER_TLS_KEY_FILE`). */
+  keyFile?: string;
+  /** PEM certificate(s) of the CA that issues the nodes' certificates (`CLUSTER_TLS_CA_FILE`). */
+  caFile?: string;
+  /**
+   * How often the files are checked for changes, ms (`CLUSTER_TLS_RELOAD_INTERVAL_MS`); a
+   * change is loaded once it has settled for one more check. @default 5000
+   */
+  reloadIntervalMs?: number;
 }

@@ -16,6 +16,12 @@ export interface GossipStrategyOptions {
   broadcastOnly?: boolean;
   /** Key material for packet authentication (AES-256-GCM). @default the cluster cookie */
   secret?: string;
+  /**
+   * Retired gossip secrets still accepted during a rotation (`LIBCLUSTER_GOSSIP_SECRET_PREVIOUS`,
+   * comma-separated): packets sealed with one are read; a node only ever seals with
+   * `secret`. @default none
+   */
+  previousSecrets?: string[];
   /** Upper bound of the jittered heartbeat interval, ms. @default 5000 */
   heartbeatMaxMs?: number;
 }

@@ -29,9 +29,10 @@ export class RateLimitedLogger {
 
   /**
    * Logs `message` at `level` unless a line with the same `key` was logged within the interval.
+   * A function is only called when the line is logged (a flood builds no strings).
    * @returns true when the line was logged
    */
-  write(level: RateLimitedLevel, key: string, message: string): boolean {
+  write(level: RateLimitedLevel, key: string, message: string | (() => string)): boolean {
     const at = this.now();
     const slot = this.slots.get(key);
     if (slot && at - slot.lastAt < this.intervalMs) {
@@ -45,7 +46,8 @@ export class RateLimitedLogger {
       const oldest = this.slots.keys().next().value;
       if (oldest !== undefined) this.slots.delete(oldest);
     }
-    const line = suppressed > 0 ? `${message} (${suppressed} similar suppressed)` : message;
+    const text = typeof message === 'function' ? message() : message;
+    const line = suppressed > 0 ? `${text} (${suppressed} similar suppressed)` : text;
     if (level === 'debug') this.logger.debug?.(line);
     else if (level === 'warn') this.logger.warn(line);
     else if (level === 'error') this.logger.error(line);
@@ -54,17 +56,17 @@ export class RateLimitedLogger {
   }
 
   /** `write('error', key, message)`. */
-  error(key: string, message: string): boolean {
+  error(key: string, message: string | (() => string)): boolean {
     return this.write('error', key, message);
   }
 
   /** `write('warn', key, message)`. */
-  warn(key: string, message: string): boolean {
+  warn(key: string, message: string | (() => string)): boolean {
     return this.write('warn', key, message);
   }
 
   /** `write('debug', key, message)`. */
-  debug(key: string, message: string): boolean {
+  debug(key: string, message: string | (() => string)): boolean {
     return this.write('debug', key, message);
   }
 }

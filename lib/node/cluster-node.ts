@@ -16,6 +16,7 @@ import {
 import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
+import { TlsNetwork } from '../transport/tls-network.js';
 import { Transport } from '../transport/transport.js';
 import type { Network } from '../transport/wire.js';
 
@@ -178,7 +179,18 @@ export class ClusterNode {
       maxWriteBufferBytes: o.maxWriteBufferBytes,
       acceptedTypes: accepted,
       admit: (peer) => this.membership.admit(peer),
-      network: this.seams.network,
+      network:
+        this.seams.network ??
+        (o.tls
+          ? new TlsNetwork({
+              files: o.tls,
+              nodeName: o.nodeName,
+              reloadIntervalMs: o.tls.reloadIntervalMs,
+              handshakeTimeoutMs: o.handshakeTimeoutMs,
+              clock: this.clock,
+              logger: this.loggerFor('ClusterTls'),
+            })
+          : undefined),
       clock: this.clock,
       random: this.random,
       logger: this.loggerFor('ClusterTransport'),

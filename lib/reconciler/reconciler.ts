@@ -558,8 +558,10 @@ export class Reconciler {
       return;
     }
     if (name === 'PeerUnreachableError' || (error instanceof ClusterError && error.retryable)) {
+      // Keyed by the kind of failure too: when the reason changes (nothing listening, then a
+      // refused certificate), the new one is shown at once.
       this.limited.warn(
-        `unreachable:${target.key}`,
+        `unreachable:${name}:${target.key}`,
         `${target.name ? `${target.name}: ` : ''}${err.message}; retrying`,
       );
       return;

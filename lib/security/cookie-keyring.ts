@@ -26,6 +26,8 @@ const SCRYPT_MAXMEM = 64 * 1024 * 1024;
 const MEMO_LIMIT = 64;
 /** Derived keys by SHA-256 of the cookie, so the memo never holds a cookie itself. */
 const memo = new Map<string, KeyObject>();
+/** Derivations running on the thread pool, by the same id: one scrypt per cookie at a time. */
+const inFlight = new Map<string, Promise<KeyObject>>();
 
 /** The memo's key for a cookie: its SHA-256, so the memo never holds a cookie itself. */
 function memoId(cookie: string): string {
@@ -65,19 +67,24 @@ export function deriveCookieKeyAsync(cookie: string): Promise<KeyObject> {
   const id = memoId(cookie);
   const known = memo.get(id);
   if (known) return Promise.resolve(known);
+  const running = inFlight.get(id);
+  if (running) return running;
   const { N, r, p, keyBytes, salt } = COOKIE_KDF;
-  return new Promise((resolve, reject) =>
+  const derivation = new Promise<KeyObject>((resolve, reject) =>
     scrypt(
       Buffer.from(cookie, 'utf8'),
       salt,
       keyBytes,
       { N, r, p, maxmem: SCRYPT_MAXMEM },
       (error, derived) => {
+        inFlight.delete(id);
         if (error) reject(error);
         else resolve(memo.get(id) ?? remember(id, createSecretKey(derived)));
       },
     ),
   );
+  inFlight.set(id, derivation);
+  return derivation;
 }
 
 /** True when `deriveCookieKey(cookie)` would return at once (derived before in this process). */

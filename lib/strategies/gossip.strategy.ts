@@ -1,6 +1,5 @@
-import type { KeyObject } from 'node:crypto';
 import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
-import { deriveGossipKey } from './gossip/gossip-packet.js';
+import { GossipKeyring } from './gossip/gossip-packet.js';
 import { emptyDropCounts, GossipSession, type GossipStats } from './gossip/gossip-session.js';
 import { GossipOptionsError } from '../errors/gossip-options.error.js';
 import {
@@ -30,10 +29,14 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  * slowest intervals (60 s) is forgotten — unless it is a member: a live link is never dropped
  * because multicast packets were lost.
  *
- * **Authentication.** Packets are sealed with AES-256-GCM under a key derived (HKDF-SHA256)
- * from `secret`, or from the cluster cookie when no secret is set. A packet that fails
- * authentication is dropped (a debug line with `LIBCLUSTER_DEBUG`) — which is also how two
- * clusters share one group. A sender timestamp and a random nonce inside the ciphertext
+ * **Authentication.** Packets are sealed with AES-256-GCM under a key derived (scrypt, then
+ * HKDF-SHA256) from `secret`, or from the cluster cookie when no secret is set. Each packet
+ * names its key by a 4-byte key id: a node reads packets sealed with its current key or a
+ * retired one (`previousSecrets`, or the cluster's `previousCookies` when keyed from the
+ * cookie), seals only with the current one, and drops a packet whose key id it does not
+ * hold before any decryption (about a microsecond). A packet that fails authentication is
+ * dropped with a warning, once a minute per sender — which is also how two clusters share
+ * one group. A sender timestamp and a random nonce inside the ciphertext
  * stop replays: packets stamped more than ±30 s from the receiver's clock, or with a nonce
  * already seen, are dropped (keep clocks in sync with NTP). A packet claiming this node's
  * own name with another incarnation is ignored. Packet format: `docs/gossip.md`.
@@ -56,7 +59,10 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  * - `broadcastOnly` (`LIBCLUSTER_GOSSIP_BROADCAST_ONLY`) — send to a broadcast address
  *   instead of joining a group (networks that filter IGMP). Default `false`.
  * - `secret` (`LIBCLUSTER_GOSSIP_SECRET`) — key material. Default: the cluster cookie
- *   (`NODE_COOKIE`). Use a long random value: a captured packet allows offline guessing.
+ *   (`NODE_COOKIE`). Use a long random value: a captured packet allows offline guessing
+ *   (scrypt makes each guess cost tens of milliseconds).
+ * - `previousSecrets` (`LIBCLUSTER_GOSSIP_SECRET_PREVIOUS`, comma-separated) — retired
+ *   secrets still read during a rotation. Default none.
  * - `heartbeatMaxMs` — upper bound of the heartbeat interval. Default `5000`.
  * - Seams for tests: `now` (clock), `socketFactory`, `openRetryBaseMs`, `openRetryMaxMs`.
  *
@@ -87,18 +93,22 @@ export type { GossipSocketFactory, GossipStrategyConfig } from './gossip/gossip-
  */
 export class GossipStrategy implements ClusterStrategy {
   private readonly settings: GossipSettings;
-  private readonly key: KeyObject | undefined;
+  private readonly keyMaterial: { current: string; previous: readonly string[] } | undefined;
+  private keys: GossipKeyring | undefined;
   private session: GossipSession | undefined;
+  /** Bumped by every `start()` and `stop()`: a start that awaited its keys checks it. */
+  private generation = 0;
 
   /**
-   * Validates the options (throws `GossipOptionsError`) and derives the packet key. A
-   * missing secret and cookie is not a constructor error (an app without `NODE_COOKIE` runs
-   * single-node and never starts discovery); `start()` reports it instead.
+   * Validates the options (throws `GossipOptionsError`). A missing secret and cookie is not
+   * a constructor error (an app without `NODE_COOKIE` runs single-node and never starts
+   * discovery); `start()` reports it instead. The packet keys are derived by `start()`, off
+   * the event loop (scrypt: tens of milliseconds, once per secret and process).
    */
   constructor(options: GossipStrategyConfig = {}) {
     const { settings, keyMaterial } = resolveGossipSettings(options);
     this.settings = settings;
-    this.key = keyMaterial === undefined ? undefined : deriveGossipKey(keyMaterial);
+    this.keyMaterial = keyMaterial;
   }
 
   /**
@@ -109,19 +119,27 @@ export class GossipStrategy implements ClusterStrategy {
    */
   async start(ctx: StrategyContext): Promise<void> {
     if (this.session) return;
-    if (this.key === undefined) {
+    if (this.keyMaterial === undefined) {
       const error = new GossipOptionsError([MISSING_KEY_PROBLEM]);
       ctx.logger.error(`gossip: not started: ${MISSING_KEY_PROBLEM}`);
       ctx.reportError(error);
       return;
     }
-    const session = new GossipSession(ctx, this.settings, this.key);
+    const generation = ++this.generation;
+    this.keys ??= await GossipKeyring.fromSecretsAsync(
+      this.keyMaterial.current,
+      this.keyMaterial.previous,
+    );
+    // Stopped, or started again, while the keys were derived.
+    if (this.session || generation !== this.generation) return;
+    const session = new GossipSession(ctx, this.settings, this.keys);
     this.session = session;
     await session.open();
   }
 
   /** Closes the socket and every timer. Idempotent; `start()` may be called again after. */
   stop(): void {
+    this.generation++;
     this.session?.close();
     this.session = undefined;
   }
@@ -138,6 +156,7 @@ const EMPTY_STATS: GossipStats = Object.freeze({
   openFailures: 0,
   packetsReceived: 0,
   heartbeatsAccepted: 0,
+  acceptedUnderPreviousKey: 0,
   dropped: Object.freeze(emptyDropCounts()),
   heartbeatsSent: 0,
   repliesSent: 0,

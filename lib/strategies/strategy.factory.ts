@@ -58,6 +58,7 @@ function createStrategy(
       return new GossipStrategy({
         ...(topology.config as GossipStrategyOptions),
         cookie: options.cookie,
+        previousCookies: [...(options.previousCookies ?? [])],
       });
     case 'ec2':
       return new Ec2Strategy({

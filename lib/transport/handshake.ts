@@ -5,6 +5,7 @@ import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
 import { MalformedFrameError } from '../errors/malformed-frame.error.js';
 import { ProtocolVersionError } from '../errors/protocol-version.error.js';
 import { LinkRefusedError, type AdmissionRefusal } from '../errors/link-refused.error.js';
+import { PeerCertificateError } from '../errors/peer-certificate.error.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 import type { Clock, TimerHandle } from '../runtime/clock.js';
 import type { Random } from '../runtime/random.js';
@@ -31,6 +32,7 @@ const ADMISSION_REFUSALS: ReadonlySet<string> = new Set<AdmissionRefusal>([
   'name-taken',
   'superseded',
   'dropped',
+  'certificate',
 ]);
 const REFUSE_REASONS: ReadonlySet<string> = new Set<RefuseReason>([
   'cookie-mismatch',
@@ -408,6 +410,9 @@ function refusalError(reason: RefuseReason, peerAddress: string, peer?: NodeIden
   switch (reason) {
     case 'cookie-mismatch':
       return new CookieMismatchError(peerAddress);
+    case 'certificate':
+      // Refused at the TLS layer, before the peer knew this node's name (see TlsNetwork).
+      return new PeerCertificateError(peerAddress, 'remote', 'the peer refused it');
     case 'busy':
       return new HandshakeFailedError(peerAddress, 'the peer is busy with other handshakes');
     default:

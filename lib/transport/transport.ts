@@ -266,13 +266,14 @@ export class Transport extends EventEmitter<TransportEvents> {
     if (this.isClosed) throw new TransportClosedError('dial');
     const address = formatEndpoint(host, port);
     const wire = await this.connect(host, port);
+    const admission = this.admissionFor(wire);
     let result: HandshakeResult;
     try {
       result = await dialerHandshake(wire, {
         keyring: this.keyring,
         clock: this.clock,
         random: this.random,
-        ...(this.admit ? { admit: this.admit } : {}),
+        ...(admission.admit ? { admit: admission.admit } : {}),
         identity: this.options.identity(),
         timeoutMs: this.options.handshakeTimeoutMs,
         peerAddress: address,
@@ -283,7 +284,9 @@ export class Transport extends EventEmitter<TransportEvents> {
       if (this.isClosed) throw new TransportClosedError('dial');
       if (error instanceof ProtocolVersionError)
         this.rateLimited.warn(`version:${host}`, error.message);
-      if (error instanceof LinkRefusedError) this.emitRefused(error);
+      if (error instanceof LinkRefusedError) this.onRefused(error, admission.problem());
+      const explained = this.network.explainFailure?.(error, address);
+      if (explained) throw explained;
       throw error instanceof ClusterError
         ? error
         : new HandshakeFailedError(address, 'unexpected error', { cause: error });
@@ -394,11 +397,12 @@ export class Transport extends EventEmitter<TransportEvents> {
       if (left > 0) this.pendingBySource.set(source, left);
       else this.pendingBySource.delete(source);
     };
+    const admission = this.admissionFor(wire);
     listenerHandshake(wire, {
       keyring: this.keyring,
       clock: this.clock,
       random: this.random,
-      ...(this.admit ? { admit: this.admit } : {}),
+      ...(admission.admit ? { admit: admission.admit } : {}),
       identity: this.options.identity(),
       timeoutMs: this.options.handshakeTimeoutMs,
       peerAddress: address,
@@ -413,7 +417,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       },
       (error: unknown) => {
         done();
-        if (error instanceof LinkRefusedError) this.emitRefused(error);
+        if (error instanceof LinkRefusedError) this.onRefused(error, admission.problem());
         else this.logInboundFailure(wire, address, error);
         void endWire(wire, Math.min(this.options.leaveTimeoutMs, 1000), this.clock);
       },
@@ -429,6 +433,43 @@ export class Transport extends EventEmitter<TransportEvents> {
         error instanceof Error ? error.stack : String(error),
       );
     }
+  }
+
+  /**
+   * The admission rule of one connection: the network's check of the proven peer (mutual
+   * TLS: its certificate must be for its name) first, then membership's rule. `problem()`
+   * tells why the network refused, for the log.
+   */
+  private admissionFor(wire: Wire): { admit?: Admission; problem: () => string | undefined } {
+    const network = this.network;
+    if (!network.verifyPeer) return { admit: this.admit, problem: () => undefined };
+    let problem: string | undefined;
+    return {
+      admit: (peer) => {
+        problem = network.verifyPeer?.(wire, peer);
+        if (problem !== undefined) return 'certificate';
+        return this.admit?.(peer);
+      },
+      problem: () => problem,
+    };
+  }
+
+  /**
+   * A refusal after the cookie proofs. Certificate refusals are the transport's own (logged
+   * here, once a minute per peer); the others are membership's rules and go to it.
+   */
+  private onRefused(error: LinkRefusedError, problem: string | undefined): void {
+    if (error.reason !== 'certificate') {
+      this.emitRefused(error);
+      return;
+    }
+    const key = `certificate:${error.by}:${error.peer.name}`;
+    this.rateLimited.warn(
+      key,
+      error.by === 'local'
+        ? `refused a link with ${error.peer.name} at ${error.address}: ${problem ?? 'its certificate is not for its name'}`
+        : `${error.peer.name} at ${error.address} refused this node's certificate: it is not for this node's name there (CLUSTER_TLS_CERT_FILE needs a SAN for the host of NODE_NAME)`,
+    );
   }
 
   private emitRefused(error: LinkRefusedError): void {

@@ -1,5 +1,7 @@
+import type { ClusterError } from '../errors/cluster.error.js';
 import type { Endpoint } from '../identity/endpoint.js';
 import { formatEndpoint } from '../identity/endpoint.js';
+import type { NodeIdentity } from '../interfaces/member.interface.js';
 import type { Clock } from '../runtime/clock.js';
 
 /**
@@ -50,6 +52,17 @@ export interface Network {
   listen(host: string, port: number, onConnection: (wire: Wire) => void): Promise<NetworkServer>;
   /** Opens a connection; the wire emits `'connect'` or `'error'` (with an errno `code`). */
   connect(host: string, port: number, localAddress?: string): Wire;
+  /**
+   * Checks a peer once the handshake has proven its name (mutual TLS: the certificate it
+   * presented on `wire` must be for that name). Returns the problem, or undefined to go on.
+   * Called on both sides, before either admits the link. @default none
+   */
+  verifyPeer?(wire: Wire, peer: NodeIdentity): string | undefined;
+  /**
+   * Turns a failed dial into a clearer error (a TLS certificate refusal, naming the peer,
+   * the reason and the file to fix), or undefined to keep the error as it is.
+   */
+  explainFailure?(error: unknown, peerAddress: string): ClusterError | undefined;
 }
 
 /** Swallows an `'error'` event: every wire carries one of these for its whole life. */

@@ -1,5 +1,4 @@
 import { isUnspecifiedHost, parseEndpoint, type Endpoint } from '../../identity/endpoint.js';
-import type { KeyObject } from 'node:crypto';
 import type { RemoteInfo, Socket, BindOptions } from 'node:dgram';
 import type { LoggerService } from '@nestjs/common';
 import { RateLimitedLogger } from '../../logging/rate-limited-logger.js';
@@ -12,6 +11,7 @@ import {
   openHeartbeat,
   sealHeartbeat,
   type GossipDropReason,
+  type GossipKeyring,
 } from './gossip-packet.js';
 import type { GossipSettings } from './gossip-settings.js';
 import {
@@ -36,6 +36,11 @@ export interface GossipStats {
   readonly packetsReceived: number;
   /** Heartbeats that passed every check. */
   readonly heartbeatsAccepted: number;
+  /**
+   * Of those, heartbeats sealed with a retired key (a rotation is under way: some node still
+   * seals with it). Zero for a while on every node means the retired key can be removed.
+   */
+  readonly acceptedUnderPreviousKey: number;
   /** Datagrams dropped, by reason. */
   readonly dropped: Readonly<Record<GossipDropReason, number>>;
   /** Periodic heartbeats sent to the group. */
@@ -96,6 +101,7 @@ export class GossipSession {
     openFailures: 0,
     packetsReceived: 0,
     heartbeatsAccepted: 0,
+    acceptedUnderPreviousKey: 0,
     heartbeatsSent: 0,
     repliesSent: 0,
   };
@@ -103,7 +109,7 @@ export class GossipSession {
   constructor(
     private readonly ctx: StrategyContext,
     private readonly settings: GossipSettings,
-    private readonly key: KeyObject,
+    private readonly keys: GossipKeyring,
   ) {
     this.logger = ctx.logger;
     this.now = settings.now;
@@ -313,7 +319,7 @@ export class GossipSession {
     const self = this.ctx.self;
     let packet: Buffer;
     try {
-      packet = sealHeartbeat(this.key, {
+      packet = sealHeartbeat(this.keys.current, {
         kind,
         sentAt: Math.floor(this.now()),
         nonce: createGossipNonce(),
@@ -392,9 +398,10 @@ export class GossipSession {
   private onPacket(packet: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
     this.counters.packetsReceived++;
+    const opened = openHeartbeat(this.keys, packet);
+    // Nothing is allocated for a packet that fails authentication but the drop count.
+    if (!opened.ok) return this.dropUnauthenticated(opened.reason, rinfo, opened.keyId);
     const from = `${rinfo.address}:${rinfo.port}`;
-    const opened = openHeartbeat(this.key, packet);
-    if (!opened.ok) return this.drop(opened.reason, from, rinfo.address);
     const hb = opened.heartbeat;
     const self = this.ctx.self;
     if (hb.name === self.name && hb.incarnation === self.incarnation) return; // our own, looped back
@@ -429,6 +436,7 @@ export class GossipSession {
     );
     if (outcome === 'older') return this.drop('older-incarnation', from);
     this.counters.heartbeatsAccepted++;
+    if (this.keys.isPrevious(opened.key)) this.counters.acceptedUnderPreviousKey++;
     const changed = outcome === 'new' || outcome === 'changed';
     if (changed) {
       this.changedSinceTick = true;
@@ -458,9 +466,20 @@ export class GossipSession {
     this.ctx.connect(this.peers.endpoints());
   }
 
-  private drop(reason: GossipDropReason, from: string, address?: string): void {
+  private dropUnauthenticated(
+    reason: GossipDropReason,
+    rinfo: RemoteInfo,
+    keyId: number | undefined,
+  ): void {
+    if (reason !== 'auth' && reason !== 'key') {
+      return this.drop(reason, `${rinfo.address}:${rinfo.port}`);
+    }
     this.dropped[reason]++;
-    if (reason === 'auth' && address !== undefined) return this.warnAuth(from, address);
+    this.warnAuth(rinfo, reason === 'key' ? keyId : undefined);
+  }
+
+  private drop(reason: GossipDropReason, from: string): void {
+    this.dropped[reason]++;
     if (!this.ctx.debug) return;
     const now = this.now();
     const entry = this.dropLog.get(reason);
@@ -477,8 +496,10 @@ export class GossipSession {
    * `authWarnIntervalMs`: the usual causes (different keys, a second cluster on the group)
    * are configuration the operator must see, and a flood still costs one line a minute.
    */
-  private warnAuth(from: string, address: string): void {
-    this.authWarnings.warn(`auth:${address}`, gossipAuthFailed(from, this.settings));
+  private warnAuth(rinfo: RemoteInfo, keyId: number | undefined): void {
+    this.authWarnings.warn(rinfo.address, () =>
+      gossipAuthFailed(`${rinfo.address}:${rinfo.port}`, this.settings, keyId, this.keys),
+    );
   }
 }
 
@@ -553,6 +574,7 @@ export function emptyDropCounts(): Record<GossipDropReason, number> {
     size: 0,
     magic: 0,
     version: 0,
+    key: 0,
     auth: 0,
     malformed: 0,
     stale: 0,

@@ -12,6 +12,8 @@ export type GossipSocketFactory = (options: dgram.SocketOptions) => dgram.Socket
 export interface GossipStrategyConfig extends GossipStrategyOptions {
   /** The cluster cookie (`NODE_COOKIE`): key material when `secret` is unset. */
   cookie?: string;
+  /** Retired cookies (`NODE_COOKIE_PREVIOUS`): accepted keys when `secret` is unset. */
+  previousCookies?: string[];
   /** Clock, epoch ms. @default Date.now */
   now?: () => number;
   /** UDP socket factory. @default dgram.createSocket */
@@ -37,14 +39,22 @@ export interface GossipSettings extends GossipWhere {
 export const MISSING_KEY_PROBLEM =
   'secret (LIBCLUSTER_GOSSIP_SECRET): no gossip secret and no cluster cookie (NODE_COOKIE) to key packets with';
 
+/** The secrets gossip keys come from: the one to seal with, and the retired ones still read. */
+export interface GossipKeyMaterial {
+  readonly current: string;
+  readonly previous: readonly string[];
+}
+
 /**
  * Applies defaults and validates; throws one `GossipOptionsError` listing every problem.
  * Returns the key material apart (undefined when neither secret nor cookie is set), so the
- * caller can derive the key and drop it.
+ * caller can derive the keys and drop it. The current key comes from `secret`, else the
+ * cookie; the retired ones from `previousSecrets`, plus `previousCookies` when keyed from
+ * the cookie.
  */
 export function resolveGossipSettings(config: GossipStrategyConfig = {}): {
   settings: GossipSettings;
-  keyMaterial: string | undefined;
+  keyMaterial: GossipKeyMaterial | undefined;
 } {
   const problems: string[] = [];
   const int = (
@@ -117,8 +127,22 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): {
       `multicastAddr (LIBCLUSTER_GOSSIP_MULTICAST_ADDR): ${multicastAddr} is a multicast group, but broadcastOnly needs a broadcast address (255.255.255.255 or the subnet's, e.g. 192.168.1.255)`,
     );
   }
-  const keyMaterial = nonEmpty(config.secret) ?? nonEmpty(config.cookie);
+  const secret = nonEmpty(config.secret);
+  const current = secret ?? nonEmpty(config.cookie);
+  const previousSecrets = secretList(
+    'previousSecrets (LIBCLUSTER_GOSSIP_SECRET_PREVIOUS)',
+    config.previousSecrets,
+    problems,
+  );
+  const previousCookies =
+    secret === undefined
+      ? secretList('previousCookies (NODE_COOKIE_PREVIOUS)', config.previousCookies, problems)
+      : [];
   if (problems.length > 0) throw new GossipOptionsError(problems);
+  const keyMaterial =
+    current === undefined
+      ? undefined
+      : { current, previous: [...new Set([...previousSecrets, ...previousCookies])] };
 
   const settings: GossipSettings = {
     port,
@@ -137,6 +161,24 @@ export function resolveGossipSettings(config: GossipStrategyConfig = {}): {
     socketFactory: config.socketFactory ?? ((options) => dgram.createSocket(options)),
   };
   return { settings, keyMaterial };
+}
+
+/** A list of secrets; an empty entry is a problem (never shown: it is a secret). */
+function secretList(label: string, value: unknown, problems: string[]): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+    problems.push(`${label}: must be a list of strings`);
+    return [];
+  }
+  const list = (value as string[]).map((v) => v.trim());
+  const empty = list.findIndex((v) => v === '');
+  if (empty >= 0) {
+    problems.push(
+      `${label}: entry ${empty + 1} of ${list.length} is empty (a comma-separated list of retired secrets, without empty entries)`,
+    );
+    return [];
+  }
+  return list;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -1,5 +1,5 @@
 import type { GossipSocketOperation } from '../../errors/gossip-socket.error.js';
-import type { GossipDropReason } from './gossip-packet.js';
+import { formatKeyId, type GossipDropReason, type GossipKeyring } from './gossip-packet.js';
 
 /** The settings the messages below mention. */
 export interface GossipWhere {
@@ -87,6 +87,7 @@ const DROP_TEXT: Record<GossipDropReason, string> = {
   size: 'wrong size for a gossip packet',
   magic: 'not a gossip packet (bad magic)',
   version: 'unsupported gossip packet version',
+  key: 'sealed with a key this node does not hold (another cluster, or a secret or cookie not in its key ring)',
   auth: 'failed authentication (another cluster with a different secret or cookie, or tampered)',
   malformed: 'authenticated but malformed',
   stale:
@@ -108,18 +109,36 @@ export function gossipDropped(reason: GossipDropReason, from: string, suppressed
 
 /**
  * Warning for packets that fail authentication (rate-limited per source address by the
- * caller): the two variables gossip keys come from, and the other common cause, a second
- * cluster on the same group and port.
+ * caller): the variables gossip keys come from, the key ids involved (public: every packet
+ * carries one), and the other common cause, a second cluster on the same group and port.
+ * `keyId` is set when the packet names a key this node does not hold.
  */
-export function gossipAuthFailed(from: string, where: GossipWhere): string {
+export function gossipAuthFailed(
+  from: string,
+  where: GossipWhere,
+  keyId?: number,
+  ring?: GossipKeyring,
+): string {
   const group = where.broadcastOnly
     ? `broadcast address ${where.multicastAddr}:${where.port}`
     : `multicast group ${where.multicastAddr}:${where.port}`;
+  const ids =
+    keyId !== undefined && ring
+      ? ` (its key id ${formatKeyId(keyId)}; this node seals with ${formatKeyId(ring.current.id)}` +
+        (ring.keys.length > 1
+          ? ` and also reads ${ring.keys
+              .slice(1)
+              .map((k) => formatKeyId(k.id))
+              .join(', ')}`
+          : '') +
+        ')'
+      : '';
   return (
-    `gossip: packet from ${from} failed authentication: it was sealed with another key — ` +
+    `gossip: packet from ${from} failed authentication: it was sealed with another key${ids} — ` +
     'gossip is keyed from LIBCLUSTER_GOSSIP_SECRET, or from NODE_COOKIE where that is unset, ' +
     'and the key must match on every node (set the same LIBCLUSTER_GOSSIP_SECRET, or the same ' +
-    `NODE_COOKIE, everywhere). Another cluster on the same ${group} causes this too: ` +
+    'NODE_COOKIE, everywhere; during a rotation list the old one in LIBCLUSTER_GOSSIP_SECRET_PREVIOUS ' +
+    `or NODE_COOKIE_PREVIOUS). Another cluster on the same ${group} causes this too: ` +
     'give each cluster its own LIBCLUSTER_GOSSIP_MULTICAST_ADDR or LIBCLUSTER_GOSSIP_PORT'
   );
 }

@@ -6,8 +6,10 @@ import {
   GOSSIP_MAGIC,
   GOSSIP_MAX_PACKET_BYTES,
   GOSSIP_MIN_PACKET_BYTES,
+  GossipKeyring,
   createGossipNonce,
   deriveGossipKey,
+  formatKeyId,
   openHeartbeat,
   sealHeartbeat,
   type GossipHeartbeat,
@@ -19,6 +21,7 @@ import { GOSSIP_DEFAULTS, GossipStrategy } from '../../../lib/strategies/gossip.
 import { FakeStrategyContext } from './fake-context.js';
 
 const key = deriveGossipKey('correct horse battery staple');
+const ring = new GossipKeyring(key);
 
 function heartbeat(overrides: Partial<GossipHeartbeat> = {}): GossipHeartbeat {
   return {
@@ -37,15 +40,16 @@ function heartbeat(overrides: Partial<GossipHeartbeat> = {}): GossipHeartbeat {
 describe('gossip packet codec', () => {
   it('round-trips every field', () => {
     const hb = heartbeat({ kind: 'reply', name: 'ünïcode@höst' });
-    const opened = openHeartbeat(key, sealHeartbeat(key, hb));
-    expect(opened).toEqual({ ok: true, heartbeat: hb });
+    const opened = openHeartbeat(ring, sealHeartbeat(key, hb));
+    expect(opened).toEqual({ ok: true, heartbeat: hb, key });
   });
 
   it('starts with the magic and version in clear and hides the rest', () => {
     const hb = heartbeat();
     const packet = sealHeartbeat(key, hb);
     expect(packet.subarray(0, 4).equals(GOSSIP_MAGIC)).toBe(true);
-    expect(packet[4]).toBe(1);
+    expect(packet[4]).toBe(2);
+    expect(packet.readUInt32BE(5)).toBe(key.id);
     expect(packet.includes(Buffer.from(hb.name))).toBe(false);
     expect(packet.includes(Buffer.from(hb.endpoint))).toBe(false);
     expect(packet.includes(hb.nonce)).toBe(false);
@@ -65,34 +69,74 @@ describe('gossip packet codec', () => {
       for (const bit of [0x01, 0x80]) {
         const tampered = Buffer.from(packet);
         tampered[i] = tampered[i] ^ bit;
-        const opened = openHeartbeat(key, tampered);
+        const opened = openHeartbeat(ring, tampered);
         expect(opened.ok, `byte ${i} bit ${bit}`).toBe(false);
         if (!opened.ok) reasons.add(opened.reason);
       }
     }
-    expect([...reasons].sort()).toEqual(['auth', 'magic', 'version']);
+    // a flipped key-id bit names a key this node does not hold: dropped before decryption
+    expect([...reasons].sort()).toEqual(['auth', 'key', 'magic', 'version']);
   });
 
   it('rejects every truncation and extension', () => {
     const packet = sealHeartbeat(key, heartbeat());
     for (let length = 0; length < packet.length; length++) {
-      expect(openHeartbeat(key, packet.subarray(0, length)).ok, `length ${length}`).toBe(false);
+      expect(openHeartbeat(ring, packet.subarray(0, length)).ok, `length ${length}`).toBe(false);
     }
-    expect(openHeartbeat(key, Buffer.concat([packet, Buffer.from([0])])).ok).toBe(false);
+    expect(openHeartbeat(ring, Buffer.concat([packet, Buffer.from([0])])).ok).toBe(false);
   });
 
-  it('rejects a packet sealed with another key as unauthenticated', () => {
+  it('drops a packet sealed with another key by its key id, naming the id', () => {
     const other = deriveGossipKey('another cluster');
-    expect(openHeartbeat(key, sealHeartbeat(other, heartbeat()))).toEqual({
+    expect(other.id).not.toBe(key.id);
+    expect(openHeartbeat(ring, sealHeartbeat(other, heartbeat()))).toEqual({
       ok: false,
-      reason: 'auth',
+      reason: 'key',
+      keyId: other.id,
     });
+  });
+
+  it('drops a forgery that copies a held key id on the GCM tag (auth)', () => {
+    const other = deriveGossipKey('another cluster');
+    const forged = sealHeartbeat(other, heartbeat());
+    forged.writeUInt32BE(key.id, 5);
+    expect(openHeartbeat(ring, forged)).toEqual({ ok: false, reason: 'auth', keyId: key.id });
   });
 
   it('derives the same key from the same secret (nodes agree) and a different one otherwise', () => {
     const packet = sealHeartbeat(deriveGossipKey('s3cret'), heartbeat());
-    expect(openHeartbeat(deriveGossipKey('s3cret'), packet).ok).toBe(true);
-    expect(openHeartbeat(deriveGossipKey('s3cret '), packet).ok).toBe(false);
+    expect(openHeartbeat(new GossipKeyring(deriveGossipKey('s3cret')), packet).ok).toBe(true);
+    expect(openHeartbeat(new GossipKeyring(deriveGossipKey('s3cret ')), packet).ok).toBe(false);
+    expect(formatKeyId(deriveGossipKey('s3cret').id)).toMatch(/^[0-9a-f]{8}$/);
+  });
+
+  it('reads packets under a retired key of the ring, and says which key opened it', () => {
+    const oldKey = deriveGossipKey('old secret');
+    const rotating = GossipKeyring.fromSecrets('new secret', ['old secret']);
+    expect(rotating.current).toBe(deriveGossipKey('new secret'));
+    const hb = heartbeat();
+    const opened = openHeartbeat(rotating, sealHeartbeat(oldKey, hb));
+    expect(opened).toEqual({ ok: true, heartbeat: hb, key: oldKey });
+    expect(opened.ok && rotating.isPrevious(opened.key)).toBe(true);
+    const current = openHeartbeat(rotating, sealHeartbeat(rotating.current, hb));
+    expect(current.ok && rotating.isPrevious(current.key)).toBe(false);
+    // a node that has not rotated yet cannot read the new key, and says so by key id
+    expect(openHeartbeat(new GossipKeyring(oldKey), sealHeartbeat(rotating.current, hb))).toEqual({
+      ok: false,
+      reason: 'key',
+      keyId: rotating.current.id,
+    });
+  });
+
+  it('keeps one key per secret in a ring (the current one repeated in the previous list)', () => {
+    const r = GossipKeyring.fromSecrets('a', ['a', 'b', 'b']);
+    expect(r.keys.map((k) => k.id)).toEqual([deriveGossipKey('a').id, deriveGossipKey('b').id]);
+  });
+
+  it('rejects a format 1 packet (no key id) as an unsupported version', () => {
+    const v1 = sealHeartbeat(key, heartbeat());
+    v1[4] = 1;
+    expect(openHeartbeat(ring, v1)).toEqual({ ok: false, reason: 'version' });
   });
 
   it('never throws on random input', () => {
@@ -100,8 +144,10 @@ describe('gossip packet codec', () => {
       const size =
         i % 3 === 0 ? Math.floor(Math.random() * 1200) : GOSSIP_MIN_PACKET_BYTES + (i % 400);
       const junk = randomBytes(size);
-      if (i % 2 === 0 && size >= 5) Buffer.concat([GOSSIP_MAGIC, Buffer.from([1])]).copy(junk);
-      expect(openHeartbeat(key, junk).ok).toBe(false);
+      if (i % 2 === 0 && size >= 5) Buffer.concat([GOSSIP_MAGIC, Buffer.from([2])]).copy(junk);
+      // every fourth one also carries the ring's key id, so it reaches the GCM tag check
+      if (i % 4 === 0 && size >= 9) junk.writeUInt32BE(key.id, 5);
+      expect(openHeartbeat(ring, junk).ok).toBe(false);
     }
   });
 

@@ -4,8 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GossipSocketError } from '../../../lib/errors/gossip-socket.error.js';
 import {
   GOSSIP_MAGIC,
+  GossipKeyring,
   createGossipNonce,
   deriveGossipKey,
+  formatKeyId,
   openHeartbeat,
   sealHeartbeat,
   type GossipHeartbeat,
@@ -241,7 +243,7 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     await c.strategy.start(c.ctx);
     // several heartbeat rounds of the other cluster arrive and fail authentication
     await until(
-      () => a.strategy.stats().dropped.auth >= 5 && b.strategy.stats().dropped.auth >= 5,
+      () => a.strategy.stats().dropped.key >= 5 && b.strategy.stats().dropped.key >= 5,
       5000,
       'foreign heartbeats',
     );
@@ -414,7 +416,8 @@ describe('GossipStrategy against hostile packets', () => {
     const raw = await rawSocket();
     const wrong = deriveGossipKey('not the secret');
     for (let i = 0; i < 10; i++) await sendTo(raw, packet({}, wrong), port);
-    await until(() => a.strategy.stats().dropped.auth === 10, 2000, '10 auth drops');
+    await until(() => a.strategy.stats().dropped.key === 10, 2000, '10 wrong-key drops');
+    expect(a.strategy.stats().dropped.auth).toBe(0);
     expect(a.ctx.connects).toEqual([]);
   });
 
@@ -428,10 +431,12 @@ describe('GossipStrategy against hostile packets', () => {
     const wrong = deriveGossipKey('another cluster');
     const burst = Array.from({ length: 40 }, () => packet({}, wrong));
     await sendPaced(raw, burst, port, a.strategy, { exact: true });
-    await until(() => a.strategy.stats().dropped.auth === 40, 2000, '40 auth drops');
+    await until(() => a.strategy.stats().dropped.key === 40, 2000, '40 wrong-key drops');
     const warnings = a.ctx.logger.at('warn').filter((l) => l.includes('failed authentication'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`packet from ${hostOf(5)}:${rawPort} failed authentication`);
+    expect(warnings[0]).toContain(`its key id ${formatKeyId(wrong.id)}`);
+    expect(warnings[0]).toContain(`this node seals with ${formatKeyId(KEY.id)}`);
     expect(warnings[0]).toContain('LIBCLUSTER_GOSSIP_SECRET');
     expect(warnings[0]).toContain('NODE_COOKIE');
     expect(warnings[0]).toContain(`Another cluster on the same multicast group ${GROUP}:${port}`);
@@ -466,7 +471,7 @@ describe('GossipStrategy against hostile packets', () => {
     // capture b's first heartbeat (sent to the group at start) as an eavesdropper would
     const fromB = new Promise<Buffer>((resolve) =>
       listener.on('message', (m) => {
-        const opened = openHeartbeat(KEY, m);
+        const opened = openHeartbeat(new GossipKeyring(KEY), m);
         if (opened.ok && opened.heartbeat.name === b.name) resolve(Buffer.from(m));
       }),
     );
@@ -538,7 +543,8 @@ describe('GossipStrategy against hostile packets', () => {
     const a = node(2, { port, heartbeatMaxMs: 60_000 });
     await a.strategy.start(a.ctx);
     const raw = await rawSocket();
-    const header = Buffer.concat([GOSSIP_MAGIC, Buffer.from([1])]);
+    // right magic, version and key id: these reach the GCM tag check
+    const header = Buffer.concat([GOSSIP_MAGIC, Buffer.from([2]), packet().subarray(5, 9)]);
     const FLOOD = 5000;
     const t0 = performance.now();
     const junk: Buffer[] = [];
@@ -731,5 +737,104 @@ describe('GossipStrategy broadcast-only mode', () => {
       `[gossip] broadcast-only: discovered in ${(performance.now() - t0).toFixed(1)} ms`,
     );
     expect(a.ctx.logger.at('log')[0]).toContain('broadcast to 127.255.255.255');
+  });
+});
+
+describe('GossipStrategy key rotation', () => {
+  /** Predicate: `ctx`'s last discovered set holds exactly this process of `n` (name and incarnation). */
+  const seesProcess =
+    (...others: TestNode[]) =>
+    (c: FakeStrategyContext) =>
+      others.every((o) =>
+        c.lastConnect.some((e) => e.name === o.name && e.incarnation === o.ctx.self.incarnation),
+      );
+
+  it('reads gossip sealed with a retired secret, and seals only with the current one', async () => {
+    const port = freshPort();
+    const rotated = node(2, { port, secret: 'new', previousSecrets: ['old'], heartbeatMaxMs: 200 });
+    const laggard = node(3, { port, secret: 'old', heartbeatMaxMs: 200 });
+    await rotated.strategy.start(rotated.ctx);
+    await laggard.strategy.start(laggard.ctx);
+    await rotated.ctx.waitFor(seesProcess(laggard), 2000, 'the node still on the old secret');
+    expect(rotated.strategy.stats().acceptedUnderPreviousKey).toBeGreaterThan(0);
+    expect(rotated.strategy.stats().dropped.key).toBe(0);
+    // the laggard cannot read the new key: the rotated node never seals with the old one
+    await until(() => laggard.strategy.stats().dropped.key >= 3, 3000, 'new-key packets dropped');
+    expect(laggard.strategy.stats().heartbeatsAccepted).toBe(0);
+    expect(laggard.ctx.connects).toEqual([]);
+  });
+
+  it('keys from NODE_COOKIE_PREVIOUS as well when gossip is keyed from the cookie', async () => {
+    const port = freshPort();
+    const rotated = node(2, {
+      port,
+      secret: undefined,
+      cookie: 'cookie-b',
+      previousCookies: ['cookie-a'],
+      heartbeatMaxMs: 60_000,
+    });
+    const old = node(3, { port, secret: undefined, cookie: 'cookie-a', heartbeatMaxMs: 60_000 });
+    // a gossip secret is set: retired cookies are not gossip keys
+    const withSecret = node(4, {
+      port,
+      secret: 'own-secret',
+      cookie: 'cookie-b',
+      previousCookies: ['cookie-a'],
+      heartbeatMaxMs: 60_000,
+    });
+    await rotated.strategy.start(rotated.ctx);
+    await withSecret.strategy.start(withSecret.ctx);
+    await old.strategy.start(old.ctx);
+    await rotated.ctx.waitFor(seesProcess(old), 2000, 'the node on the old cookie');
+    await until(() => withSecret.strategy.stats().dropped.key >= 1, 2000, 'old-cookie drop');
+    expect(withSecret.ctx.connects).toEqual([]);
+  });
+
+  it('a rolling secret rotation keeps every pair discovering (old → new+old → new)', async () => {
+    const port = freshPort();
+    const hb = { port, heartbeatMaxMs: 200 };
+    const [old, both, fresh] = [
+      { secret: 'secret-a' },
+      { secret: 'secret-b', previousSecrets: ['secret-a'] },
+      { secret: 'secret-b' },
+    ];
+    /** Starts the process of host i (a restart: same name, new incarnation). */
+    const start = async (i: number, keys: GossipStrategyConfig): Promise<TestNode> => {
+      const n = node(i, { ...hb, ...keys });
+      await n.strategy.start(n.ctx);
+      return n;
+    };
+    /** In every pair at least one side discovers the other, so the core links them. */
+    const linked = async (nodes: TestNode[], phase: string): Promise<void> => {
+      for (const a of nodes) {
+        for (const b of nodes) {
+          if (a === b) continue;
+          const either = (): boolean => seesProcess(b)(a.ctx) || seesProcess(a)(b.ctx);
+          await until(either, 3000, `${phase}: ${a.name} and ${b.name}`);
+        }
+      }
+    };
+
+    const nodes = [await start(2, old), await start(3, old), await start(4, old)];
+    await linked(nodes, 'all on secret-a');
+    // roll: each node restarts with the new secret and the old one still accepted
+    for (let i = 0; i < nodes.length; i++) {
+      nodes[i].strategy.stop();
+      nodes[i] = await start(i + 2, both);
+      await linked(nodes, `node ${i + 1} on secret-b+a`);
+    }
+    // every node seals with secret-b now: discovery is mutual, whatever each still accepts
+    for (const n of nodes) {
+      await n.ctx.waitFor(seesProcess(...nodes.filter((o) => o !== n)), 3000, `${n.name} mutual`);
+    }
+    // second roll: drop the old secret
+    for (let i = 0; i < nodes.length; i++) {
+      nodes[i].strategy.stop();
+      nodes[i] = await start(i + 2, fresh);
+      await linked(nodes, `node ${i + 1} on secret-b alone`);
+    }
+    for (const n of nodes) {
+      await n.ctx.waitFor(seesProcess(...nodes.filter((o) => o !== n)), 3000, `${n.name} mutual`);
+    }
   });
 });
