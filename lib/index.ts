@@ -57,6 +57,7 @@ export type {
   ClusterMessage,
   ClusterMessagingOptions,
   PublishFailureReason,
+  PublishOptions,
   PublishResult,
   RequestHandler,
   RequestOptions,
