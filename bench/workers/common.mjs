@@ -107,11 +107,16 @@ export async function runWorker(adapter) {
     /** Receive until `count` messages arrived or `idleMs` passed without one. */
     sink({ count, idleMs = 3000, size = 100 }) {
       let got = 0;
-      let first = 0;
-      let last = 0;
+      let firstNs = 0n;
+      let lastNs = 0n;
       let bad = 0;
       const lat = [];
       let idle = null;
+      // Arrival times are taken on the monotonic clock only; converted to epoch ms at the end
+      // (one clock read per message keeps the measuring out of the measured).
+      const epochMs0 = performance.timeOrigin + performance.now();
+      const mono0 = nowNs();
+      const epochMs = (ns) => epochMs0 + Number(ns - mono0) / 1e6;
       const finish = () => {
         clearTimeout(idle);
         receiver = null;
@@ -119,8 +124,8 @@ export async function runWorker(adapter) {
         emit('sink-done', {
           got,
           bad,
-          firstT: first,
-          lastT: last,
+          firstT: got ? epochMs(firstNs) : 0,
+          lastT: got ? epochMs(lastNs) : 0,
           p50us: percentile(lat, 50),
           p99us: percentile(lat, 99),
           maxus: lat.length ? lat[lat.length - 1] : null,
@@ -133,12 +138,14 @@ export async function runWorker(adapter) {
       receiver = (text) => {
         const recvNs = nowNs();
         if (typeof text !== 'string' || text.length !== size) bad++;
-        const parts = String(text).split(':', 2);
-        const sentNs = BigInt(parts[1] ?? '0');
-        lat.push(Number(recvNs - sentNs) / 1000);
-        if (got === 0) first = performance.timeOrigin + performance.now();
+        // `<seq>:<hrtime ns>:…`; ns values of a machine's uptime are exact as Numbers.
+        const head = typeof text === 'string' ? text.indexOf(':') : -1;
+        const end = head < 0 ? -1 : text.indexOf(':', head + 1);
+        const sentNs = end < 0 ? 0 : Number(text.slice(head + 1, end));
+        lat.push((Number(recvNs) - sentNs) / 1000);
+        if (got === 0) firstNs = recvNs;
         got++;
-        last = performance.timeOrigin + performance.now();
+        lastNs = recvNs;
         if (got >= count) finish();
         else if ((got & 1023) === 0) arm();
       };
