@@ -104,8 +104,11 @@ export async function runWorker(adapter) {
       const u = process.resourceUsage();
       emit('usage', { rss: process.memoryUsage().rss, cpuUs: u.userCPUTime + u.systemCPUTime });
     },
-    /** Receive until `count` messages arrived or `idleMs` passed without one. */
-    sink({ count, idleMs = 3000, size = 100 }) {
+    /**
+     * Receive until `count` messages arrived or `idleMs` passed without one. `lats`: the
+     * answer carries every latency (µs, 0.1 µs steps), for percentiles over several sinks.
+     */
+    sink({ count, idleMs = 3000, size = 100, lats = false }) {
       let got = 0;
       let firstNs = 0n;
       let lastNs = 0n;
@@ -129,6 +132,7 @@ export async function runWorker(adapter) {
           p50us: percentile(lat, 50),
           p99us: percentile(lat, 99),
           maxus: lat.length ? lat[lat.length - 1] : null,
+          ...(lats ? { lat: lat.map((us) => Math.round(us * 10) / 10) } : {}),
         });
       };
       const arm = () => {
