@@ -37,6 +37,7 @@ const { values: flags } = parseArgs({
     reps: { type: 'string' },
     scale: { type: 'string' },
     'idle-seconds': { type: 'string' },
+    'io-client-procs': { type: 'string' },
     out: { type: 'string' },
     report: { type: 'string' },
   },
@@ -85,6 +86,9 @@ const opts = {
   // Socket.IO room broadcast: node 1 → ioPerNode clients on each of 3 nodes.
   ioNodes: 3,
   ioPerNode: 2,
+  // Processes the clients live in (the clients of node i in process i mod N): the load
+  // generator must not be the bottleneck, as browsers on other machines are not.
+  ioClientProcs: Number(flags['io-client-procs'] ?? process.env.BENCH_IO_CLIENT_PROCS ?? 1),
   ioBroadcasts: quick ? 10000 : 20000,
   ioLatencyRate: 1000,
   ioLatencySeconds: quick ? 2 : 3,
@@ -728,21 +732,54 @@ const MS_LABEL = {
   redis: 'Transport.REDIS',
 };
 
-/** One broadcast run: `count` broadcasts from node 1 at `rate`/s (0: as fast as it goes). */
-async function broadcastRun(sender, clients, clientCount, count, rate) {
+/** Percentile `p` of an ascending list (nearest rank), as the sinks compute it. */
+function percentileOf(sorted, p) {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/**
+ * One broadcast run: `count` broadcasts from node 1 at `rate`/s (0: as fast as it goes),
+ * received by every client process (`clients[i]` holds `perProc[i]` clients). The sinks'
+ * answers are merged: deliveries summed, first/last delivery over all, latency percentiles
+ * over every delivery (paced runs send their latencies along).
+ */
+async function broadcastRun(sender, clients, perProc, count, rate) {
   const t = Date.now();
-  clients.send({ cmd: 'sink', count: count * clientCount, idleMs: 3000 });
-  if (!(await clients.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t }))) return null;
+  const lats = rate > 0;
+  clients.forEach((c, i) => c.send({ cmd: 'sink', count: count * perProc[i], idleMs: 3000, lats }));
+  const ready = await Promise.all(
+    clients.map((c) => c.waitFor((e) => e.ev === 'sink-ready', 5000, { since: t })),
+  );
+  if (ready.some((r) => !r)) return null;
   sender.send({ cmd: 'send', count, size: 100, rate, batch: 100 });
   const sent = await sender.waitFor((e) => e.ev === 'send-done', 90000, { since: t });
-  const got = await clients.waitFor((e) => e.ev === 'sink-done', 90000, { since: t });
-  return sent && got ? { sent, got } : null;
+  const done = await Promise.all(
+    clients.map((c) => c.waitFor((e) => e.ev === 'sink-done', 90000, { since: t })),
+  );
+  if (!sent || done.some((d) => !d)) return null;
+  const withAny = done.filter((d) => d.got > 0);
+  const got = {
+    got: done.reduce((sum, d) => sum + d.got, 0),
+    firstT: withAny.length ? Math.min(...withAny.map((d) => d.firstT)) : 0,
+    lastT: withAny.length ? Math.max(...withAny.map((d) => d.lastT)) : 0,
+    p50us: null,
+    p99us: null,
+  };
+  if (lats) {
+    const all = done.flatMap((d) => d.lat ?? []).sort((a, b) => a - b);
+    got.p50us = percentileOf(all, 50);
+    got.p99us = percentileOf(all, 99);
+  }
+  return { sent, got };
 }
 
 async function socketIo() {
   const systems = redisComparison('socket-io', 'the @socket.io/redis-adapter comparison');
   const clientCount = opts.ioNodes * opts.ioPerNode;
-  const param = `${opts.ioNodes} nodes × ${opts.ioPerNode} clients`;
+  const clientProcs = Math.max(1, Math.min(opts.ioNodes, opts.ioClientProcs));
+  const param = `${opts.ioNodes} nodes × ${opts.ioPerNode} clients, ${clientProcs} client process${clientProcs === 1 ? '' : 'es'}`;
   // Systems alternate within each repetition, so that other load on the machine falls on both.
   for (let rep = 0; rep < opts.reps; rep++) {
     for (const name of systems) {
@@ -783,25 +820,32 @@ async function socketIo() {
         await stopAll();
         continue;
       }
-      const clients = new Worker('io-clients.mjs', {
-        ...base,
-        BENCH_NAME: 'io-clients',
-        BENCH_IO_URLS: ports.map((p) => `http://127.0.0.1:${p.port}`).join(','),
-        BENCH_IO_PER_NODE: String(opts.ioPerNode),
-      });
-      if (!(await readyAll([clients], 30000))) {
+      // The clients of node i live in client process i mod clientProcs.
+      const groups = Array.from({ length: clientProcs }, () => []);
+      ports.forEach((p, i) => groups[i % clientProcs].push(`http://127.0.0.1:${p.port}`));
+      const perProc = groups.map((urls) => urls.length * opts.ioPerNode);
+      const clients = groups.map(
+        (urls, i) =>
+          new Worker('io-clients.mjs', {
+            ...base,
+            BENCH_NAME: `io-clients${i + 1}`,
+            BENCH_IO_URLS: urls.join(','),
+            BENCH_IO_PER_NODE: String(opts.ioPerNode),
+          }),
+      );
+      if (!(await readyAll(clients, 30000))) {
         note('socket-io', `${label} rep ${rep}: clients did not connect; not measured.`);
-        await stopAll([clients]);
+        await stopAll(clients);
         continue;
       }
       await sleep(1000);
       const [sender] = nodes;
-      await broadcastRun(sender, clients, clientCount, 1000, 0); // warm-up
+      await broadcastRun(sender, clients, perProc, 1000, 0); // warm-up
       await sleep(500);
-      const pids = [sender, ...nodes.slice(1), clients].map((w) => w.pid);
+      const pids = [...nodes, ...clients].map((w) => w.pid);
       const redisCpu0 = redis ? cpuSeconds(redis.proc.pid) : 0;
       const cpu0 = pids.map(cpuSeconds);
-      const tput = await broadcastRun(sender, clients, clientCount, opts.ioBroadcasts, 0);
+      const tput = await broadcastRun(sender, clients, perProc, opts.ioBroadcasts, 0);
       const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]);
       const redisCpu = redis ? cpuSeconds(redis.proc.pid) - redisCpu0 : null;
       if (tput) {
@@ -815,7 +859,7 @@ async function socketIo() {
           param,
           rep,
           'otherNodeCpuMsPer1k',
-          per1k(median(cpu.slice(1, -1))),
+          per1k(median(cpu.slice(1, nodes.length))),
         );
         record(
           'socket-io',
@@ -824,7 +868,7 @@ async function socketIo() {
           param,
           rep,
           'clientsCpuMsPer1k',
-          per1k(cpu[cpu.length - 1]),
+          per1k(cpu.slice(nodes.length).reduce((a, b) => a + b, 0)),
         );
         if (redis) record('socket-io', name, label, param, rep, 'redisCpuMsPer1k', per1k(redisCpu));
       }
@@ -853,7 +897,7 @@ async function socketIo() {
       );
       await sleep(500);
       const count = opts.ioLatencyRate * opts.ioLatencySeconds;
-      const lat = await broadcastRun(sender, clients, clientCount, count, opts.ioLatencyRate);
+      const lat = await broadcastRun(sender, clients, perProc, count, opts.ioLatencyRate);
       record('socket-io', name, label, param, rep, 'ioP50LatencyUs', lat?.got.p50us ?? null);
       record('socket-io', name, label, param, rep, 'ioP99LatencyUs', lat?.got.p99us ?? null);
       record(
@@ -866,14 +910,14 @@ async function socketIo() {
         lat ? (lat.got.got / (count * clientCount)) * 100 : null,
       );
       log(
-        `socket-io ${name} rep ${rep}: ${perSec?.toFixed(0)} broadcasts/s (${tput?.got.got}/${opts.ioBroadcasts * clientCount} deliveries), paced p50 ${lat?.got.p50us?.toFixed(0)} us, p99 ${lat?.got.p99us?.toFixed(0)} us`,
+        `socket-io ${name} rep ${rep}: ${perSec?.toFixed(0)} broadcasts/s (${tput?.got.got}/${opts.ioBroadcasts * clientCount} deliveries; sender done after ${tput ? (tput.sent.endT - tput.sent.startT).toFixed(0) : '?'} ms, last delivery after ${tput ? (tput.got.lastT - tput.sent.startT).toFixed(0) : '?'} ms), paced p50 ${lat?.got.p50us?.toFixed(0)} us, p99 ${lat?.got.p99us?.toFixed(0)} us`,
       );
-      await stopAll([clients]);
+      await stopAll(clients);
     }
   }
   note(
     'socket-io',
-    `${opts.ioNodes} socket.io servers (one process each, HTTP on 127.0.0.1), ${opts.ioPerNode} socket.io-client connections (WebSocket) to each, all in one room, the clients in one more process. Node 1 runs io.to(room).emit('m', <100 bytes>). Throughput: ${opts.ioBroadcasts} broadcasts in batches of 100 with a yield to I/O between batches; broadcasts/s = deliveries / clients / (last delivery − first send); deliveries/s = broadcasts/s × ${clientCount}. Latency: ${opts.ioLatencyRate} broadcasts/s for ${opts.ioLatencySeconds} s, measured at every client, one-way, CLOCK_MONOTONIC (process.hrtime). After a warm-up of 1000 broadcasts.`,
+    `${opts.ioNodes} socket.io servers (one process each, HTTP on 127.0.0.1), ${opts.ioPerNode} socket.io-client connections (WebSocket) to each, all in one room; the clients of node i in client process i mod ${clientProcs} (${clientProcs} process${clientProcs === 1 ? '' : 'es'}, CPU summed over them). Node 1 runs io.to(room).emit('m', <100 bytes>). Throughput: ${opts.ioBroadcasts} broadcasts in batches of 100 with a yield to I/O between batches; broadcasts/s = deliveries / clients / (last delivery − first send); deliveries/s = broadcasts/s × ${clientCount}. Latency: ${opts.ioLatencyRate} broadcasts/s for ${opts.ioLatencySeconds} s, measured at every client, one-way, CLOCK_MONOTONIC (process.hrtime). After a warm-up of 1000 broadcasts.`,
   );
   note(
     'socket-io',

@@ -21,6 +21,7 @@ import type { QuorumState } from './membership/quorum.js';
 import { ClusterNode, type ClusterNodeSeams, type TopologyStatus } from './node/cluster-node.js';
 import type {
   ClusterMessage,
+  PublishOptions,
   PublishResult,
   RequestHandler,
   RequestOptions,
@@ -171,9 +172,12 @@ export class ClusterService
     }
   }
 
-  /** Publishes to every subscriber of `topic` on every member, this node included. */
-  publish<T>(topic: string, payload: T): PublishResult {
-    return this.messaging.publish(topic, payload);
+  /**
+   * Publishes to every subscriber of `topic` on every member, this node included unless
+   * `options.includeSelf` is `false`.
+   */
+  publish<T>(topic: string, payload: T, options?: PublishOptions): PublishResult {
+    return this.messaging.publish(topic, payload, options);
   }
 
   /** Messages published or sent to `topic`, from any member. */

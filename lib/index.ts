@@ -60,6 +60,7 @@ export type {
   ClusterMessage,
   ClusterMessagingOptions,
   PublishFailureReason,
+  PublishOptions,
   PublishResult,
   RequestHandler,
   RequestOptions,

@@ -7,6 +7,12 @@ import { createInterface } from 'node:readline';
 
 const WORKERS = new URL('../workers/', import.meta.url);
 const live = new Set();
+/**
+ * BENCH_CPU_PROF=<dir>: every worker runs with `--cpu-prof` into <dir> and is stopped with
+ * SIGTERM first (a profile is written on a graceful exit only). For finding where the time
+ * goes; the figures of such a run are not comparable with a normal one.
+ */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF || '';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,7 +28,8 @@ export class Worker extends EventEmitter {
     this.events = [];
     this.exited = false;
     this.spawnT = Date.now();
-    this.proc = spawn(process.execPath, [new URL(script, WORKERS).pathname], {
+    const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+    this.proc = spawn(process.execPath, [...profile, new URL(script, WORKERS).pathname], {
       env: { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -91,6 +98,11 @@ export class Worker extends EventEmitter {
   async kill() {
     if (this.exited) return;
     this.signal('SIGCONT');
+    if (CPU_PROF_DIR) {
+      this.signal('SIGTERM');
+      await Promise.race([this.exitPromise, sleep(8000)]);
+      if (this.exited) return;
+    }
     this.signal('SIGKILL');
     await Promise.race([this.exitPromise, sleep(3000)]);
   }

@@ -57,13 +57,20 @@ function objectBody(seq, size) {
 }
 
 /** Send time (hrtime ns) carried by a message of either shape; null when unreadable. */
+/**
+ * The send time (hrtime ns) a message carries, 0 when it has none: `<seq>:<hrtime ns>:…` for
+ * strings, `sentNs` for objects. Ns values of a machine's uptime are exact as Numbers.
+ */
 function sentAt(message, shape) {
-  try {
-    if (shape === 'object') return BigInt(message.sentNs);
-    return BigInt(String(message).split(':', 2)[1] ?? '0');
-  } catch {
-    return null;
+  if (shape === 'object') {
+    const ns = typeof message === 'object' && message !== null ? Number(message.sentNs) : 0;
+    return Number.isFinite(ns) ? ns : 0;
   }
+  if (typeof message !== 'string') return 0;
+  const head = message.indexOf(':');
+  const end = head < 0 ? -1 : message.indexOf(':', head + 1);
+  const ns = end < 0 ? 0 : Number(message.slice(head + 1, end));
+  return Number.isFinite(ns) ? ns : 0;
 }
 
 export async function runWorker(adapter) {
@@ -126,15 +133,21 @@ export async function runWorker(adapter) {
     },
     /**
      * Receive until `count` messages arrived or `idleMs` passed without one. `shape`:
-     * `string` (one string per message) or `object` (a fresh object per message).
+     * `string` (one string per message) or `object` (a fresh object per message). `lats`: the
+     * answer carries every latency (µs, 0.1 µs steps), for percentiles over several sinks.
      */
-    sink({ count, idleMs = 3000, size = 100, shape = 'string' }) {
+    sink({ count, idleMs = 3000, size = 100, shape = 'string', lats = false }) {
       let got = 0;
-      let first = 0;
-      let last = 0;
+      let firstNs = 0n;
+      let lastNs = 0n;
       let bad = 0;
       const lat = [];
       let idle = null;
+      // Arrival times are taken on the monotonic clock only; converted to epoch ms at the end
+      // (one clock read per message keeps the measuring out of the measured).
+      const epochMs0 = performance.timeOrigin + performance.now();
+      const mono0 = nowNs();
+      const epochMs = (ns) => epochMs0 + Number(ns - mono0) / 1e6;
       const finish = () => {
         clearTimeout(idle);
         receiver = null;
@@ -142,11 +155,12 @@ export async function runWorker(adapter) {
         emit('sink-done', {
           got,
           bad,
-          firstT: first,
-          lastT: last,
+          firstT: got ? epochMs(firstNs) : 0,
+          lastT: got ? epochMs(lastNs) : 0,
           p50us: percentile(lat, 50),
           p99us: percentile(lat, 99),
           maxus: lat.length ? lat[lat.length - 1] : null,
+          ...(lats ? { lat: lat.map((us) => Math.round(us * 10) / 10) } : {}),
         });
       };
       const arm = () => {
@@ -159,10 +173,10 @@ export async function runWorker(adapter) {
           if (typeof text !== 'object' || text === null || typeof text.pad !== 'string') bad++;
         } else if (typeof text !== 'string' || text.length !== size) bad++;
         const sentNs = sentAt(text, shape);
-        if (sentNs !== null) lat.push(Number(recvNs - sentNs) / 1000);
-        if (got === 0) first = performance.timeOrigin + performance.now();
+        if (sentNs > 0) lat.push((Number(recvNs) - sentNs) / 1000);
+        if (got === 0) firstNs = recvNs;
         got++;
-        last = performance.timeOrigin + performance.now();
+        lastNs = recvNs;
         if (got >= count) finish();
         else if ((got & 1023) === 0) arm();
       };

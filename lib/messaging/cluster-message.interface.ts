@@ -23,16 +23,28 @@ export type PublishFailureReason =
   /** The member left between the membership snapshot and the write. */
   | 'not-a-member';
 
+/** Options of one `publish()`. */
+export interface PublishOptions {
+  /**
+   * Deliver to this node's own subscribers too (asynchronously, in publish order). A publisher
+   * that ignores its own messages (it has already acted on them locally) sets `false` and
+   * saves their decoding.
+   * @default true
+   */
+  readonly includeSelf?: boolean;
+}
+
 /**
  * Outcome of one `publish()`. `delivered` lists the members the message was queued for (the
- * local node included: local subscribers get it asynchronously, in publish order); a member
+ * local node included unless `includeSelf: false`: local subscribers get it asynchronously,
+ * in publish order); a member
  * in `failed` did not get it, and publishing never waits for it.
  *
  * "Delivered" means written to the member's link: the link is an ordered TCP stream, so the
  * member receives it unless the link breaks, in which case the member is reported `down`.
  */
 export interface PublishResult {
-  /** Members the message was queued for, self first. */
+  /** Members the message was queued for, self first (when included). */
   readonly delivered: string[];
   /** Members that did not get the message, with the reason. */
   readonly failed: { readonly node: string; readonly reason: PublishFailureReason }[];

@@ -13,6 +13,7 @@ import { RequestTimeoutError } from '../errors/request-timeout.error.js';
 import type {
   ClusterMessage,
   ClusterMessagingOptions,
+  PublishOptions,
   PublishResult,
   RequestHandler,
   RequestOptions,
@@ -135,18 +136,20 @@ export class ClusterMessaging {
   }
 
   /**
-   * Publishes `payload` on `topic` to every member, self included.
+   * Publishes `payload` on `topic` to every member, self included unless
+   * `options.includeSelf` is `false`.
    * @throws PayloadError when the payload cannot be encoded or is too large (nothing is sent)
    * @throws MessagingClosedError after `close()`
    */
-  publish<T>(topic: string, payload: T): PublishResult {
+  publish<T>(topic: string, payload: T, options: PublishOptions = {}): PublishResult {
+    const includeSelf = options.includeSelf !== false;
     this.assertOpen(topic);
     const topicBytes = encodeTopic(topic);
     const body = encodePayload(topic, payload, this.maxPayloadBytes);
     const at = Date.now();
     const frame = encodeMessageFrame(topicBytes, at, body);
     const self = this.channel.selfName;
-    const result: PublishResult = { delivered: [self], failed: [] };
+    const result: PublishResult = { delivered: includeSelf ? [self] : [], failed: [] };
     for (const node of this.channel.memberNames()) {
       if (node === self) continue;
       try {
@@ -166,7 +169,7 @@ export class ClusterMessaging {
     }
     for (const node of this.channel.unreachableNames?.() ?? [])
       result.failed.push({ node, reason: 'unreachable' });
-    this.enqueueLocal(topic, body, self, at);
+    if (includeSelf) this.enqueueLocal(topic, body, self, at);
     return result;
   }
 

@@ -60,6 +60,8 @@ const EMPTY = Buffer.alloc(0);
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
+  /** Bytes of `chunks[0]` already decoded. */
+  private offset = 0;
   private buffered = 0;
   private failed: Error | undefined;
 
@@ -116,6 +118,7 @@ export class FrameDecoder {
     } catch (error) {
       this.failed = error as Error;
       this.chunks = [];
+      this.offset = 0;
       this.buffered = 0;
       throw error;
     }
@@ -123,57 +126,73 @@ export class FrameDecoder {
 
   private next(): Frame | undefined {
     if (this.buffered < LENGTH_BYTES) return undefined;
-    const head = this.peek(Math.min(HEADER_BYTES, this.buffered));
-    const length = head.readUInt32BE(0);
+    const first = this.chunks[0];
+    const at = this.offset;
+    const inFirst = first.length - at;
+    // The header is read in place when the first chunk holds it (nearly always).
+    const head =
+      inFirst >= HEADER_BYTES ? undefined : this.peek(Math.min(HEADER_BYTES, this.buffered));
+    const length = head ? head.readUInt32BE(0) : first.readUInt32BE(at);
     if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
     if (length < 2)
       throw new MalformedFrameError(`length ${length} is shorter than the version and type bytes`);
-    if (head.length > LENGTH_BYTES && head[LENGTH_BYTES] !== this.version) {
-      throw new ProtocolVersionError(head[LENGTH_BYTES], this.version);
+    const version = head
+      ? head.length > LENGTH_BYTES
+        ? head[LENGTH_BYTES]
+        : undefined
+      : first[at + LENGTH_BYTES];
+    if (version !== undefined && version !== this.version) {
+      throw new ProtocolVersionError(version, this.version);
     }
-    if (this.buffered < LENGTH_BYTES + length) return undefined;
-    const bytes = this.take(LENGTH_BYTES + length);
+    const total = LENGTH_BYTES + length;
+    if (this.buffered < total) return undefined;
+    if (inFirst >= total) {
+      // Zero-copy: a view of the chunk the frame arrived in.
+      const type = first[at + 5];
+      const payload = first.subarray(at + HEADER_BYTES, at + total);
+      this.consumed(total);
+      return { type, payload };
+    }
+    const bytes = this.copy(total);
     return { type: bytes[5], payload: bytes.subarray(HEADER_BYTES) };
   }
 
-  /** The first `n` bytes (n ≤ buffered), without consuming them. */
+  /** The first `n` bytes (n ≤ buffered) as one buffer, without consuming them. */
   private peek(n: number): Buffer {
     const first = this.chunks[0];
-    if (first.length >= n) return first.subarray(0, n);
+    if (first.length - this.offset >= n) return first.subarray(this.offset, this.offset + n);
     const out = Buffer.allocUnsafe(n);
     let copied = 0;
+    let from = this.offset;
     for (const chunk of this.chunks) {
-      copied += chunk.copy(out, copied, 0, Math.min(chunk.length, n - copied));
+      copied += chunk.copy(out, copied, from, Math.min(chunk.length, from + n - copied));
+      from = 0;
       if (copied === n) break;
     }
     return out;
   }
 
-  /** Consumes `n` bytes (n ≤ buffered): a view when one chunk holds them, else a copy. */
-  private take(n: number): Buffer {
-    const head = this.chunks[0];
-    if (head.length >= n) {
-      this.chunks[0] = head.subarray(n);
-      if (head.length === n) this.chunks.shift();
-      this.buffered -= n;
-      return head.subarray(0, n);
+  /** Drops `n` bytes of the first chunk (n ≤ what is left of it). */
+  private consumed(n: number): void {
+    this.offset += n;
+    this.buffered -= n;
+    if (this.offset === this.chunks[0].length) {
+      this.chunks.shift();
+      this.offset = 0;
     }
+  }
+
+  /** Consumes `n` bytes (n ≤ buffered) that span several chunks, as a copy. */
+  private copy(n: number): Buffer {
     const out = Buffer.allocUnsafe(n);
     let copied = 0;
     while (copied < n) {
       const chunk = this.chunks[0];
-      const want = n - copied;
-      if (chunk.length <= want) {
-        chunk.copy(out, copied);
-        copied += chunk.length;
-        this.chunks.shift();
-      } else {
-        chunk.copy(out, copied, 0, want);
-        copied += want;
-        this.chunks[0] = chunk.subarray(want);
-      }
+      const want = Math.min(n - copied, chunk.length - this.offset);
+      chunk.copy(out, copied, this.offset, this.offset + want);
+      copied += want;
+      this.consumed(want);
     }
-    this.buffered -= n;
     return out;
   }
 }

@@ -100,6 +100,18 @@ describe('ClusterMessaging', () => {
       expect(message.payload).not.toBe(payload);
     });
 
+    it('with includeSelf: false reaches the other members only', async () => {
+      const received: Record<string, unknown[]> = { a: [], b: [], c: [] };
+      for (const [name, node] of Object.entries(nodes)) {
+        node.subscribe('others').subscribe((m) => received[name].push(m.payload));
+      }
+      const result = nodes.a.publish('others', 1, { includeSelf: false });
+      nodes.a.publish('others', 2);
+      expect(result.delivered.sort()).toEqual(['b', 'c']);
+      await settle();
+      expect(received).toEqual({ a: [2], b: [1, 2], c: [1, 2] });
+    });
+
     it('keeps per-sender order over 1000 messages, locally and remotely', async () => {
       const count = 1000;
       const atC = collect(

@@ -30,6 +30,23 @@ describe('frame codec', () => {
     }
   });
 
+  it('decodes many frames fed in chunks of every size from 1 to past the whole stream', () => {
+    const payloads = Array.from({ length: 40 }, (_, i) =>
+      Buffer.alloc((i * 37) % 97, String.fromCharCode(97 + (i % 26))),
+    );
+    const stream = Buffer.concat(payloads.map((p, i) => encodeFrame(32 + (i % 5), p)));
+    for (let size = 1; size <= stream.length + 1; size += size < 20 ? 1 : 13) {
+      const decoder = new FrameDecoder(1024);
+      const frames = [];
+      for (let at = 0; at < stream.length; at += size) {
+        frames.push(...decoder.push(stream.subarray(at, at + size)));
+      }
+      expect(frames.map((f) => f.type)).toEqual(payloads.map((_, i) => 32 + (i % 5)));
+      expect(frames.every((f, i) => f.payload.equals(payloads[i]))).toBe(true);
+      expect(decoder.bufferedBytes).toBe(0);
+    }
+  });
+
   it('decodes a stream fed one byte at a time', () => {
     const stream = Buffer.concat([
       encodeFrame(32, Buffer.from('x')),
