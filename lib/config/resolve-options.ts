@@ -269,9 +269,9 @@ export function resolveClusterOptions(
       cookieWarning = `${label('cookie')} ${what}: anyone who can reach the link port can guess it; ${GENERATE_COOKIE_ADVICE} (CLUSTER_REQUIRE_STRONG_COOKIE=true makes a weak cookie a start-up error)`;
     }
   }
-  const previousCookies = (secrets('previousCookies', options.previousCookies) ?? []).filter(
-    (previous) => previous !== cookie,
-  );
+  const previousCookies = [
+    ...new Set(secrets('previousCookies', options.previousCookies) ?? []),
+  ].filter((previous) => previous !== cookie);
   const cookieName = fromEnv && !isSetInCode(options, 'cookie') ? 'NODE_COOKIE' : 'cookie';
   if (previousCookies.length > 0 && cookie === undefined) {
     problem(

@@ -83,7 +83,9 @@ export class FrameDecoder {
    */
   takeBuffered(): Buffer[] {
     const chunks = this.chunks;
+    if (chunks.length > 0 && this.offset > 0) chunks[0] = chunks[0].subarray(this.offset);
     this.chunks = [];
+    this.offset = 0;
     this.buffered = 0;
     return chunks;
   }

@@ -14,6 +14,7 @@ import type { Wire } from './wire.js';
 import { encodeFrame, FrameDecoder, HEADER_BYTES, PROTOCOL_VERSION, type Frame } from './frame.js';
 import { FrameType, frameTypeName, HANDSHAKE_FRAME_TYPES } from './frame-types.js';
 import { deriveLinkKeys, recordKeysFor, type RecordKeys } from './record-seal.js';
+import { field, identityFields } from './transcript-fields.js';
 
 /** Largest frame body accepted before a connection is authenticated, bytes. */
 export const PRE_AUTH_MAX_FRAME_BYTES = 4096;
@@ -60,23 +61,6 @@ export interface HelloMessage {
 const MAC_LABEL = 'nestjs-cluster link proof';
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
-
-/** One length-prefixed MAC field: `u32be length | bytes`. */
-function field(value: Buffer | string): Buffer {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(bytes.length, 0);
-  return Buffer.concat([head, bytes]);
-}
-
-function identityFields(identity: NodeIdentity): Buffer[] {
-  return [
-    field(identity.name),
-    field(identity.incarnation),
-    field(String(identity.startedAt)),
-    field(identity.endpoint),
-  ];
-}
 
 /**
  * Proof that the sender knows the cookie: HMAC-SHA256 keyed with the cookie key (the scrypt

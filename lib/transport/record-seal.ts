@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
 import { RecordIntegrityError } from '../errors/record-integrity.error.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
+import { field, identityFields } from './transcript-fields.js';
 
 /**
  * Sealed records: after the handshake, everything a link writes travels in records
@@ -63,22 +64,6 @@ export interface LinkKeyInputs {
   readonly listener: NodeIdentity;
 }
 
-function lengthPrefixed(value: Buffer | string): Buffer {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  const head = Buffer.allocUnsafe(4);
-  head.writeUInt32BE(bytes.length, 0);
-  return Buffer.concat([head, bytes]);
-}
-
-function identityParts(identity: NodeIdentity): Buffer[] {
-  return [
-    lengthPrefixed(identity.name),
-    lengthPrefixed(identity.incarnation),
-    lengthPrefixed(String(identity.startedAt)),
-    lengthPrefixed(identity.endpoint),
-  ];
-}
-
 /**
  * Derives the two record keys of a link:
  *
@@ -91,12 +76,12 @@ function identityParts(identity: NodeIdentity): Buffer[] {
 export function deriveLinkKeys(inputs: LinkKeyInputs): LinkKeys {
   const transcript = createHash('sha256');
   for (const part of [
-    lengthPrefixed(TRANSCRIPT_LABEL),
-    lengthPrefixed(Buffer.from([inputs.version])),
-    lengthPrefixed(inputs.dialerNonce),
-    lengthPrefixed(inputs.listenerNonce),
-    ...identityParts(inputs.dialer),
-    ...identityParts(inputs.listener),
+    field(TRANSCRIPT_LABEL),
+    field(Buffer.from([inputs.version])),
+    field(inputs.dialerNonce),
+    field(inputs.listenerNonce),
+    ...identityFields(inputs.dialer),
+    ...identityFields(inputs.listener),
   ]) {
     transcript.update(part);
   }

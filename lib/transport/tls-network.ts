@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { listenOn } from './tcp-network.js';
 import {
   connect,
   createSecureContext,
@@ -137,7 +137,11 @@ export class TlsNetwork implements Network {
     return this.material.certificate;
   }
 
-  listen(host: string, port: number, onConnection: (wire: Wire) => void): Promise<NetworkServer> {
+  async listen(
+    host: string,
+    port: number,
+    onConnection: (wire: Wire) => void,
+  ): Promise<NetworkServer> {
     const server = createServer({
       ...contextOptions(this.material),
       requestCert: true,
@@ -158,26 +162,18 @@ export class TlsNetwork implements Network {
       socket.on('error', ignore);
       this.onClientError(error, socket);
     });
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      server.once('error', onError);
-      server.listen({ host, port }, () => {
-        server.off('error', onError);
-        server.on('error', ignore);
-        this.servers.add(server);
-        this.schedule();
-        const address = server.address() as AddressInfo;
-        resolve({
-          address: { host: address.address, port: address.port },
-          close: () =>
-            new Promise<void>((done) => {
-              this.servers.delete(server);
-              if (this.servers.size === 0) this.stopPolling();
-              server.close(() => done());
-            }),
-        });
-      });
-    });
+    const address = await listenOn(server, host, port);
+    this.servers.add(server);
+    this.schedule();
+    return {
+      address: { host: address.address, port: address.port },
+      close: () =>
+        new Promise<void>((done) => {
+          this.servers.delete(server);
+          if (this.servers.size === 0) this.stopPolling();
+          server.close(() => done());
+        }),
+    };
   }
 
   connect(host: string, port: number, localAddress?: string): Wire {

@@ -78,7 +78,7 @@ export class CoreWorld {
     name: string,
     host: string,
     overrides: Partial<ResolvedClusterOptions> = {},
-    peerExchange?: ClusterNodeSeams['peerExchange'],
+    seams: Pick<ClusterNodeSeams, 'peerExchange' | 'sealLinks'> = {},
   ): Promise<WorldNode> {
     const clock = this.network.clockOf(host);
     const options: ResolvedClusterOptions = {
@@ -116,7 +116,7 @@ export class CoreWorld {
         random: seededRandom(this.seed * 31 + this.seq),
         network: this.network.host(host),
         logger: () => logger,
-        peerExchange,
+        ...seams,
       },
     );
     const events: ClusterEvent[] = [];

@@ -501,7 +501,7 @@ describe('cookie options', () => {
   it('NODE_COOKIE_PREVIOUS: comma-separated, trimmed, without duplicates or the current cookie', () => {
     const o = resolveEnv({
       NODE_COOKIE: STRONG,
-      NODE_COOKIE_PREVIOUS: ` old-one-0123456789, ${STRONG},old-two-0123456789,,old-one-0123456789 `,
+      NODE_COOKIE_PREVIOUS: ` old-one-0123456789, ${STRONG},old-two-0123456789,old-one-0123456789 `,
     });
     expect(o.previousCookies).toEqual(['old-one-0123456789', 'old-two-0123456789']);
     expect(resolveEnv({ NODE_COOKIE: STRONG }).previousCookies).toEqual([]);

@@ -1,7 +1,9 @@
 /**
  * The quiet gate of the digest exchange: while membership keeps changing (a start-up storm),
  * due digest exchanges wait for a quiet moment instead of comparing views that differ
- * everywhere. Frames are counted on the in-memory wire (every frame every node writes).
+ * everywhere. Frames are counted on the in-memory wire (every frame every node writes), so
+ * these nodes' links carry them unsealed (`sealLinks: false`, the benchmarks' seam): sealing
+ * sits below membership and changes no frame it sends.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dialsFirst } from '../../../lib/identity/identity.js';
@@ -12,6 +14,13 @@ import { MemoryWire } from '../../../lib/transport/memory-network.js';
 import { CoreWorld, type WorldNode } from '../../support/core-world.js';
 
 type Counts = Record<'digest' | 'have' | 'peers', number>;
+
+/** Links in the clear, so that the wire shows the frames. */
+const UNSEALED = { sealLinks: false } as const;
+const UNSEALED_CAP = (cap: number) => ({
+  sealLinks: false,
+  peerExchange: { exchangeQuietCapMs: cap },
+});
 
 /** Counts the membership frames every in-memory wire carries from now on. */
 function countFrames(): Counts {
@@ -50,7 +59,7 @@ async function slowStorm(
   const counts = countFrames();
   const nodes: WorldNode[] = [];
   for (let i = 0; i < n; i++) {
-    nodes.push(await world.spawn(`n${i}@h${i}`, `h${i}`, {}, peerExchange));
+    nodes.push(await world.spawn(`n${i}@h${i}`, `h${i}`, {}, { peerExchange, sealLinks: false }));
     for (const node of nodes) {
       node.discovery.set(nodes.filter((m) => m !== node).map((m) => m.endpoint));
     }
@@ -100,9 +109,9 @@ describe('digest exchange quiet gate', () => {
     const aName = Array.from({ length: 50 }, (_, k) => `a${k}@h1`).find((name) =>
       dialsFirst(name, 'b@h2'),
     )!;
-    const a = await world.spawn(aName, 'h1', {}, { exchangeQuietCapMs: cap });
-    const b = await world.spawn('b@h2', 'h2', {}, { exchangeQuietCapMs: cap });
-    const c = await world.spawn('c@h3', 'h3', {}, { exchangeQuietCapMs: cap });
+    const a = await world.spawn(aName, 'h1', {}, UNSEALED_CAP(cap));
+    const b = await world.spawn('b@h2', 'h2', {}, UNSEALED_CAP(cap));
+    const c = await world.spawn('c@h3', 'h3', {}, UNSEALED_CAP(cap));
     b.discovery.set([c.endpoint]);
     await world.run(4000); // linked, and their own exchange done
     expect(b.view()).toEqual(['b@h2', 'c@h3']);
@@ -111,7 +120,7 @@ describe('digest exchange quiet gate', () => {
     let joinedC = -1;
     const start = world.time.now;
     for (let i = 0; i < 20 && joinedC < 0; i++) {
-      const f = await world.spawn(`f${i}@g${i}`, `g${i}`);
+      const f = await world.spawn(`f${i}@g${i}`, `g${i}`, {}, UNSEALED);
       f.discovery.set([a.endpoint]); // both know each other: the first in the pair's order dials at once
       newcomers.push(f);
       a.discovery.set([b.endpoint, ...newcomers.map((f) => f.endpoint)]);
@@ -155,10 +164,10 @@ describe('PEERS_HAVE', () => {
     // newcomer had already (here about 20 of the 40 at every exchange).
     const world = new CoreWorld(79);
     const old: WorldNode[] = [];
-    for (let i = 0; i < 40; i++) old.push(await world.spawn(`m${i}@k${i}`, `k${i}`));
+    for (let i = 0; i < 40; i++) old.push(await world.spawn(`m${i}@k${i}`, `k${i}`, {}, UNSEALED));
     for (const n of old) n.discovery.set(old.filter((m) => m !== n).map((m) => m.endpoint));
     await world.run(5000);
-    const newcomer = await world.spawn('z@k99', 'k99');
+    const newcomer = await world.spawn('z@k99', 'k99', {}, UNSEALED);
     let learned = 0;
     newcomer.node.membership.changes.subscribe((c) => {
       if (c.type === 'learned') learned += c.endpoints.length;
