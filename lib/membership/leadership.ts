@@ -151,7 +151,10 @@ export class LeadershipTracker {
         if (change.type === 'learned') return;
         if (change.type === 'leave' && change.reason !== 'replaced')
           this.reference?.left(change.member.name);
-        if (change.type === 'join') this.sendState(change.member.name);
+        // A new link (a join, or a link back to a member that was unreachable): each side
+        // sends its state first thing — what was sent while the link was down is lost.
+        if (change.type === 'join' || change.type === 'reachable')
+          this.sendState(change.member.name);
         this.update();
       }),
     );
