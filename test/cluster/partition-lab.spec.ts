@@ -188,7 +188,7 @@ describe('partitions across hosts (network namespaces, iptables)', () => {
       expect(await selfLeaders(HOSTS)).toEqual([name(0)]);
     });
 
-    it('one-way loss host1 → host2: exactly one leader everywhere (needs shared reachability, issue 14 item 1)', async (ctx) => {
+    it('one-way loss host1 → host2: exactly one leader everywhere', async (ctx) => {
       // Members carry "state": "up" | "unreachable" once shared reachability is in; without it
       // host2 cannot learn that host1 is alive for the others, and leads its own view.
       const hasReachability = (await views([0]))[0].members.every((m) => 'state' in m);
@@ -200,10 +200,14 @@ describe('partitions across hosts (network namespaces, iptables)', () => {
       try {
         // Failure detection, then the reachability exchange.
         await new Promise((r) => setTimeout(r, FAILURE_TIMEOUT_MS + 1000));
+        // Which member leads depends on who has reported whom so far (host2 reports host1
+        // first; host1 reports host2 once host2's side closes) — but one member leads, and
+        // every node that has a leader names that one.
         for (let k = 0; k < 8; k++) {
-          expect(await selfLeaders(HOSTS)).toEqual([name(0)]);
+          const self = await selfLeaders(HOSTS);
+          expect(self).toHaveLength(1);
           const leaders = new Set(await leadersOf(HOSTS));
-          expect([...leaders].filter((l) => l !== null)).toEqual([name(0)]);
+          expect([...leaders].filter((l) => l !== null)).toEqual(self);
           await new Promise((r) => setTimeout(r, 500));
         }
       } finally {

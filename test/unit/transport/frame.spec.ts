@@ -47,6 +47,18 @@ describe('frame codec', () => {
     }
   });
 
+  it('hands over the bytes after the last frame read, not the frames already read', () => {
+    // The end of a handshake: WELCOME and the first sealed bytes arrive in one chunk.
+    const decoder = new FrameDecoder(1024);
+    const after = Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x01]);
+    decoder.write(Buffer.concat([encodeFrame(3, Buffer.alloc(0)), after]));
+    decoder.write(Buffer.from([0x02]));
+    expect(decoder.read()).toEqual({ type: 3, payload: Buffer.alloc(0) });
+    expect(Buffer.concat(decoder.takeBuffered())).toEqual(Buffer.concat([after, Buffer.from([2])]));
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.takeBuffered()).toEqual([]);
+  });
+
   it('decodes a stream fed one byte at a time', () => {
     const stream = Buffer.concat([
       encodeFrame(32, Buffer.from('x')),
