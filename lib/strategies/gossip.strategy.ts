@@ -1,5 +1,5 @@
 import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
-import { GossipKeyring } from './gossip/gossip-packet.js';
+import { GossipKeyring, isGossipKeyDerived } from './gossip/gossip-packet.js';
 import { emptyDropCounts, GossipSession, type GossipStats } from './gossip/gossip-session.js';
 import { GossipOptionsError } from '../errors/gossip-options.error.js';
 import {
@@ -112,8 +112,10 @@ export class GossipStrategy implements ClusterStrategy {
   }
 
   /**
-   * Opens the socket and sends the first heartbeat. Resolves after the first attempt;
-   * never rejects: a socket that cannot open is reported through `ctx` and retried.
+   * Opens the socket and sends the first heartbeat. Resolves after the first attempt — or at
+   * once while the packet keys are still being derived (the first start in a process; the
+   * attempt follows when they are ready); never rejects: a socket that cannot open is
+   * reported through `ctx` and retried.
    * Without a secret or cookie it reports a `GossipOptionsError` and does not start.
    * Calling it again while started does nothing.
    */
@@ -126,13 +128,31 @@ export class GossipStrategy implements ClusterStrategy {
       return;
     }
     const generation = ++this.generation;
-    this.keys ??= await GossipKeyring.fromSecretsAsync(
-      this.keyMaterial.current,
-      this.keyMaterial.previous,
-    );
-    // Stopped, or started again, while the keys were derived.
-    if (this.session || generation !== this.generation) return;
-    const session = new GossipSession(ctx, this.settings, this.keys);
+    const { current, previous } = this.keyMaterial;
+    if (this.keys === undefined && ![current, ...previous].every(isGossipKeyDerived)) {
+      // scrypt runs off the event loop, and start-up does not wait for it: the socket opens
+      // (and the first heartbeat goes out) once the keys are ready.
+      GossipKeyring.fromSecretsAsync(current, previous).then(
+        (keys) => {
+          this.keys ??= keys;
+          if (this.session || generation !== this.generation) return;
+          void this.open(ctx, this.keys);
+        },
+        (error: unknown) => {
+          ctx.logger.error(
+            `gossip: not started: the packet key could not be derived (${String(error)})`,
+          );
+          ctx.reportError(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+      return;
+    }
+    this.keys ??= GossipKeyring.fromSecrets(current, previous);
+    await this.open(ctx, this.keys);
+  }
+
+  private async open(ctx: StrategyContext, keys: GossipKeyring): Promise<void> {
+    const session = new GossipSession(ctx, this.settings, keys);
     this.session = session;
     await session.open();
   }
