@@ -30,6 +30,23 @@ const NETNS = process.env.CLUSTER_TEST_NETNS === '1';
 const GROUP = '233.252.1.32';
 const SECRET = 'gossip-test-secret';
 const KEY = deriveGossipKey(SECRET);
+// Every secret of this file, derived once up front (scrypt, memoised per process): a strategy
+// whose keys are derived already opens its socket within `start()`, so each node's first
+// heartbeat finds the nodes started before it listening — what these tests script. (A node
+// started with a secret new to its process opens once the keys are ready, off the event loop.)
+for (const secret of [
+  'cookie-a',
+  'cookie-b',
+  'the-cookie',
+  'cluster-one',
+  'cluster-two',
+  'new',
+  'old',
+  'own-secret',
+  'secret-a',
+  'secret-b',
+])
+  deriveGossipKey(secret);
 
 let nextPort = 20_000 + Math.floor(Math.random() * 20_000);
 const freshPort = (): number => nextPort++;
