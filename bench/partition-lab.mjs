@@ -7,9 +7,13 @@
 //   npx tsc -p tsconfig.sample.json && bash scripts/in-netns.sh node bench/partition-lab.mjs [--rounds N]
 //
 // Each round: a 3|2 split with the leader in the minority, held 4 s, healed; then a 2|2|1
-// split, held 4 s, healed. Measured (GET /cluster on every host, every 50 ms):
+// split, held 4 s, healed; then a one-way loss (the host after the leader stops hearing it),
+// watched 6 s, healed. Measured (GET /cluster on every host, every 50 ms):
 // - cut → every node of the side(s) without quorum shows `leader: null`;
 // - cut → the majority agrees on its new leader and term (3|2 only);
+// - one-way loss → when "exactly one node leads and every node with a leader names it" last
+//   failed (oneWaySettled; 0 = never), how long two nodes led at once (oneWayTwoLeadersMs),
+//   and when a node first showed a member unreachable (oneWayUnreachableSeen: the loss bit);
 // - heal → all five see five members and agree on one leader and term.
 // Every wait has a deadline; every process is stopped by PID at the end.
 import { execFileSync, spawn } from 'node:child_process';
@@ -26,6 +30,8 @@ const ROUNDS = Math.max(1, Math.min(20, Number(flags.rounds) || 5));
 const HEARTBEAT_MS = 500;
 const FAILURE_TIMEOUT_MS = 2000;
 const HOLD_MS = 4000;
+/** How long a one-way loss is held and watched: failure timeout + 1 s is the bound, and more. */
+const ONE_WAY_HOLD_MS = 6000;
 const POLL_MS = 50;
 const HTTP_PORT = 3000;
 const LINK_PORT = 45893;
@@ -95,6 +101,8 @@ function split(...groups) {
         }
 }
 const heal = () => hosts.forEach((_, i) => iptables(i, '-F', 'INPUT'));
+/** One-way loss: host `to` drops everything from host `from` (`from` still hears `to`). */
+const dropFrom = (to, from) => iptables(to, '-A', 'INPUT', '-s', hosts[from].address, '-j', 'DROP');
 
 const children = [];
 function startNode(i) {
@@ -151,6 +159,44 @@ const agreed = (size) => (all) =>
   all[0].leader !== null &&
   all.every((v) => v.leader === all[0].leader && v.term === all[0].term);
 const leaderless = (all) => all.every((v) => v.leader === null);
+/** Nodes that consider themselves the leader. */
+const selfLeaders = (all) => all.filter((v) => v.leader !== null && v.leader === v.self.name);
+/** Exactly one node leads, and every node that has a leader names it. */
+const oneLeader = (all) => {
+  const self = selfLeaders(all);
+  return self.length === 1 && all.every((v) => v.leader === null || v.leader === self[0].leader);
+};
+
+/**
+ * Polls for `holdMs` from `since`: when `oneLeader` last failed (ms after `since`, 0 if it
+ * never did) and how long two or more nodes led at once (poll intervals summed).
+ */
+async function watchLeaders(list, since, holdMs) {
+  let lastBad = 0;
+  let twoLeadersMs = 0;
+  let unreachableSeenAt = null;
+  let previous = since;
+  while (Date.now() - since < holdMs) {
+    let all = null;
+    try {
+      all = await views(list);
+    } catch {
+      /* a poll that timed out counts as not settled */
+    }
+    const now = Date.now();
+    if (all === null || !oneLeader(all)) lastBad = now - since;
+    if (all !== null && selfLeaders(all).length > 1) twoLeadersMs += now - previous;
+    // Shows the loss took effect: some node marks a member unreachable.
+    if (
+      unreachableSeenAt === null &&
+      all?.some((v) => v.members.some((m) => m.state === 'unreachable'))
+    )
+      unreachableSeenAt = now - since;
+    previous = now;
+    await sleep(POLL_MS);
+  }
+  return { settled: lastBad, twoLeadersMs, unreachableSeenAt };
+}
 const ALL = [0, 1, 2, 3, 4];
 
 const rounds = [];
@@ -183,7 +229,28 @@ try {
     since = Date.now();
     heal();
     const healed221 = await waitFor(ALL, agreed(5), since, 30_000);
-    const round = { minorityLeaderless, majorityElected, healed32, allLeaderless, healed221 };
+
+    // One-way loss: the host after the leader (in the lab order) stops hearing it.
+    const [{ leader: current }] = await views([0]);
+    const from = hosts.findIndex((h) => h.name === current);
+    const to = (from + 1) % 5;
+    since = Date.now();
+    dropFrom(to, from);
+    const oneWay = await watchLeaders(ALL, since, ONE_WAY_HOLD_MS);
+    since = Date.now();
+    heal();
+    const healedOneWay = await waitFor(ALL, agreed(5), since, 30_000);
+    const round = {
+      minorityLeaderless,
+      majorityElected,
+      healed32,
+      allLeaderless,
+      healed221,
+      oneWaySettled: oneWay.settled,
+      oneWayTwoLeadersMs: oneWay.twoLeadersMs,
+      oneWayUnreachableSeen: oneWay.unreachableSeenAt,
+      healedOneWay,
+    };
     rounds.push(round);
     console.log(`round ${r + 1}: ${JSON.stringify(round)}`);
   }
@@ -197,7 +264,17 @@ try {
   destroyLab();
 }
 
-const keys = ['minorityLeaderless', 'majorityElected', 'healed32', 'allLeaderless', 'healed221'];
+const keys = [
+  'minorityLeaderless',
+  'majorityElected',
+  'healed32',
+  'allLeaderless',
+  'healed221',
+  'oneWaySettled',
+  'oneWayTwoLeadersMs',
+  'oneWayUnreachableSeen',
+  'healedOneWay',
+];
 const summary = Object.fromEntries(
   keys.map((k) => {
     const values = rounds.map((r) => r[k]).filter((v) => v !== null);
@@ -223,7 +300,7 @@ writeFileSync(
     {
       machine: machineInfo(),
       versions: packageVersions(ROOT),
-      settings: { HEARTBEAT_MS, FAILURE_TIMEOUT_MS, HOLD_MS, POLL_MS, quorum: 3 },
+      settings: { HEARTBEAT_MS, FAILURE_TIMEOUT_MS, HOLD_MS, ONE_WAY_HOLD_MS, POLL_MS, quorum: 3 },
       rounds,
       summary,
     },

@@ -22,6 +22,7 @@ import type { InstanceMetadata } from './config/instance-metadata.js';
 import type { ResolvedClusterOptions } from './config/resolve-options.js';
 import { resolveStartupOptions, type StartupOptions } from './config/startup-options.js';
 import type { ClusterModuleOptions } from './interfaces/cluster-options.interface.js';
+import { prewarmCookieKeys } from './security/cookie-keyring.js';
 import { createTopologies } from './strategies/strategy.factory.js';
 
 const STARTUP_OPTIONS = CLUSTER_STARTUP_OPTIONS;
@@ -101,6 +102,13 @@ const providers: Provider[] = [
 export class ClusterModule extends ConfigurableClusterModule {
   /** Options given in code. */
   static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE): DynamicModule {
+    // The cookie KDF (scrypt, tens of milliseconds) starts now, on the thread pool, while
+    // the app initialises; the node's first handshakes and gossip packets need its key.
+    const previous: unknown = options?.previousCookies;
+    prewarmCookieKeys([
+      options?.cookie,
+      ...(Array.isArray(previous) ? (previous as unknown[]) : []),
+    ]);
     const module = super.forRoot(options);
     // The builder copies the options by their string keys; keep the environment-variable
     // names `clusterOptionsFromEnv` recorded, so validation errors name the variables.
@@ -126,6 +134,15 @@ export class ClusterModule extends ConfigurableClusterModule {
    * `ConfigService` (so `.env` files loaded by `ConfigModule.forRoot()` count).
    */
   static forRootFromEnv(extras: ClusterModuleExtras = {}): DynamicModule {
+    // A head start for the cookie KDF, as in forRoot: the variables as the process has them
+    // now (ConfigModule.forRoot() has loaded .env by the time this runs); what counts is
+    // still what ConfigService gives the factory below.
+    const env = process.env;
+    prewarmCookieKeys([
+      env.NODE_COOKIE,
+      ...(env.NODE_COOKIE_PREVIOUS ?? '').split(','),
+      env.LIBCLUSTER_GOSSIP_SECRET,
+    ]);
     return super.forRootAsync({
       ...extras,
       imports: [environmentModule()],

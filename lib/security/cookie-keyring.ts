@@ -87,6 +87,20 @@ export function deriveCookieKeyAsync(cookie: string): Promise<KeyObject> {
   return derivation;
 }
 
+/**
+ * Starts deriving the keys of `secrets` on the thread pool and returns at once: called as
+ * soon as a cookie is known (`ClusterModule.forRoot`, the resolved options, a gossip
+ * strategy's constructor), so scrypt runs while the rest of the app initialises and the node
+ * can link as soon as it starts instead of a derivation later. Empty and non-string entries
+ * are skipped; a failure here is left to the derivation that awaits the key.
+ */
+export function prewarmCookieKeys(secrets: Iterable<unknown>): void {
+  for (const secret of secrets) {
+    if (typeof secret !== 'string' || secret === '' || isCookieKeyDerived(secret)) continue;
+    deriveCookieKeyAsync(secret).catch(() => undefined);
+  }
+}
+
 /** True when `deriveCookieKey(cookie)` would return at once (derived before in this process). */
 export function isCookieKeyDerived(cookie: string): boolean {
   return memo.has(memoId(cookie));

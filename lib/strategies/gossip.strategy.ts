@@ -1,4 +1,5 @@
 import type { ClusterStrategy, StrategyContext } from './strategy.interface.js';
+import { prewarmCookieKeys } from '../security/cookie-keyring.js';
 import { GossipKeyring, isGossipKeyDerived } from './gossip/gossip-packet.js';
 import { emptyDropCounts, GossipSession, type GossipStats } from './gossip/gossip-session.js';
 import { GossipOptionsError } from '../errors/gossip-options.error.js';
@@ -102,13 +103,15 @@ export class GossipStrategy implements ClusterStrategy {
   /**
    * Validates the options (throws `GossipOptionsError`). A missing secret and cookie is not
    * a constructor error (an app without `NODE_COOKIE` runs single-node and never starts
-   * discovery); `start()` reports it instead. The packet keys are derived by `start()`, off
-   * the event loop (scrypt: tens of milliseconds, once per secret and process).
+   * discovery); `start()` reports it instead. The packet keys start deriving here, off the
+   * event loop (scrypt: tens of milliseconds, once per secret and process); `start()` uses them.
    */
   constructor(options: GossipStrategyConfig = {}) {
     const { settings, keyMaterial } = resolveGossipSettings(options);
     this.settings = settings;
     this.keyMaterial = keyMaterial;
+    // Started now so the keys are likely ready by start() (a head start of the app's init).
+    if (keyMaterial) prewarmCookieKeys([keyMaterial.current, ...keyMaterial.previous]);
   }
 
   /**
