@@ -1,15 +1,14 @@
 import type { LoggerService } from '@nestjs/common';
 import { CLUSTER_DEFAULTS } from '../lib/config/cluster.defaults.js';
-import type { ResolvedClusterOptions } from '../lib/config/resolve-options.js';
 import { sameProcess } from '../lib/identity/identity.js';
 import { Membership } from '../lib/membership/membership.js';
 import type { QuorumSetting } from '../lib/membership/quorum.js';
-import { MESSAGING_DEFAULTS } from '../lib/messaging/cluster-messaging.js';
 import { ClusterNode } from '../lib/node/cluster-node.js';
 import { seededRandom } from '../lib/runtime/random.js';
 import { VirtualTime } from '../lib/runtime/virtual-time.js';
 import type { ClusterStrategy, StrategyContext } from '../lib/strategies/strategy.interface.js';
 import { MemoryNetwork } from '../lib/transport/memory-network.js';
+import { inMemoryNodeOptions } from './node-options.js';
 
 /**
  * Partition scenarios of the quorum guard and the fencing term, on the real core (the same
@@ -106,32 +105,24 @@ export async function runPartitionScenario(
   const nodes: ClusterNode[] = [];
   for (const [i, host] of hosts.entries()) {
     const clock = network.clockOf(host);
-    const resolved: ResolvedClusterOptions = {
-      mode: 'cluster',
-      cookie: 'simulated-cluster-cookie',
-      previousCookies: [],
-      nodeName: `n${i}@${host}`,
-      incarnation: `i${i}`,
-      startedAt: clock.wallNow(),
-      appName: 'n',
-      port: PORT,
-      bindAddress: host,
-      advertiseAddress: host,
-      heartbeatIntervalMs: hb,
-      failureTimeoutMs: timeout,
-      handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
-      maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
-      maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
-      maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
-      maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
-      reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
-      reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(timeout, 1000)),
-      debug: false,
-      quorum: options.quorum ?? 3,
-      quorumStableMs: CLUSTER_DEFAULTS.quorumStableMs,
-      topologies: [],
-      messaging: MESSAGING_DEFAULTS,
-    };
+    const resolved = inMemoryNodeOptions(
+      {
+        nodeName: `n${i}@${host}`,
+        host,
+        port: PORT,
+        incarnation: `i${i}`,
+        startedAt: clock.wallNow(),
+        cookie: 'simulated-cluster-cookie',
+        appName: 'n',
+      },
+      {
+        heartbeatIntervalMs: hb,
+        failureTimeoutMs: timeout,
+        reconnectMaxMs: Math.min(CLUSTER_DEFAULTS.reconnectMaxMs, Math.max(timeout, 1000)),
+        quorum: options.quorum ?? 3,
+        quorumStableMs: CLUSTER_DEFAULTS.quorumStableMs,
+      },
+    );
     const node = new ClusterNode(
       resolved,
       [{ name: 'sim', strategyName: 'sim', strategy: new ListDiscovery(hosts) }],

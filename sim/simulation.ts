@@ -1,7 +1,4 @@
-import { CLUSTER_DEFAULTS } from '../lib/config/cluster.defaults.js';
-import { MESSAGING_DEFAULTS } from '../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
-import type { ResolvedClusterOptions } from '../lib/config/resolve-options.js';
 import type { ClusterEvent } from '../lib/interfaces/member.interface.js';
 import { ClusterNode } from '../lib/node/cluster-node.js';
 import { seededRandom, type Random } from '../lib/runtime/random.js';
@@ -12,6 +9,7 @@ import type {
   StrategyContext,
 } from '../lib/strategies/strategy.interface.js';
 import { MemoryNetwork } from '../lib/transport/memory-network.js';
+import { inMemoryNodeOptions } from './node-options.js';
 
 /**
  * The deterministic simulator of the membership core: N real `ClusterNode`s (transport,
@@ -267,30 +265,21 @@ export class Simulation {
   ): Promise<SimProcess> {
     const clock = this.network.clockOf(host);
     const incarnation = `i${++this.incarnations}`;
-    const options: ResolvedClusterOptions = {
-      mode: 'cluster',
-      cookie: 'simulated-cluster-cookie',
-      previousCookies: [],
-      nodeName: name,
-      incarnation,
-      startedAt: clock.wallNow(),
-      appName: 'n',
-      port: PORT,
-      bindAddress: host,
-      advertiseAddress: host,
-      heartbeatIntervalMs: this.o.heartbeatIntervalMs,
-      failureTimeoutMs: this.o.failureTimeoutMs,
-      handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
-      maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
-      maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
-      maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
-      maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
-      reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
-      reconnectMaxMs: CLUSTER_DEFAULTS.reconnectMaxMs,
-      debug: false,
-      topologies: [],
-      messaging: MESSAGING_DEFAULTS,
-    };
+    const options = inMemoryNodeOptions(
+      {
+        nodeName: name,
+        host,
+        port: PORT,
+        incarnation,
+        startedAt: clock.wallNow(),
+        cookie: 'simulated-cluster-cookie',
+        appName: 'n',
+      },
+      {
+        heartbeatIntervalMs: this.o.heartbeatIntervalMs,
+        failureTimeoutMs: this.o.failureTimeoutMs,
+      },
+    );
     const discovery = new SimDiscovery();
     const sink = this.o.verbose
       ? (line: string): void => this.o.log(`  [${name}] ${line}`)

@@ -1,5 +1,3 @@
-import { CLUSTER_DEFAULTS } from '../../lib/config/cluster.defaults.js';
-import { MESSAGING_DEFAULTS } from '../../lib/messaging/cluster-messaging.js';
 import type { LoggerService } from '@nestjs/common';
 import type { ResolvedClusterOptions } from '../../lib/config/resolve-options.js';
 import type { ClusterEvent } from '../../lib/interfaces/member.interface.js';
@@ -12,6 +10,7 @@ import type {
   StrategyContext,
 } from '../../lib/strategies/strategy.interface.js';
 import { MemoryNetwork } from '../../lib/transport/memory-network.js';
+import { inMemoryNodeOptions } from '../../sim/node-options.js';
 
 /** Log lines of one node, by level (what an operator would read). */
 export class RecordingLogger implements LoggerService {
@@ -81,31 +80,19 @@ export class CoreWorld {
     seams: Pick<ClusterNodeSeams, 'peerExchange' | 'sealLinks'> = {},
   ): Promise<WorldNode> {
     const clock = this.network.clockOf(host);
-    const options: ResolvedClusterOptions = {
-      mode: 'cluster',
-      cookie: 'world-cookie',
-      previousCookies: [],
-      nodeName: name,
-      incarnation: `inc-${++this.seq}`,
-      startedAt: clock.wallNow(),
-      appName: 'app',
-      port: 45893,
-      bindAddress: host,
-      advertiseAddress: host,
-      heartbeatIntervalMs: 1000,
-      failureTimeoutMs: 5000,
-      handshakeTimeoutMs: CLUSTER_DEFAULTS.handshakeTimeoutMs,
-      maxPendingHandshakes: CLUSTER_DEFAULTS.maxPendingHandshakes,
-      maxPendingHandshakesPerSource: CLUSTER_DEFAULTS.maxPendingHandshakesPerSource,
-      maxFrameBytes: CLUSTER_DEFAULTS.maxFrameBytes,
-      maxWriteBufferBytes: CLUSTER_DEFAULTS.maxWriteBufferBytes,
-      reconnectBaseMs: CLUSTER_DEFAULTS.reconnectBaseMs,
-      reconnectMaxMs: CLUSTER_DEFAULTS.reconnectMaxMs,
-      debug: false,
-      topologies: [],
-      messaging: MESSAGING_DEFAULTS,
-      ...overrides,
-    };
+    const options = inMemoryNodeOptions(
+      {
+        nodeName: name,
+        host,
+        port: 45893,
+        incarnation: `inc-${++this.seq}`,
+        startedAt: clock.wallNow(),
+        cookie: 'world-cookie',
+        appName: 'app',
+      },
+      // The defaults' heartbeat and timeout, stated: tests reason about these numbers.
+      { heartbeatIntervalMs: 1000, failureTimeoutMs: 5000, ...overrides },
+    );
     const discovery = new ManualDiscovery();
     const logger = new RecordingLogger();
     const node = new ClusterNode(
