@@ -200,6 +200,15 @@ export class Membership implements PeerChannel {
   private readonly membersSubject: BehaviorSubject<Member[]>;
   private readonly leaderSubject: BehaviorSubject<Member | null>;
   private readonly frameHandlers = new Map<number, (from: string, payload: Buffer) => void>();
+  /** The frames membership itself reads, by type; every other type goes to `frameHandlers`. */
+  private readonly ownFrames = new Map<number, (link: MemberLink, payload: Buffer) => void>([
+    [FrameType.PEERS, (link, payload) => this.receivePeers(link, payload)],
+    [FrameType.PEERS_DIGEST, (link, payload) => this.receiveDigest(link, payload)],
+    [FrameType.PEERS_HAVE, (link, payload) => this.receiveHave(link, payload)],
+    [FrameType.REACHABILITY, (link, payload) => this.receiveReport(link, payload)],
+    // Its arrival on the winning link has already ended the spare (onLinkFrame); no payload.
+    [FrameType.LINK_CHOSEN, () => undefined],
+  ]);
   private readonly goneHandlers = new Set<(name: string, unreachable?: boolean) => void>();
   /** Newest incarnation seen per name (members and recent members). */
   private readonly newest = new Map<string, Remembered>();
@@ -711,23 +720,11 @@ export class Membership implements PeerChannel {
       entry.spare.end();
       entry.spare = undefined;
     }
-    if (type === FrameType.PEERS) {
-      this.receivePeers(link, payload);
+    const own = this.ownFrames.get(type);
+    if (own) {
+      own(link, payload);
       return;
     }
-    if (type === FrameType.PEERS_DIGEST) {
-      this.receiveDigest(link, payload);
-      return;
-    }
-    if (type === FrameType.REACHABILITY) {
-      this.receiveReport(link, payload);
-      return;
-    }
-    if (type === FrameType.PEERS_HAVE) {
-      this.receiveHave(link, payload);
-      return;
-    }
-    if (type === FrameType.LINK_CHOSEN) return;
     const handler = this.frameHandlers.get(type);
     if (!handler) {
       this.logger.debug?.(`no handler for frame type ${type} from ${link.peer.name}`);
