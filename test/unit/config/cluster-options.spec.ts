@@ -1,32 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { clusterOptionsFromEnv } from '../../../lib/config/cluster-options.from-env.js';
 import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
-import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
+import { problemsOf, resolveFromEnv } from '../../support/config-env.js';
 
-const resolveEnv = (env: Record<string, string>, host = 'box1') =>
-  resolveClusterOptions(clusterOptionsFromEnv(env), {
-    env: { HOSTNAME: host },
-    interfaces: () => ({}),
-  });
+const resolveEnv = (vars: Record<string, string>, host = 'box1') =>
+  resolveFromEnv(vars, { env: { HOSTNAME: host } });
 
 const resolveEnvWith = (
-  env: Record<string, string>,
+  vars: Record<string, string>,
   overrides: Parameters<typeof clusterOptionsFromEnv>[1],
-) =>
-  resolveClusterOptions(clusterOptionsFromEnv(env, overrides), {
-    env: { HOSTNAME: 'box1' },
-    interfaces: () => ({}),
-  });
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ClusterConfigError);
-    return (error as ClusterConfigError).problems.map((p) => `${p.name}: ${p.message}`);
-  }
-  throw new Error('expected a ClusterConfigError');
-}
+) => resolveFromEnv(vars, { overrides });
 
 describe('clusterOptionsFromEnv', () => {
   it('maps every top-level variable', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clusterOptionsFromEnv } from '../../../lib/config/cluster-options.from-env.js';
 import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
-import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
+import { problemsOf, resolveFromEnv } from '../../support/config-env.js';
 
 const K8S_ENV = {
   KUBERNETES_SERVICE_HOST: '10.96.0.1',
@@ -10,17 +10,7 @@ const K8S_ENV = {
 };
 
 const resolveEnv = (vars: Record<string, string>, env: Record<string, string> = K8S_ENV) =>
-  resolveClusterOptions(clusterOptionsFromEnv(vars), { env, interfaces: () => ({}) });
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ClusterConfigError);
-    return (error as ClusterConfigError).problems.map((p) => `${p.name}: ${p.message}`);
-  }
-  throw new Error('expected a ClusterConfigError');
-}
+  resolveFromEnv(vars, { env });
 
 describe('Kubernetes variables', () => {
   it("maps every LIBCLUSTER_KUBERNETES_* variable under libcluster's strategy name", () => {

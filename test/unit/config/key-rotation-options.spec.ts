@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { clusterOptionsFromEnv } from '../../../lib/config/cluster-options.from-env.js';
 import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
-import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
+import { problemsOf, resolveFromEnv } from '../../support/config-env.js';
 import { GossipOptionsError } from '../../../lib/errors/gossip-options.error.js';
 import { GossipStrategy } from '../../../lib/strategies/gossip.strategy.js';
 
-const resolveEnv = (env: Record<string, string>) =>
-  resolveClusterOptions(clusterOptionsFromEnv(env), {
-    env: { HOSTNAME: 'box1' },
-    interfaces: () => ({}),
-  });
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ClusterConfigError);
-    return (error as ClusterConfigError).problems.map((p) => `${p.name}: ${p.message}`);
-  }
-  throw new Error('expected a ClusterConfigError');
-}
+const resolveEnv = (vars: Record<string, string>) => resolveFromEnv(vars);
 
 describe('retired cookies and gossip secrets (rotation)', () => {
   it('reads NODE_COOKIE_PREVIOUS and LIBCLUSTER_GOSSIP_SECRET_PREVIOUS as trimmed lists', () => {

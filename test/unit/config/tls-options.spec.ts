@@ -2,9 +2,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterOptionsFromEnv } from '../../../lib/config/cluster-options.from-env.js';
 import { resolveClusterOptions } from '../../../lib/config/resolve-options.js';
-import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
+import { problemsOf, resolveFromEnv } from '../../support/config-env.js';
 import { TestCa, type IssuedCertificate } from '../../support/test-ca.js';
 
 let ca: TestCa;
@@ -33,27 +32,14 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const resolveEnv = (env: Record<string, string>) =>
-  resolveClusterOptions(
-    clusterOptionsFromEnv({ NODE_COOKIE: 'c', NODE_NAME: 'app@10.0.1.5', ...env }),
-    { env: { HOSTNAME: 'box1' }, interfaces: () => ({}) },
-  );
+const resolveEnv = (vars: Record<string, string>) =>
+  resolveFromEnv({ NODE_COOKIE: 'c', NODE_NAME: 'app@10.0.1.5', ...vars });
 
 const tlsEnv = (cert: IssuedCertificate, caFile = ca.caFile): Record<string, string> => ({
   CLUSTER_TLS_CERT_FILE: cert.certFile,
   CLUSTER_TLS_KEY_FILE: cert.keyFile,
   CLUSTER_TLS_CA_FILE: caFile,
 });
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ClusterConfigError);
-    return (error as ClusterConfigError).problems.map((p) => `${p.name}: ${p.message}`);
-  }
-  throw new Error('expected a ClusterConfigError');
-}
 
 describe('mutual TLS options', () => {
   it('maps the three files and the reload interval, checked at start-up', () => {
