@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { listenOn } from './tcp-network.js';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import {
   connect,
   createSecureContext,
@@ -10,6 +10,7 @@ import {
   type TLSSocket,
 } from 'node:tls';
 import { Logger, type LoggerService } from '@nestjs/common';
+import { CLUSTER_DEFAULTS } from '../config/cluster.defaults.js';
 import { ClusterConfigError } from '../errors/cluster-config.error.js';
 import { ClusterError } from '../errors/cluster.error.js';
 import { HandshakeFailedError } from '../errors/handshake-failed.error.js';
@@ -18,6 +19,8 @@ import type { NodeIdentity } from '../interfaces/member.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import { systemClock, type Clock, type TimerHandle } from '../runtime/clock.js';
 import { sendRefuse } from './handshake.js';
+import { PendingHandshakes, type PendingHandshakeLimits } from './pending-handshakes.js';
+import { listenOn } from './tcp-network.js';
 import {
   certificateNameProblem,
   loadTlsMaterial,
@@ -28,7 +31,14 @@ import {
   type TlsMaterial,
   type TlsProblem,
 } from './tls-material.js';
-import { ignore, type Network, type NetworkServer, type Wire } from './wire.js';
+import {
+  ignore,
+  remoteAddressOf,
+  remoteHostOf,
+  type Network,
+  type NetworkServer,
+  type Wire,
+} from './wire.js';
 
 /** Options of {@link TlsNetwork}. */
 export interface TlsNetworkOptions {
@@ -72,6 +82,10 @@ const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_REVOKED: 'is revoked',
 };
 
+/** What a node without TLS next to one with it must change. */
+const TLS_EVERYWHERE =
+  'every node needs CLUSTER_TLS_CERT_FILE, CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or none';
+
 /** A TLS failure that means "the peer does not speak TLS": plain-TCP node, other protocol. */
 const NOT_TLS = /WRONG_VERSION_NUMBER|UNKNOWN_PROTOCOL|HTTP_REQUEST|PACKET_LENGTH_TOO_LONG/;
 
@@ -103,6 +117,8 @@ export class TlsNetwork implements Network {
   private readonly reloadIntervalMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly servers = new Set<Server>();
+  /** Connections in the TLS handshake, one table per listener. */
+  private readonly inHandshake = new Set<PendingHandshakes<Socket>>();
   /** Errors of dials that failed before the TLS session was up (see explainFailure). */
   private readonly preSessionErrors = new WeakSet<object>();
   private material: TlsMaterial;
@@ -132,16 +148,42 @@ export class TlsNetwork implements Network {
     this.context = contextOf(material);
   }
 
+  /** Inbound connections currently in the TLS handshake, on every listener. */
+  get pendingHandshakes(): number {
+    let pending = 0;
+    for (const table of this.inHandshake) pending += table.size;
+    return pending;
+  }
+
   /** This node's current certificate (the one new connections present). */
   get certificate(): TlsMaterial['certificate'] {
     return this.material.certificate;
   }
 
+  /**
+   * Listens for TLS links. A TCP connection enters the TLS handshake only if `limits` admit
+   * it (the transport's caps, applied to this phase with a table of its own; else the
+   * module's defaults): it holds its slot until its TLS session is up, its TLS handshake
+   * fails or it closes, whichever comes first. Refused connections are closed on arrival,
+   * before any TLS work.
+   */
   async listen(
     host: string,
     port: number,
     onConnection: (wire: Wire) => void,
+    limits: PendingHandshakeLimits = CLUSTER_DEFAULTS,
   ): Promise<NetworkServer> {
+    const table = new PendingHandshakes<Socket>(limits, this.limited);
+    /** The TCP socket under each connection in the TLS handshake, by remote endpoint. */
+    const rawByEndpoint = new Map<string, Socket>();
+    const release = (socket: Wire): void => {
+      const endpoint = remoteAddressOf(socket);
+      const raw = rawByEndpoint.get(endpoint);
+      if (!raw) return;
+      rawByEndpoint.delete(endpoint);
+      table.release(raw);
+    };
+    // Never listens itself: the TCP listener below hands it the connections it admits.
     const server = createServer({
       ...contextOptions(this.material),
       requestCert: true,
@@ -152,6 +194,7 @@ export class TlsNetwork implements Network {
     });
     server.on('secureConnection', (socket: TLSSocket) => {
       socket.on('error', ignore);
+      release(socket);
       if (!socket.authorized) {
         this.refuseUnverified(socket);
         return;
@@ -160,18 +203,43 @@ export class TlsNetwork implements Network {
     });
     server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
       socket.on('error', ignore);
+      release(socket);
       this.onClientError(error, socket);
+      // tls.Server reports a handshake timeout but leaves the connection open.
+      socket.destroy();
     });
-    const address = await listenOn(server, host, port);
+    server.on('error', ignore);
+    const tcp = createTcpServer({ noDelay: true }, (raw: Socket) => {
+      raw.on('error', ignore);
+      const endpoint = remoteAddressOf(raw);
+      if (!table.admit(raw, remoteHostOf(raw), endpoint)) {
+        raw.destroy();
+        return;
+      }
+      rawByEndpoint.set(endpoint, raw);
+      raw.once('close', () => {
+        if (rawByEndpoint.get(endpoint) === raw) rawByEndpoint.delete(endpoint);
+        table.release(raw);
+      });
+      // Documented for tls.Server: a socket emitted as 'connection' enters its TLS handshake.
+      server.emit('connection', raw);
+    });
+    const address = await listenOn(tcp, host, port);
     this.servers.add(server);
+    this.inHandshake.add(table);
     this.schedule();
     return {
       address: { host: address.address, port: address.port },
       close: () =>
         new Promise<void>((done) => {
           this.servers.delete(server);
+          this.inHandshake.delete(table);
           if (this.servers.size === 0) this.stopPolling();
-          server.close(() => done());
+          // Connections still in the TLS handshake go now; links are closed by their owner.
+          for (const raw of table.entries()) raw.destroy();
+          table.clear();
+          rawByEndpoint.clear();
+          tcp.close(() => done());
         }),
     };
   }
@@ -236,10 +304,17 @@ export class TlsNetwork implements Network {
         code,
       );
     }
-    if (NOT_TLS.test(code) || (isReset(code) && this.failedBeforeSession(error))) {
+    if (NOT_TLS.test(code)) {
       return new HandshakeFailedError(
         peerAddress,
-        `it does not speak TLS (${code} in the TLS handshake): every node needs CLUSTER_TLS_CERT_FILE, CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or none`,
+        `it does not speak TLS (${code} in the TLS handshake): ${TLS_EVERYWHERE}`,
+      );
+    }
+    if (isReset(code) && this.failedBeforeSession(error)) {
+      // A TLS listener at its pending-handshake cap closes connections on arrival, too.
+      return new HandshakeFailedError(
+        peerAddress,
+        `it does not speak TLS (${code} in the TLS handshake): ${TLS_EVERYWHERE}; or it is dropping connections from this address for now (too many handshakes pending there: its log says so)`,
       );
     }
     return undefined;
@@ -281,7 +356,7 @@ export class TlsNetwork implements Network {
     if (NOT_TLS.test(code)) {
       this.limited.warn(
         key,
-        `dropping a connection from ${address} that does not speak TLS (${code}): every node needs CLUSTER_TLS_CERT_FILE, CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or none`,
+        `dropping a connection from ${address} that does not speak TLS (${code}): ${TLS_EVERYWHERE}`,
       );
     } else if (/ALERT/.test(code)) {
       // The dialer refused this node's certificate; the alert names its reason.

@@ -28,6 +28,7 @@ import {
 } from './handshake.js';
 import { HeartbeatMonitor } from './heartbeat-monitor.js';
 import { Link } from './link.js';
+import { PendingHandshakes } from './pending-handshakes.js';
 import { TcpNetwork } from './tcp-network.js';
 import {
   endWire,
@@ -171,9 +172,8 @@ export class Transport extends EventEmitter<TransportEvents> {
   private readonly acceptedTypes: ReadonlySet<number>;
   private readonly sealLinks: boolean;
   private readonly links = new Set<Link>();
-  private readonly pendingInbound = new Set<Wire>();
-  /** Inbound handshakes pending per source host. */
-  private readonly pendingBySource = new Map<string, number>();
+  /** Inbound connections in the cookie handshake. */
+  private readonly pendingInbound: PendingHandshakes<Wire>;
   private readonly pendingOutbound = new Set<Wire>();
   private server: NetworkServer | undefined;
   private listening = false;
@@ -198,6 +198,7 @@ export class Transport extends EventEmitter<TransportEvents> {
       [...options.acceptedTypes].filter((type) => !isTransportFrameType(type) && type <= 255),
     );
     this.rateLimited = new RateLimitedLogger(this.logger, 60_000, 1024, () => this.clock.now());
+    this.pendingInbound = new PendingHandshakes(this.options, this.rateLimited);
     this.monitor = new HeartbeatMonitor({
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
       failureTimeoutMs: this.options.failureTimeoutMs,
@@ -235,7 +236,13 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.listening = true;
     const { bindAddress, port } = this.options;
     try {
-      this.server = await this.network.listen(bindAddress, port, (wire) => this.onConnection(wire));
+      // The same limits for a pre-link phase of the network's own (the TLS handshake).
+      this.server = await this.network.listen(
+        bindAddress,
+        port,
+        (wire) => this.onConnection(wire),
+        this.options,
+      );
     } catch (error) {
       this.listening = false;
       throw new ListenError(
@@ -307,9 +314,8 @@ export class Transport extends EventEmitter<TransportEvents> {
     this.isClosed = true;
     const server = this.server;
     this.server = undefined;
-    for (const wire of [...this.pendingInbound, ...this.pendingOutbound]) wire.destroy();
+    for (const wire of [...this.pendingInbound.entries(), ...this.pendingOutbound]) wire.destroy();
     this.pendingInbound.clear();
-    this.pendingBySource.clear();
     this.pendingOutbound.clear();
     for (const link of [...this.links]) link.close('the transport is closing');
     this.monitor.stop();
@@ -365,38 +371,12 @@ export class Transport extends EventEmitter<TransportEvents> {
       return;
     }
     const address = remoteAddressOf(wire);
-    const source = remoteHostOf(wire);
-    if (this.pendingInbound.size >= this.options.maxPendingHandshakes) {
+    if (!this.pendingInbound.admit(wire, remoteHostOf(wire), address)) {
       wire.destroy();
-      this.rateLimited.warn(
-        'pending-cap',
-        `${this.options.maxPendingHandshakes} handshakes already pending: dropping the connection from ${address}`,
-      );
-      return;
-    }
-    // While the table is less than half full a source may take more than its share (several
-    // nodes on one host dialling a newcomer at once); beyond that, no source may hold more.
-    const fromSource = this.pendingBySource.get(source) ?? 0;
-    if (
-      fromSource >= this.options.maxPendingHandshakesPerSource &&
-      this.pendingInbound.size >= this.options.maxPendingHandshakes / 2
-    ) {
-      wire.destroy();
-      this.rateLimited.warn(
-        `source-cap:${source}`,
-        `${fromSource} handshakes from ${source} already pending: dropping the connection from ${address}`,
-      );
       return;
     }
     wire.setNoDelay(true);
-    this.pendingInbound.add(wire);
-    this.pendingBySource.set(source, fromSource + 1);
-    const done = (): void => {
-      this.pendingInbound.delete(wire);
-      const left = (this.pendingBySource.get(source) ?? 1) - 1;
-      if (left > 0) this.pendingBySource.set(source, left);
-      else this.pendingBySource.delete(source);
-    };
+    const done = (): void => this.pendingInbound.release(wire);
     const admission = this.admissionFor(wire);
     listenerHandshake(wire, {
       keyring: this.keyring,

@@ -3,6 +3,7 @@ import type { Endpoint } from '../identity/endpoint.js';
 import { formatEndpoint } from '../identity/endpoint.js';
 import type { NodeIdentity } from '../interfaces/member.interface.js';
 import type { Clock } from '../runtime/clock.js';
+import type { PendingHandshakeLimits } from './pending-handshakes.js';
 
 /**
  * The byte-stream seam of the link layer: the part of `net.Socket` that handshakes and links
@@ -48,8 +49,16 @@ export interface Network {
   /**
    * Listens on `host:port` (0 = any free port) and hands every accepted connection to
    * `onConnection`. Rejects with an error carrying the errno `code` (`EADDRINUSE`, …).
+   * `limits` are the transport's caps on connections in handshake: a network with a
+   * handshake of its own before it hands a connection over (mutual TLS) applies them to that
+   * phase too, so connections it still holds are bounded like the transport's.
    */
-  listen(host: string, port: number, onConnection: (wire: Wire) => void): Promise<NetworkServer>;
+  listen(
+    host: string,
+    port: number,
+    onConnection: (wire: Wire) => void,
+    limits?: PendingHandshakeLimits,
+  ): Promise<NetworkServer>;
   /** Opens a connection; the wire emits `'connect'` or `'error'` (with an errno `code`). */
   connect(host: string, port: number, localAddress?: string): Wire;
   /**

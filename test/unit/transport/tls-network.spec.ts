@@ -1,8 +1,10 @@
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLUSTER_DEFAULTS } from '../../../lib/config/cluster.defaults.js';
 import { ClusterConfigError } from '../../../lib/errors/cluster-config.error.js';
 import { HandshakeFailedError } from '../../../lib/errors/handshake-failed.error.js';
 import { LinkRefusedError } from '../../../lib/errors/link-refused.error.js';
@@ -30,6 +32,8 @@ let good: IssuedCertificate;
 let good2: IssuedCertificate;
 let expired: IssuedCertificate;
 let fromRogue: IssuedCertificate;
+let on2: IssuedCertificate;
+let on3: IssuedCertificate;
 
 beforeAll(() => {
   ca = new TestCa('cluster-ca');
@@ -43,6 +47,8 @@ beforeAll(() => {
     endDate: '20200102000000Z',
   });
   fromRogue = rogue.issue({ san: ['IP:127.0.0.1'], stem: 'rogue' });
+  on2 = ca.issue({ san: ['IP:127.0.0.2'], stem: 'on2' });
+  on3 = ca.issue({ san: ['IP:127.0.0.3'], stem: 'on3' });
 });
 afterAll(() => {
   ca?.close();
@@ -54,7 +60,13 @@ const in2020: Clock = { ...systemClock, wallNow: () => Date.parse('2020-01-01T12
 
 function network(
   cert: IssuedCertificate,
-  options: { caFile?: string; nodeName?: string; clock?: Clock; reloadIntervalMs?: number } = {},
+  options: {
+    caFile?: string;
+    nodeName?: string;
+    clock?: Clock;
+    reloadIntervalMs?: number;
+    handshakeTimeoutMs?: number;
+  } = {},
 ): { network: TlsNetwork; logger: RecordingLogger } {
   const logger = new RecordingLogger();
   const net = new TlsNetwork({
@@ -63,6 +75,7 @@ function network(
     logger,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.reloadIntervalMs ? { reloadIntervalMs: options.reloadIntervalMs } : {}),
+    ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
   });
   return { network: net, logger };
 }
@@ -309,6 +322,113 @@ describe('TlsNetwork: links over mutual TLS 1.3', () => {
       `CLUSTER_TLS_KEY_FILE: ${files.keyFile}: is not the private key of the certificate in ${files.certFile}`,
     );
     expect(await serialSeen()).toBe(secondSerial);
+  });
+
+  it('1,000 TCP connections from one address that never start TLS: it holds half the TLS handshake slots at most, another address links meanwhile, the flooder links once it stops', async () => {
+    // The defaults: 256 pending handshakes, 4 per address once half of them are taken.
+    const cap = CLUSTER_DEFAULTS.maxPendingHandshakes;
+    const b = network(good, { handshakeTimeoutMs: 30_000 });
+    const nb = await started('b@127.0.0.1', {
+      network: b.network,
+      logger: b.logger,
+      handshakeTimeoutMs: 30_000,
+    });
+    // Each connection opens TCP from 127.0.0.2 and never sends a ClientHello.
+    const flood: Socket[] = [];
+    let maxPending = 0;
+    const openOne = () =>
+      new Promise<void>((resolve) => {
+        const socket = tcpConnect({ host: LOCALHOST, port: nb.port, localAddress: '127.0.0.2' });
+        flood.push(socket);
+        socket.on('error', () => undefined);
+        socket.once('connect', () => resolve());
+        socket.once('close', () => resolve());
+      });
+    cleanup.push(() => flood.forEach((s) => s.destroy()));
+    // Bounded: 1,000 connections, 50 at a time.
+    for (let i = 0; i < 1000; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, openOne));
+      maxPending = Math.max(maxPending, b.network.pendingHandshakes);
+    }
+    await until(
+      () => flood.filter((s) => !s.destroyed).length <= cap / 2,
+      5000,
+      'the TLS listener kept more than half its pending slots for one address',
+    );
+    expect(flood.filter((s) => !s.destroyed)).toHaveLength(cap / 2);
+    expect(b.network.pendingHandshakes).toBe(cap / 2);
+    expect(maxPending).toBeLessThanOrEqual(cap / 2);
+    // None of them reached the cookie handshake.
+    expect(nb.transport.pendingHandshakes).toBe(0);
+
+    // A node on another address links over mutual TLS while the flood holds its slots.
+    const a3 = network(on3, { nodeName: 'a@127.0.0.3' });
+    const na = await started('a@127.0.0.3', {
+      network: a3.network,
+      logger: a3.logger,
+      bindAddress: '127.0.0.3',
+    });
+    const inbound = nextLink(nb.transport);
+    const link = await within(na.transport.dial(LOCALHOST, nb.port), 5000, 'a could not link');
+    expect(link.peer.name).toBe('b@127.0.0.1');
+    const accepted = await within(inbound, 2000, 'b emitted no link');
+    expect(accepted.peer.name).toBe('a@127.0.0.3');
+    expect((accepted as unknown as { socket: TLSSocket }).socket.remoteAddress).toBe('127.0.0.3');
+    // Its TLS slot was given back once its session was up.
+    expect(b.network.pendingHandshakes).toBe(cap / 2);
+
+    // A real node on the flooder's address is locked out meanwhile…
+    const c2 = network(on2, { nodeName: 'c@127.0.0.2' });
+    const nc = await started('c@127.0.0.2', {
+      network: c2.network,
+      logger: c2.logger,
+      bindAddress: '127.0.0.2',
+    });
+    const lockedOut = await nc.transport.dial(LOCALHOST, nb.port).catch((e: unknown) => e);
+    expect(lockedOut).toBeInstanceOf(HandshakeFailedError);
+    expect((lockedOut as Error).message).toContain('too many handshakes pending there');
+    expect(b.network.pendingHandshakes).toBe(cap / 2);
+    // …and links once the flood stops.
+    flood.forEach((s) => s.destroy());
+    await until(() => b.network.pendingHandshakes === 0, 5000, 'the flood was not released');
+    const inboundBack = nextLink(nb.transport);
+    const back = await within(nc.transport.dial(LOCALHOST, nb.port), 5000, 'c could not link');
+    expect(back.peer.name).toBe('b@127.0.0.1');
+    expect((await within(inboundBack, 2000, 'b emitted no link')).peer.name).toBe('c@127.0.0.2');
+    expect(b.network.pendingHandshakes).toBe(0);
+    expect(nb.transport.pendingHandshakes).toBe(0);
+    // One rate-limited line about the flooding address, in the transport's words.
+    const lines = warnings(b.logger, /handshakes from 127\.0\.0\.2 already pending/);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^${cap / 2} handshakes from 127\\.0\\.0\\.2 already pending: dropping the connection from 127\\.0\\.0\\.2:\\d+$`,
+      ),
+    );
+  });
+
+  it('a connection gives its TLS handshake slot back when the handshake fails or times out', async () => {
+    const b = network(good, { handshakeTimeoutMs: 300 });
+    const nb = await started('b@127.0.0.1', { network: b.network, logger: b.logger });
+    const sockets: Socket[] = [];
+    cleanup.push(() => sockets.forEach((s) => s.destroy()));
+    for (let i = 0; i < 10; i++) {
+      const socket = tcpConnect({ host: LOCALHOST, port: nb.port });
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      // half of them send bytes that are no ClientHello, the others nothing at all
+      if (i % 2 === 0) socket.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    }
+    await until(() => b.network.pendingHandshakes === 0, 5000, 'slots not given back');
+    await until(() => sockets.every((s) => s.destroyed), 5000, 'connections not closed');
+    expect(nb.transport.pendingHandshakes).toBe(0);
+    // and a node still links afterwards
+    const peer = await started('peer@127.0.0.1', { network: network(good2).network });
+    const link = await within(peer.transport.dial(LOCALHOST, nb.port), 5000, 'no link');
+    expect(link.peer.name).toBe('b@127.0.0.1');
+    expect(b.network.pendingHandshakes).toBe(0);
   });
 
   it('refuses to start with files that cannot work, naming each variable and file', () => {
