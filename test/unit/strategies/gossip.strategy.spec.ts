@@ -180,7 +180,6 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     ]);
     const elapsed = performance.now() - t0;
     console.info(`[gossip] 2 nodes discovered each other in ${elapsed.toFixed(1)} ms`);
-    expect(elapsed).toBeLessThan(500);
 
     expect(a.ctx.lastConnect).toEqual([
       { host: '127.0.0.3', port: 45893, name: b.name, incarnation: ANY_INCARNATION },
@@ -209,7 +208,9 @@ describe('GossipStrategy discovery (real UDP multicast)', () => {
     );
     const elapsed = performance.now() - t0;
     console.info(`[gossip] 3 nodes converged in ${elapsed.toFixed(1)} ms`);
-    expect(elapsed).toBeLessThan(500);
+    // One heartbeat each (the one start() sends; the next would come after 60 s): the
+    // answers did the rest, so no node waited for a heartbeat round.
+    for (const n of nodes) expect(n.strategy.stats().heartbeatsSent).toBe(1);
     expect(nodes[0].ctx.lastConnect).toEqual([
       { host: '127.0.0.3', port: 40_003, name: 'app3@127.0.0.3', incarnation: ANY_INCARNATION },
       { host: '127.0.0.4', port: 40_004, name: 'app4@127.0.0.4', incarnation: ANY_INCARNATION },

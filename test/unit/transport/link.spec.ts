@@ -143,15 +143,12 @@ describe('link', () => {
     cleanup.push(() => raw.destroy());
     const link = await within(inbound, 2000, 'no inbound link');
     const reasons = recordCloses(link);
-    const start = Date.now();
-    // The raw peer reads (it receives our heartbeats) but never sends anything.
+    // The raw peer reads (it receives our heartbeats) but never sends anything. When the
+    // timeout fires is the heartbeat monitor's unit test (virtual clock), not this one's.
     const heartbeats = raw.waitForFrame(FrameType.HEARTBEAT, 1000);
     await within(closeOf(link), 3000, 'silent peer was never timed out');
-    const elapsed = Date.now() - start;
     await heartbeats;
     expect(reasons).toEqual(['heartbeat-timeout']);
-    expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(1000);
     expect(b.transport.linkCount).toBe(0);
   });
 
