@@ -82,6 +82,11 @@ export class FakeImdsServer {
     return `http://127.0.0.1:${port}`;
   }
 
+  /** Every request received, token endpoint included. */
+  get requestCount(): number {
+    return this.requests.length;
+  }
+
   /** Requests that reached the metadata paths (not the token endpoint). */
   metadataRequests(): FakeImdsRequest[] {
     return this.requests.filter((r) => r.path.startsWith('/latest/meta-data/'));

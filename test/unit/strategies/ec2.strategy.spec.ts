@@ -383,7 +383,6 @@ describe('Ec2Strategy against an EC2 Query API endpoint (real AWS SDK)', () => {
     const elapsed = Date.now() - t0;
     expect(errorsOf(ctx)[0].failure).toBe('timeout');
     expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(2000);
     await ctx.waitFor((c) => c.connects.length >= 1, WAIT_MS, 'recovery after the timeout');
     expect(ctx.lastConnect).toEqual([{ host: '10.0.1.1', port: PORT, name: 'oli@10.0.1.1' }]);
   });
