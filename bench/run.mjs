@@ -986,8 +986,27 @@ async function microservices() {
       await load(2000, 10); // warm-up
       for (const concurrency of opts.msConcurrency) {
         const count = concurrency === 1 ? Math.round(opts.msRequests / 4) : opts.msRequests;
+        const pids = [client.pid, server.pid];
+        const cpu0 = pids.map(cpuSeconds);
+        const redisCpu0 = redis ? cpuSeconds(redis.proc.pid) : 0;
         const r = await load(count, concurrency);
+        const cpu = pids.map((pid, i) => cpuSeconds(pid) - cpu0[i]);
+        const redisCpu = redis ? cpuSeconds(redis.proc.pid) - redisCpu0 : null;
         const param = `${concurrency} in flight`;
+        // CPU per request of each process: at one in flight the round trip is mostly this.
+        const perRequest = (sec) => (r?.done ? (sec * 1e6) / r.done : null);
+        record('microservices', name, label, param, rep, 'clientCpuUsPerReq', perRequest(cpu[0]));
+        record('microservices', name, label, param, rep, 'serverCpuUsPerReq', perRequest(cpu[1]));
+        if (redis)
+          record(
+            'microservices',
+            name,
+            label,
+            param,
+            rep,
+            'redisCpuUsPerReq',
+            perRequest(redisCpu),
+          );
         record(
           'microservices',
           name,
@@ -1006,7 +1025,7 @@ async function microservices() {
             `${label} ${param} rep ${rep}: ${r.errors} errors, first: ${r.firstError}`,
           );
         log(
-          `microservices ${name} rep ${rep} ${param}: ${r?.rps?.toFixed(0)} req/s (${r?.done}/${count}, ${r?.errors} errors), p50 ${r?.p50us?.toFixed(0)} us, p99 ${r?.p99us?.toFixed(0)} us`,
+          `microservices ${name} rep ${rep} ${param}: ${r?.rps?.toFixed(0)} req/s (${r?.done}/${count}, ${r?.errors} errors), p50 ${r?.p50us?.toFixed(0)} us, p99 ${r?.p99us?.toFixed(0)} us, CPU µs/request client ${perRequest(cpu[0])?.toFixed(0)} server ${perRequest(cpu[1])?.toFixed(0)}${redis ? ` redis ${perRequest(redisCpu)?.toFixed(0)}` : ''}`,
         );
       }
       await stopAll();
@@ -1244,6 +1263,9 @@ const METRIC_INFO = {
     requestsPerSec: { label: 'requests/s', unit: '' },
     rttP50Us: { label: 'p50 round trip', unit: ' µs' },
     rttP99Us: { label: 'p99 round trip', unit: ' µs' },
+    clientCpuUsPerReq: { label: 'CPU µs / request, client', unit: ' µs' },
+    serverCpuUsPerReq: { label: 'CPU µs / request, server', unit: ' µs' },
+    redisCpuUsPerReq: { label: 'CPU µs / request, redis-server', unit: ' µs' },
     errors: { label: 'errors', unit: '' },
   },
 };

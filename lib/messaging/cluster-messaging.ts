@@ -388,24 +388,47 @@ export class ClusterMessaging {
       );
       return;
     }
-    Promise.resolve()
-      .then(() => handler(payload, from))
-      .then(
-        (value) => {
-          let body: Buffer;
-          try {
-            body = value === undefined ? EMPTY : encodePayload(topic, value, this.maxPayloadBytes);
-          } catch (error) {
-            this.replyFailed(from, topic, id, error);
-            return;
-          }
-          this.reply(from, topic, MessagingFrameType.REPLY, () => encodeReplyFrame(id, body));
-        },
-        (error: unknown) => this.replyFailed(from, topic, id, error),
-      )
-      .catch((error: unknown) =>
-        this.logger.error(`reply to "${topic}" from ${from} failed: ${String(error)}`),
-      );
+    // The handler runs now, not a microtask later: a synchronous one is answered in this very
+    // turn, an asynchronous one when its promise settles.
+    let result: unknown;
+    try {
+      result = handler(payload, from);
+    } catch (error) {
+      this.answerFailed(from, topic, id, error);
+      return;
+    }
+    if (!isPromiseLike(result)) {
+      this.answer(from, topic, id, result);
+      return;
+    }
+    Promise.resolve(result).then(
+      (value) => this.answer(from, topic, id, value),
+      (error: unknown) => this.answerFailed(from, topic, id, error),
+    );
+  }
+
+  /** Replies with a handler's value (or, when it cannot be encoded, with the failure). */
+  private answer(from: string, topic: string, id: number, value: unknown): void {
+    try {
+      let body: Buffer;
+      try {
+        body = value === undefined ? EMPTY : encodePayload(topic, value, this.maxPayloadBytes);
+      } catch (error) {
+        this.replyFailed(from, topic, id, error);
+        return;
+      }
+      this.reply(from, topic, MessagingFrameType.REPLY, () => encodeReplyFrame(id, body));
+    } catch (error) {
+      this.logger.error(`reply to "${topic}" from ${from} failed: ${String(error)}`);
+    }
+  }
+
+  private answerFailed(from: string, topic: string, id: number, error: unknown): void {
+    try {
+      this.replyFailed(from, topic, id, error);
+    } catch (failure) {
+      this.logger.error(`reply to "${topic}" from ${from} failed: ${String(failure)}`);
+    }
   }
 
   private replyFailed(from: string, topic: string, id: number, error: unknown): void {
@@ -512,6 +535,14 @@ function positive(value: number | undefined, fallback: number, name: string): nu
     );
   }
   return value;
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function describeError(error: unknown): { name: string; message: string } {

@@ -5,7 +5,7 @@ import {
   type ReadPacket,
   type WritePacket,
 } from '@nestjs/microservices';
-import type { Subscription } from 'rxjs';
+import { Observable, type Subscription } from 'rxjs';
 import type { ClusterService } from '../cluster.service.js';
 import { BackpressureError } from '../errors/backpressure.error.js';
 import { MemberGoneError } from '../errors/member-gone.error.js';
@@ -89,6 +89,12 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
   /** Pattern lists being asked for: a request waits for them rather than miss a member. */
   private readonly discovering = new Map<string, Promise<void>>();
   private connecting: Promise<void> | undefined;
+  /** True once `connect()` has resolved (until `close()`). */
+  private connected = false;
+  /** Members handling each pattern, for the `members()` list below; cleared on any change. */
+  private readonly candidates = new Map<string, string[]>();
+  /** The `members()` list `candidates` was computed from (a new list on every change). */
+  private candidatesMembers: readonly unknown[] | undefined;
 
   constructor(options: ClusterClientOptions) {
     super();
@@ -113,6 +119,8 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
   close(): void {
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
     this.patternsByNode.clear();
+    this.candidates.clear();
+    this.connected = false;
     this.connecting = undefined;
     this._status$.next('closed');
   }
@@ -122,14 +130,26 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
     return this.cluster as T;
   }
 
+  /**
+   * Sends a request, as `ClientProxy.send` does. Once connected, the request leaves as soon as
+   * the observable is subscribed to: Nest's own `send` first awaits `connect()` again (an
+   * async function, a promise and an rxjs `mergeMap` per request), which at one request in
+   * flight is a measurable part of the round trip.
+   */
+  override send<TResult = unknown, TInput = unknown>(
+    pattern: unknown,
+    data: TInput,
+  ): Observable<TResult> {
+    if (!this.connected || pattern === null || pattern === undefined || data == null)
+      return super.send<TResult, TInput>(pattern, data);
+    return new Observable<TResult>((observer) =>
+      this.publish(this.createPacket(pattern, data), this.createObserver(observer)),
+    );
+  }
+
   /** Members that handle `pattern` (any form `send()` accepts), sorted by name. */
   membersHandling(pattern: unknown): string[] {
-    const normalized = this.normalizePattern(pattern as never);
-    const members = new Set(this.cluster.members().map((m) => m.name));
-    return [...this.patternsByNode]
-      .filter(([node, patterns]) => members.has(node) && patterns.has(normalized))
-      .map(([node]) => node)
-      .sort();
+    return [...this.candidatesFor(this.normalizePattern(pattern as never))];
   }
 
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
@@ -149,9 +169,30 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
     };
   }
 
+  /**
+   * Members that handle the normalised `pattern`, sorted by name. Kept until the patterns of a
+   * member or the membership change (requests spread over it need no fresh list each time).
+   */
+  private candidatesFor(pattern: string): readonly string[] {
+    const current = this.cluster.members();
+    if (current !== this.candidatesMembers) {
+      this.candidates.clear();
+      this.candidatesMembers = current;
+    }
+    const cached = this.candidates.get(pattern);
+    if (cached) return cached;
+    const members = new Set(current.map((m) => m.name));
+    const found = [...this.patternsByNode]
+      .filter(([node, patterns]) => members.has(node) && patterns.has(pattern))
+      .map(([node]) => node)
+      .sort();
+    this.candidates.set(pattern, found);
+    return found;
+  }
+
   private dispatchRequest(packet: ReadPacket, deliver: (packet: WritePacket) => void): void {
     const pattern = this.normalizePattern(packet.pattern as MsPattern);
-    const candidates = this.membersHandling(packet.pattern);
+    const candidates = this.candidatesFor(pattern);
     if (candidates.length === 0) {
       deliver({
         err: new NoPatternHandlerError(
@@ -180,7 +221,7 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
       return;
     }
     request.then(
-      async (replies) => {
+      (replies) => {
         if (!Array.isArray(replies) || replies.length === 0) {
           deliver({
             err: new Error(`malformed reply from ${node} to "${pattern}"`),
@@ -188,10 +229,35 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
           });
           return;
         }
-        for (const reply of replies) deliver(await this.deserializer.deserialize(reply));
+        this.deliverReplies(replies, 0, deliver);
       },
       (error: unknown) => deliver({ err: this.describe(error, pattern), isDisposed: true }),
     );
+  }
+
+  /**
+   * Deserializes and delivers `replies` from `index` on, in order: synchronously while the
+   * deserializer is (Nest's is), waiting for it where it returns a promise.
+   */
+  private deliverReplies(
+    replies: readonly WritePacket[],
+    index: number,
+    deliver: (packet: WritePacket) => void,
+  ): void {
+    for (let i = index; i < replies.length; i++) {
+      const packet = this.deserializer.deserialize(replies[i]);
+      if (isPromiseLike(packet)) {
+        void Promise.resolve(packet).then(
+          (resolved) => {
+            deliver(resolved);
+            this.deliverReplies(replies, i + 1, deliver);
+          },
+          (error: unknown) => deliver({ err: error, isDisposed: true }),
+        );
+        return;
+      }
+      deliver(packet);
+    }
   }
 
   protected dispatchEvent<T = unknown>(packet: ReadPacket): Promise<T> {
@@ -211,10 +277,12 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
       this.cluster.events$.subscribe((event) => this.onClusterEvent(event)),
     );
     await Promise.all(this.cluster.members().map((member) => this.discover(member.name)));
+    this.connected = this.subscriptions.length > 0;
     this._status$.next('connected');
   }
 
   private onClusterEvent(event: ClusterEvent): void {
+    this.candidates.clear();
     if (event.type === 'join' || event.type === 'reachable') void this.discover(event.member.name);
     else this.patternsByNode.delete(event.member.name);
   }
@@ -252,6 +320,7 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
 
   private setPatterns(node: string, patterns: unknown): void {
     if (!Array.isArray(patterns)) return;
+    this.candidates.clear();
     const valid = patterns.filter((p): p is string => typeof p === 'string');
     if (valid.length === 0) this.patternsByNode.delete(node);
     else this.patternsByNode.set(node, new Set(valid));
@@ -266,4 +335,12 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
     if (error instanceof NoHandlerError) return new NoPatternHandlerError(pattern, [error.node]);
     return error;
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

@@ -73,12 +73,22 @@ interface AdapterNamespace {
   readonly server?: { readonly engine?: unknown };
 }
 
+/**
+ * Broadcast options as they travel. An empty `except` or `flags` is left out (most broadcasts
+ * have neither): the base class's decoding reads a missing one as empty, and every broadcast
+ * is JSON-encoded on the sender and decoded on each member.
+ */
 function encodeOptions(opts: BroadcastOptions): {
   rooms: Room[];
-  except: Room[];
-  flags: NonNullable<BroadcastOptions['flags']>;
+  except?: Room[];
+  flags?: NonNullable<BroadcastOptions['flags']>;
 } {
-  return { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags ?? {} };
+  const encoded: { rooms: Room[]; except?: Room[]; flags?: BroadcastOptions['flags'] } = {
+    rooms: [...opts.rooms],
+  };
+  if (opts.except !== undefined && opts.except.size > 0) encoded.except = [...opts.except];
+  if (opts.flags !== undefined && Object.keys(opts.flags).length > 0) encoded.flags = opts.flags;
+  return encoded;
 }
 
 function isAdapterMessage(value: unknown): value is ClusterMessage | ClusterResponse {
@@ -164,7 +174,8 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
         uid: this.uid,
         nsp: this.nsp.name,
         type: MessageType.BROADCAST,
-        data: { packet, opts: encodeOptions(opts) },
+        // socket.io-adapter types `except` and `flags` as always there; its decoding is not.
+        data: { packet, opts: encodeOptions(opts) as Required<ReturnType<typeof encodeOptions>> },
       });
     }
     Adapter.prototype.broadcast.call(this, packet, opts);

@@ -268,21 +268,27 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   }
 
   private write(type: number, payload: Buffer): void {
-    // Frames written in one turn of the event loop leave in one batch (writev): a burst of
-    // small messages costs one system call, not one per message — and, sealed, one record
-    // (or a few of at most RECORD_TARGET_BYTES each, or one per larger frame).
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
+    // Frames written in one turn of the event loop leave in one batch: a burst of small
+    // messages costs one system call, not one per message. Sealed, the batch is one record (or
+    // a few of at most RECORD_TARGET_BYTES each, or one per larger frame), sealed and written
+    // at the end of the turn; a lone small record is one buffer, so one `write`, with no cork.
+    // In the clear, the socket is corked for the turn and the frames leave in one `writev`.
     const frame = encodeFrame(type, payload);
     if (this.sealer) {
       if (this.pendingBytes > 0 && this.pendingBytes + frame.length > RECORD_TARGET_BYTES)
         this.flushRecord();
       this.pending.push(frame);
       this.pendingBytes += frame.length;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(this.flushTurn);
+      }
     } else {
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(this.uncork);
+      }
       this.socket.write(frame);
     }
     this.lastSentAt = this.clock.now();
@@ -296,14 +302,27 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
     this.pending = [];
     this.pendingBytes = 0;
     if (this.socket.destroyed) return;
-    for (const bytes of this.sealer.seal(parts, length)) this.socket.write(bytes);
+    const record = this.sealer.seal(parts, length);
+    if (record.length === 1) {
+      this.socket.write(record[0]);
+      return;
+    }
+    // A large record's three parts leave in one writev.
+    this.socket.cork();
+    for (const bytes of record) this.socket.write(bytes);
+    this.socket.uncork();
   }
 
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
-    this.flushRecord();
     this.socket.uncork();
+  };
+
+  private flushScheduled = false;
+  private readonly flushTurn = (): void => {
+    this.flushScheduled = false;
+    this.flushRecord();
   };
 
   private start(): void {

@@ -29,6 +29,11 @@ export const RECORD_NONCE_BYTES = 12;
  * (a larger single frame still travels alone in one record), bytes.
  */
 export const RECORD_TARGET_BYTES = 64 * 1024;
+/**
+ * Records up to this size (plaintext bytes) are returned as one buffer: one `write` instead of
+ * a three-buffer `writev`, for a copy of the record that is cheaper than the gather below it.
+ */
+export const RECORD_SINGLE_BUFFER_BYTES = 16 * 1024;
 /** HKDF info of the key sealing what the dialer sends. */
 export const DIALER_TO_LISTENER_LABEL = 'nestjs-cluster record key dialer->listener';
 /** HKDF info of the key sealing what the listener sends. */
@@ -127,7 +132,8 @@ export class RecordSealer {
 
   /**
    * Seals one record holding `parts` (concatenated, `length` bytes in all, ≥ 1).
-   * Returns the buffers to write, in order: length prefix, ciphertext, tag.
+   * Returns the buffers to write, in order: length prefix, ciphertext, tag — as one buffer
+   * when the record is at most `RECORD_SINGLE_BUFFER_BYTES` long.
    */
   seal(parts: readonly Buffer[], length: number): Buffer[] {
     if (length < 1) throw new RangeError('a record carries at least one byte');
@@ -141,7 +147,9 @@ export class RecordSealer {
     const body = cipher.update(parts.length === 1 ? parts[0] : Buffer.concat(parts, length));
     cipher.final();
     this.sequence += 1;
-    return [head, body, cipher.getAuthTag()];
+    const tag = cipher.getAuthTag();
+    if (length > RECORD_SINGLE_BUFFER_BYTES) return [head, body, tag];
+    return [Buffer.concat([head, body, tag], RECORD_LENGTH_BYTES + length + RECORD_TAG_BYTES)];
   }
 }
 

@@ -5,6 +5,7 @@ import { PROTOCOL_VERSION } from '../../../lib/transport/frame.js';
 import {
   deriveLinkKeys,
   maxRecordBytes,
+  RECORD_SINGLE_BUFFER_BYTES,
   RECORD_TAG_BYTES,
   RecordOpener,
   recordKeysFor,
@@ -132,6 +133,26 @@ describe('sealed records', () => {
     cipher.setAAD(second.subarray(0, 4));
     const body = Buffer.concat([cipher.update(Buffer.from('second')), cipher.final()]);
     expect(second.subarray(4).equals(Buffer.concat([body, cipher.getAuthTag()]))).toBe(true);
+  });
+
+  it('a small record is one buffer to write, a large one three; both open to what was sealed', () => {
+    const sealer = new RecordSealer(recordKeysFor('dialer', keys).send);
+    const opener = new RecordOpener(
+      recordKeysFor('listener', keys).receive,
+      maxRecordBytes(64 * 1024, 0),
+    );
+    const small = [Buffer.from('two '), Buffer.from('frames')];
+    const sealedSmall = sealer.seal(small, 10);
+    expect(sealedSmall).toHaveLength(1);
+    expect(sealedSmall[0]).toHaveLength(4 + 10 + RECORD_TAG_BYTES);
+    const large = Buffer.alloc(RECORD_SINGLE_BUFFER_BYTES + 1, 7);
+    const sealedLarge = sealer.seal([large], large.length);
+    expect(sealedLarge.map((b) => b.length)).toEqual([4, large.length, RECORD_TAG_BYTES]);
+    const opened = opener.push(Buffer.concat([...sealedSmall, ...sealedLarge]));
+    expect(opened.map((b) => b.toString('hex'))).toEqual([
+      Buffer.from('two frames').toString('hex'),
+      large.toString('hex'),
+    ]);
   });
 
   it('a flipped bit anywhere in a record (length, ciphertext or tag) is rejected', () => {
