@@ -6,7 +6,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'dist-sample/**', 'dist-all/**', 'node_modules/**', 'coverage/**'],
+    ignores: [
+      'dist/**',
+      'dist-sample/**',
+      'dist-all/**',
+      'build/**',
+      'node_modules/**',
+      'coverage/**',
+    ],
   },
   js.configs.recommended,
   {

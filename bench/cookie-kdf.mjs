@@ -21,8 +21,8 @@ if (process.env.CLUSTER_TEST_NETNS !== '1' && process.env.BENCH_ALLOW_HOST !== '
 }
 const { Logger } = await import('@nestjs/common');
 Logger.overrideLogger(false);
-const { COOKIE_KDF, deriveCookieKey } = await import('../dist/security/cookie-keyring.js');
-const { Transport } = await import('../dist/transport/transport.js');
+const { COOKIE_KDF, deriveCookieKey } = await import('../build/esm/security/cookie-keyring.js');
+const { Transport } = await import('../build/esm/transport/transport.js');
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;

@@ -1,14 +1,17 @@
-// What sealing costs at the link layer alone: two transports (dist/) in one process over
-// loopback TCP, one link, frames of 120 bytes sent in batches of 500 with a yield to I/O
-// between batches — sealed (the default) and unsealed (bench-only seam), alternately.
-// CPU time per frame (both ends, one process) is what a busy machine disturbs least.
+// What sealing costs at the link layer alone: two transports (build/esm/: tsc's output, not
+// the bundle) in one process over loopback TCP, one link, frames of 120 bytes sent in batches
+// of 500 with a yield to I/O between batches — sealed (the default) and unsealed (bench-only
+// seam), alternately. CPU time per frame (both ends, one process) is what a busy machine
+// disturbs least.
 //   npm run build && bash scripts/in-netns.sh node bench/link-seal.mjs
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
 
 Logger.overrideLogger(['warn', 'error']);
 
-const { Transport } = await import(new URL('../dist/transport/index.js', import.meta.url).href);
+const { Transport } = await import(
+  new URL('../build/esm/transport/index.js', import.meta.url).href
+);
 
 const FRAMES = Number(process.env.LINK_SEAL_FRAMES ?? 200000);
 const ROUNDS = Number(process.env.LINK_SEAL_ROUNDS ?? 5);

@@ -16,7 +16,6 @@ import {
 import type { Topology } from '../strategies/strategy.factory.js';
 import type { DiscoveredEndpoint, StrategyContext } from '../strategies/strategy.interface.js';
 import { MEMBERSHIP_FRAME_TYPES, MESSAGING_FRAME_TYPES } from '../transport/frame-types.js';
-import { TlsNetwork } from '../transport/tls-network.js';
 import { Transport } from '../transport/transport.js';
 import type { Network } from '../transport/wire.js';
 
@@ -162,6 +161,9 @@ export class ClusterNode {
 
     if (o.cookieWarning) this.logger.warn(o.cookieWarning);
 
+    const network = this.seams.network ?? (o.tls ? await this.tlsNetwork(o.tls) : undefined);
+    // Closed while the TLS code was loading: nothing to open.
+    if (this.stopped) return;
     const accepted = new Set<number>();
     for (let t = MEMBERSHIP_FRAME_TYPES.first; t <= MESSAGING_FRAME_TYPES.last; t++)
       accepted.add(t);
@@ -179,18 +181,7 @@ export class ClusterNode {
       maxWriteBufferBytes: o.maxWriteBufferBytes,
       acceptedTypes: accepted,
       admit: (peer) => this.membership.admit(peer),
-      network:
-        this.seams.network ??
-        (o.tls
-          ? new TlsNetwork({
-              files: o.tls,
-              nodeName: o.nodeName,
-              reloadIntervalMs: o.tls.reloadIntervalMs,
-              handshakeTimeoutMs: o.handshakeTimeoutMs,
-              clock: this.clock,
-              logger: this.loggerFor('ClusterTls'),
-            })
-          : undefined),
+      network,
       clock: this.clock,
       random: this.random,
       logger: this.loggerFor('ClusterTransport'),
@@ -234,6 +225,22 @@ export class ClusterNode {
         );
       }
     }
+  }
+
+  /**
+   * The mutual-TLS network, loaded when `tls` is configured: an app without it does not load
+   * (nor compile) the TLS code at start-up.
+   */
+  private async tlsNetwork(tls: NonNullable<ResolvedClusterOptions['tls']>): Promise<Network> {
+    const { TlsNetwork } = await import('../transport/tls-network.js');
+    return new TlsNetwork({
+      files: tls,
+      nodeName: this.options.nodeName,
+      reloadIntervalMs: tls.reloadIntervalMs,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      clock: this.clock,
+      logger: this.loggerFor('ClusterTls'),
+    });
   }
 
   /** Stops discovery and tells every peer this node is leaving. */

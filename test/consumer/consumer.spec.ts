@@ -188,8 +188,9 @@ describe('the packed package in user apps', () => {
             'MissingPackageError: the ec2 strategy needs the package @aws-sdk/client-ec2; install it with: npm i @aws-sdk/client-ec2',
           );
           if (app.type === 'commonjs') {
-            // `require` got the CommonJS build, and only it.
-            expect(report.cjsFilesLoaded).toBeGreaterThan(20);
+            // `require` got the CommonJS build, and only it: at least the three entries the
+            // app requires (main, health, testing), each a bundle with shared chunks.
+            expect(report.cjsFilesLoaded).toBeGreaterThanOrEqual(3);
             expect(report.esmFilesLoadedByRequire).toBe(0);
           }
         }
