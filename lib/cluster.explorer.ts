@@ -15,6 +15,7 @@ import {
   CLUSTER_SUBSCRIBE_METADATA,
   LEADER_ONLY_METADATA,
 } from './decorators/decorator.constants.js';
+import { carriesClusterDecorators } from './decorators/append-metadata.js';
 import { attachLeaderCheck } from './decorators/leader-only.decorator.js';
 import type { ClusterEventType } from './interfaces/member.interface.js';
 
@@ -122,6 +123,8 @@ export class ClusterExplorer
       const prototype = Object.getPrototypeOf(instance) as object | null;
       if (!prototype) continue;
       seen.add(instance);
+      // Most providers carry no cluster decorator: one metadata read skips their methods.
+      if (!carriesClusterDecorators(prototype)) continue;
       for (const name of this.scanner.getAllMethodNames(prototype)) {
         const method = (instance as Record<string, unknown>)[name];
         if (typeof method !== 'function') continue;

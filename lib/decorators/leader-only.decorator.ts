@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { markClusterDecorated } from './append-metadata.js';
 import {
   LEADER_ONLY_CLUSTER_REF,
   LEADER_ONLY_METADATA,
@@ -86,6 +87,7 @@ export function LeaderOnly(): MethodDecorator {
       configurable: true,
     });
     Reflect.defineMetadata(LEADER_ONLY_METADATA, true, wrapper);
+    markClusterDecorated(target);
     descriptor.value = wrapper as typeof descriptor.value;
     return descriptor;
   };

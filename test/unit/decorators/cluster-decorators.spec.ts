@@ -104,6 +104,24 @@ class WorkController {
   }
 }
 
+/** A base class with a cluster decorator, not itself a provider. */
+class SubscribingBase {
+  received: number[] = [];
+
+  @ClusterSubscribe('inherited')
+  onInherited(message: ClusterMessage<number>): void {
+    this.received.push(message.payload);
+  }
+}
+
+/** A provider whose only cluster decorator is on a method it inherits. */
+@Injectable()
+class InheritedWorker extends SubscribingBase {
+  plain(): string {
+    return 'not decorated';
+  }
+}
+
 async function createApp(
   stub: StubClusterService,
   extraProviders: unknown[] = [],
@@ -229,6 +247,13 @@ describe('cluster decorators', () => {
     expect(lines[0]).toContain('Worker.leaderTask');
     // The hidden flag is a non-enumerable symbol: it does not leak into spreads.
     expect(Object.getOwnPropertySymbols({ ...plain })).toEqual([]);
+  });
+
+  it('finds decorated methods a provider inherits from an undecorated-looking subclass', async () => {
+    const stub = new StubClusterService();
+    const moduleRef = await app(stub, [InheritedWorker]);
+    stub.deliver('inherited', 7, 'b@h');
+    expect(moduleRef.get(InheritedWorker).received).toEqual([7]);
   });
 
   it('wires an instance once even when it is also provided under an alias', async () => {
