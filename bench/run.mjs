@@ -995,30 +995,15 @@ async function microservices() {
         const param = `${concurrency} in flight`;
         // CPU per request of each process: at one in flight the round trip is mostly this.
         const perRequest = (sec) => (r?.done ? (sec * 1e6) / r.done : null);
-        record('microservices', name, label, param, rep, 'clientCpuUsPerReq', perRequest(cpu[0]));
-        record('microservices', name, label, param, rep, 'serverCpuUsPerReq', perRequest(cpu[1]));
-        if (redis)
-          record(
-            'microservices',
-            name,
-            label,
-            param,
-            rep,
-            'redisCpuUsPerReq',
-            perRequest(redisCpu),
-          );
-        record(
-          'microservices',
-          name,
-          label,
-          param,
-          rep,
-          'requestsPerSec',
-          r && r.errors === 0 ? r.rps : null,
-        );
-        record('microservices', name, label, param, rep, 'rttP50Us', r?.p50us ?? null);
-        record('microservices', name, label, param, rep, 'rttP99Us', r?.p99us ?? null);
-        record('microservices', name, label, param, rep, 'errors', r ? r.errors : null);
+        const rec = (metric, value) =>
+          record('microservices', name, label, param, rep, metric, value);
+        rec('clientCpuUsPerReq', perRequest(cpu[0]));
+        rec('serverCpuUsPerReq', perRequest(cpu[1]));
+        if (redis) rec('redisCpuUsPerReq', perRequest(redisCpu));
+        rec('requestsPerSec', r && r.errors === 0 ? r.rps : null);
+        rec('rttP50Us', r?.p50us ?? null);
+        rec('rttP99Us', r?.p99us ?? null);
+        rec('errors', r ? r.errors : null);
         if (r?.errors)
           note(
             'microservices',

@@ -96,8 +96,9 @@ export function deriveCookieKeyAsync(cookie: string): Promise<KeyObject> {
  */
 export function prewarmCookieKeys(secrets: Iterable<unknown>): void {
   for (const secret of secrets) {
-    if (typeof secret !== 'string' || secret === '' || isCookieKeyDerived(secret)) continue;
-    deriveCookieKeyAsync(secret).catch(() => undefined);
+    // deriveCookieKeyAsync returns at once for a key derived or being derived.
+    if (typeof secret === 'string' && secret !== '')
+      deriveCookieKeyAsync(secret).catch(() => undefined);
   }
 }
 
