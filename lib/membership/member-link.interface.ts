@@ -24,6 +24,13 @@ export interface MemberLink {
   /** Ends a retired link after queued frames; what the peer sent before its end still arrives. */
   end(): void;
   close(reason?: string): void;
+  /**
+   * Holds the link to the failure timeout (true, the default) or probes it at the slow pace
+   * only (false: other members watch the peer; see `WatchRing`).
+   */
+  watch(watched: boolean): void;
+  /** Probes the peer now; the link closes unless something arrives within a probe's window. */
+  suspect(): void;
   on(event: 'frame', listener: (type: number, payload: Buffer) => void): unknown;
   on(
     event: 'close',

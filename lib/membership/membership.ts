@@ -45,6 +45,13 @@ import {
   type ReachabilityAnswer,
   type ReachabilityRow,
 } from './reachability.js';
+import { WatchRing } from './watch-ring.js';
+
+/**
+ * Least time between two rounds of probes of every unwatched link (`suspectUnwatched`), ms: a
+ * burst of reports during a start-up storm costs one round, not one per report.
+ */
+const SUSPECT_ALL_INTERVAL_MS = 2000;
 
 interface Entry {
   member: Member;
@@ -142,6 +149,13 @@ export interface MembershipOptions {
    * this often, ms (reports are otherwise sent only when they change). @default 30000
    */
   readonly reachabilityRefreshMs?: number;
+  /**
+   * Members watched on each side of this node on the heartbeat ring (`WatchRing`): links to
+   * them are held to the failure timeout, the others are probed at the slow pace until another
+   * member reports a loss. A cluster of at most `2 × watchedPerSide + 1` members watches every
+   * link. @default 8
+   */
+  readonly watchedPerSide?: number;
 }
 
 /** Most members a PEERS frame may list; more is treated as garbage. */
@@ -196,6 +210,12 @@ export class Membership implements PeerChannel {
   private readonly logger: LoggerService;
   private readonly limited: RateLimitedLogger;
   private readonly table = new Map<string, Entry>();
+  /** The heartbeat ring of the linked members, and the names watched at its last update. */
+  private readonly ring: WatchRing;
+  private watchedNames = new Set<string>();
+  /** When `suspectUnwatched` last probed every unwatched link (monotonic ms). */
+  private suspectedAllAt = Number.NEGATIVE_INFINITY;
+  private reassessPending = false;
   private readonly changeSubject = new Subject<MembershipChange>();
   private readonly membersSubject: BehaviorSubject<Member[]>;
   private readonly leaderSubject: BehaviorSubject<Member | null>;
@@ -295,6 +315,7 @@ export class Membership implements PeerChannel {
     this.reachabilityWaitMs = options.reachabilityWaitMs ?? 1000;
     this.reachabilityRefreshMs = options.reachabilityRefreshMs ?? 30_000;
     this.selfMember = toMember(self, true, this.clock.wallNow());
+    this.ring = new WatchRing(self.name, options.watchedPerSide ?? 8);
     this.oldest = this.selfMember;
     this.digest.add(this.selfMember);
     this.leaderSubject = new BehaviorSubject<Member | null>(this.selfMember);
@@ -318,6 +339,7 @@ export class Membership implements PeerChannel {
   setSelf(self: NodeIdentity): void {
     this.digest.remove(this.selfMember);
     this.selfMember = toMember(self, true, this.selfMember.joinedAt);
+    this.ring.setSelf(self.name);
     this.digest.add(this.selfMember);
     this.oldest = pickLeader([this.selfMember, ...this.remoteMembers()])!;
     this.changed();
@@ -519,6 +541,7 @@ export class Membership implements PeerChannel {
         if (existing.link.closed || this.preferred(link, existing.link)) {
           existing.spare = existing.link;
           existing.link = link;
+          link.watch(this.watchedNames.has(peer.name));
         } else {
           existing.spare = link;
         }
@@ -753,6 +776,7 @@ export class Membership implements PeerChannel {
       // The winning link failed before the peer switched to it: the spare carries on.
       entry.link = entry.spare;
       entry.spare = undefined;
+      entry.link.watch(this.watchedNames.has(entry.member.name));
       return;
     }
     entry.spare?.close('the member is gone');
@@ -772,6 +796,7 @@ export class Membership implements PeerChannel {
       });
     }
     this.holdLeader = false;
+    if (reason === 'heartbeat-timeout') this.suspectUnwatched();
     this.reassess(unreachable);
     if (unreachable) return; // `unreachable` once a member vouches for it, else `down`
     if (reason === 'leave')
@@ -841,6 +866,9 @@ export class Membership implements PeerChannel {
     this.inBucket[entry.bucket].add(entry);
     this.digest.add(member);
     if (compareAge(member, this.oldest) < 0) this.oldest = member;
+    this.ring.add(member.name);
+    this.rewatch();
+    entry.link.watch(this.watchedNames.has(member.name));
     this.changed();
   }
 
@@ -859,6 +887,8 @@ export class Membership implements PeerChannel {
     this.digest.remove(member);
     this.exchangeDue.delete(name);
     this.forgetListings(name);
+    this.ring.delete(name);
+    this.rewatch();
     if (this.oldest === member)
       this.oldest = pickLeader([this.selfMember, ...this.remoteMembers()])!;
     this.changed();
@@ -889,6 +919,63 @@ export class Membership implements PeerChannel {
       this.flushPending = false;
       // Nobody listens: the list is built when someone subscribes or asks.
       if (this.membersSubject.observed) this.sync();
+    });
+  }
+
+  /**
+   * Updates which links are held to the failure timeout after the ring changed: only the
+   * members that entered or left this node's neighbourhood are touched (at most a few per
+   * change), so a start-up storm costs O(perSide) per join, not O(members).
+   */
+  private rewatch(): void {
+    const next = this.ring.watched();
+    for (const name of this.watchedNames) {
+      if (!next.has(name)) this.table.get(name)?.link.watch(false);
+    }
+    for (const name of next) {
+      if (!this.watchedNames.has(name)) this.table.get(name)?.link.watch(true);
+    }
+    this.watchedNames = next;
+  }
+
+  /**
+   * This node lost a link for silence, or a member reports a loss: every link it does not watch
+   * is probed now and closes unless its peer answers within a probe's window (at most once per
+   * `suspectAllIntervalMs`; the members a report names are probed at once, `suspectNamed`). So
+   * a freeze or a partition seen by a member's ring neighbours reaches every node within about
+   * two failure windows, whatever the cluster's size — a member whose ring neighbours are all on
+   * its own side of a partition included.
+   */
+  private suspectUnwatched(): void {
+    if (this.ring.complete) return;
+    const now = this.clock.now();
+    if (now - this.suspectedAllAt < SUSPECT_ALL_INTERVAL_MS) return;
+    this.suspectedAllAt = now;
+    for (const [name, entry] of this.table) {
+      if (!this.watchedNames.has(name)) entry.link.suspect();
+    }
+  }
+
+  /** Probes the unwatched links to the members a report marks unreachable (see `suspectUnwatched`). */
+  private suspectNamed(names: readonly NodeIdentity[]): void {
+    if (this.ring.complete) return;
+    for (const m of names) {
+      if (this.watchedNames.has(m.name)) continue;
+      const entry = this.table.get(m.name);
+      if (entry && entry.member.incarnation === m.incarnation) entry.link.suspect();
+    }
+  }
+
+  /**
+   * Reassesses reachability once after this turn: a burst of reports (every observer's row
+   * changes when one member is lost) costs one pass, not one per report.
+   */
+  private reassessSoon(): void {
+    if (this.reassessPending || this.closed) return;
+    this.reassessPending = true;
+    this.clock.defer(() => {
+      this.reassessPending = false;
+      if (!this.closed) this.reassess();
     });
   }
 
@@ -1126,6 +1213,10 @@ export class Membership implements PeerChannel {
     }
     const previous = this.reach.get(row.observer);
     if (this.reach.merge(row, observer.incarnation) !== 'newer') return;
+    if (row.unreachable.length > 0) {
+      this.suspectNamed(row.unreachable);
+      this.suspectUnwatched();
+    }
     const targets = new Set(row.unreachable.map((m) => m.name));
     if (previous?.incarnation === row.incarnation)
       for (const m of previous.unreachable) targets.add(m.name);
@@ -1134,7 +1225,7 @@ export class Membership implements PeerChannel {
       const entry = this.table.get(name);
       if (entry && !entry.link.closed) entry.link.send(FrameType.REACHABILITY, payload);
     }
-    this.reassess();
+    this.reassessSoon();
   }
 
   // ---- peer exchange ---------------------------------------------------------------------

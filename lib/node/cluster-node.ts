@@ -36,6 +36,8 @@ export interface ClusterNodeSeams {
     MembershipOptions,
     'exchangeDelayMs' | 'exchangeIntervalMs' | 'exchangeQuietCapMs'
   >;
+  /** Members watched on each side on the heartbeat ring (tests use small rings). @default 8 */
+  readonly watchedPerSide?: number;
 }
 
 /** Discovery state of one topology, as health shows it. */
@@ -112,6 +114,7 @@ export class ClusterNode {
       // A lost member's fate is settled in one heartbeat interval when no member vouches for it.
       reachabilityWaitMs: options.heartbeatIntervalMs,
       ...seams.peerExchange,
+      watchedPerSide: seams.watchedPerSide,
     });
     this.leadership = new LeadershipTracker(this.membership, {
       quorum: options.quorum,

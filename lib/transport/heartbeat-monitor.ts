@@ -13,6 +13,13 @@ export interface MonitoredLink {
   readonly drives: boolean;
   /** When this end last sent a HEARTBEAT asking for an answer; undefined before the first. */
   readonly probeSentAt: number | undefined;
+  /**
+   * True when this end holds the link to the failure timeout; false when it only probes it at
+   * the slow pace (`unwatchedProbeMs`), because other members watch the peer.
+   */
+  readonly watched: boolean;
+  /** When `suspect` probed the link; undefined once bytes arrived since (or never suspected). */
+  readonly suspectedAt: number | undefined;
   /** Forgets older silence: the peer gets a fresh failure window from `now`. */
   grace(now: number): void;
   /** Sends one HEARTBEAT frame; `probe` asks the peer to answer at once. */
@@ -57,6 +64,15 @@ export function answerProbeMs(heartbeatIntervalMs: number, failureTimeoutMs: num
 }
 
 /**
+ * Silence after which an end probes a link it does not watch, ms: three failure timeouts (15 s
+ * with the defaults). The driver's probe and the answering end's (one interval later) follow
+ * the same rule as on a watched link.
+ */
+export function unwatchedProbeMs(failureTimeoutMs: number): number {
+  return 3 * failureTimeoutMs;
+}
+
+/**
  * One checker timer for all the links of a transport: keeps idle links alive with as few
  * frames as possible and expires silent ones.
  *
@@ -70,6 +86,14 @@ export function answerProbeMs(heartbeatIntervalMs: number, failureTimeoutMs: num
  * only when the driver's probes stop coming (`answerProbeMs`, 4 s). Either end closes a link
  * that received nothing for `failureTimeoutMs`, so a crashed or frozen peer is detected on
  * both ends within the failure timeout plus one checker tick.
+ *
+ * Membership may leave a link unwatched (`watched: false`) when other members watch its peer
+ * (the heartbeat ring, see `WatchRing`): then the silence thresholds are the slow ones —
+ * probe after `unwatchedProbeMs` (15 s), close after one more failure timeout (20 s) — so a
+ * large cluster's idle cost does not grow with its size. When another member reports a loss,
+ * membership suspects such links: each gets a probe, and closes with `heartbeat-timeout` if
+ * nothing arrives within `suspectWindowMs` (2 s, the time a watched link gives its probe's
+ * answer).
  *
  * Lifeguard's lesson: silence measured across a blocked event loop is the local node's
  * fault, not the peer's — frames that arrived while the loop was blocked are still unread in
@@ -87,6 +111,12 @@ export class HeartbeatMonitor {
   readonly idleProbeMs: number;
   /** Silence after which the answering end probes, ms. */
   readonly answerProbeMs: number;
+  /** Silence after which an end probes a link it does not watch, ms. */
+  readonly unwatchedProbeMs: number;
+  /** Silence after which a link that is not watched closes, ms. */
+  readonly unwatchedTimeoutMs: number;
+  /** Time a suspected link has to answer its probe, ms. */
+  readonly suspectWindowMs: number;
   private timer: TimerHandle | undefined;
   private expectedAt = 0;
 
@@ -99,6 +129,9 @@ export class HeartbeatMonitor {
     this.stallThresholdMs = Math.max(options.heartbeatIntervalMs / 2, this.tickMs);
     this.idleProbeMs = idleProbeMs(options.heartbeatIntervalMs, options.failureTimeoutMs);
     this.answerProbeMs = answerProbeMs(options.heartbeatIntervalMs, options.failureTimeoutMs);
+    this.unwatchedProbeMs = unwatchedProbeMs(options.failureTimeoutMs);
+    this.unwatchedTimeoutMs = this.unwatchedProbeMs + options.failureTimeoutMs;
+    this.suspectWindowMs = Math.max(this.tickMs, options.failureTimeoutMs - this.idleProbeMs);
   }
 
   /** Number of links watched. */
@@ -157,19 +190,27 @@ export class HeartbeatMonitor {
 
   private check(link: MonitoredLink, now: number): void {
     const silentMs = now - link.lastReceivedAt;
-    if (silentMs > this.options.failureTimeoutMs) {
+    const watched = link.watched;
+    if (
+      silentMs > (watched ? this.options.failureTimeoutMs : this.unwatchedTimeoutMs) ||
+      (link.suspectedAt !== undefined && now - link.suspectedAt > this.suspectWindowMs)
+    ) {
       link.expire(silentMs);
       return;
     }
     // Thresholds lose half a tick so that a period lands on the tick that ends it.
     const slack = this.tickMs / 2;
+    const idleProbe = watched ? this.idleProbeMs : this.unwatchedProbeMs;
     const probing = link.probeSentAt !== undefined && link.probeSentAt > link.lastReceivedAt;
-    const probeAfter = link.drives ? this.idleProbeMs : this.answerProbeMs;
+    const probeAfter = link.drives
+      ? idleProbe
+      : watched
+        ? this.answerProbeMs
+        : idleProbe + this.options.heartbeatIntervalMs;
     if (!probing && silentMs >= probeAfter - slack) {
       link.sendHeartbeat(now, true);
       return;
     }
-    if (link.drives && now - link.lastSentAt >= this.idleProbeMs - slack)
-      link.sendHeartbeat(now, false);
+    if (link.drives && now - link.lastSentAt >= idleProbe - slack) link.sendHeartbeat(now, false);
   }
 }

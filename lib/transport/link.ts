@@ -117,6 +117,10 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   probeSentAt: number | undefined;
   /** @internal the dialer drives the link's liveness; the listener answers */
   readonly drives: boolean;
+  /** @internal held to the failure timeout (see `watch`) */
+  watched = true;
+  /** @internal monotonic time of the probe `suspect` sent, until bytes arrive */
+  suspectedAt: number | undefined;
   private readonly socket: Wire;
   private readonly clock: Clock;
   private readonly init: LinkInit;
@@ -242,6 +246,34 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   /** @internal the peer gets a fresh failure window (after a local event-loop stall) */
   grace(now: number): void {
     this.lastReceivedAt = now;
+    if (this.suspectedAt !== undefined) this.suspectedAt = now;
+  }
+
+  /**
+   * Sets whether the failure detector holds this link to the failure timeout (the default) or
+   * only probes it at the slow pace (see `HeartbeatMonitor`). Membership watches the members
+   * around this node on its heartbeat ring; a link that becomes watched gets a fresh failure
+   * window and a probe.
+   */
+  watch(watched: boolean): void {
+    if (watched === this.watched) return;
+    this.watched = watched;
+    if (!watched || this.closed || this.socket.destroyed) return;
+    const now = this.clock.now();
+    this.grace(now);
+    this.sendHeartbeat(now, true);
+  }
+
+  /**
+   * Probes the peer now and closes the link (`heartbeat-timeout`) unless something arrives
+   * within the answer window of a probe (see `HeartbeatMonitor`): another member reported a
+   * loss, and this link may not have been watched. Does nothing while a suspicion is pending.
+   */
+  suspect(): void {
+    if (this.suspectedAt !== undefined || this.closed || this.socket.destroyed) return;
+    const now = this.clock.now();
+    this.suspectedAt = now;
+    this.sendHeartbeat(now, true);
   }
 
   /** @internal one HEARTBEAT; `probe` asks the peer to answer at once */
@@ -342,6 +374,7 @@ export class Link extends EventEmitter<LinkEvents> implements MonitoredLink {
   private readonly onData = (chunk: Buffer): void => {
     if (this.closeReason !== undefined) return;
     this.lastReceivedAt = this.clock.now();
+    this.suspectedAt = undefined;
     this.receive(chunk);
     this.drain();
   };

@@ -77,7 +77,7 @@ export class CoreWorld {
     name: string,
     host: string,
     overrides: Partial<ResolvedClusterOptions> = {},
-    seams: Pick<ClusterNodeSeams, 'peerExchange' | 'sealLinks'> = {},
+    seams: Pick<ClusterNodeSeams, 'peerExchange' | 'sealLinks' | 'watchedPerSide'> = {},
   ): Promise<WorldNode> {
     const clock = this.network.clockOf(host);
     const options = inMemoryNodeOptions(

@@ -61,6 +61,15 @@ interface OpenSockets {
 type StepError = Error & { operation?: GossipSocketOperation; target?: string };
 
 /**
+ * Factor by which a group stretches every node's heartbeat interval, and the time a silent peer
+ * is remembered: 1 up to `groupScaleNodes` nodes (this one and `peersHeard`), in proportion
+ * beyond — so the group's total heartbeat rate stays that of `groupScaleNodes` nodes.
+ */
+export function gossipGroupScale(peersHeard: number): number {
+  return Math.max(1, (peersHeard + 1) / GOSSIP_DEFAULTS.groupScaleNodes);
+}
+
+/**
  * One run of the gossip strategy, from `start()` to `stop()`: the sockets, the timers and
  * the peers heard. Never throws out of its public methods.
  *
@@ -291,9 +300,14 @@ export class GossipSession {
     const { heartbeatMinMs: min, heartbeatMaxMs: max } = this.settings;
     this.heartbeatTimer = setTimeout(
       () => this.tick(),
-      (min + Math.random() * (max - min)) * this.slowdown,
+      (min + Math.random() * (max - min)) * this.slowdown * this.groupScale(),
     );
     this.heartbeatTimer.unref();
+  }
+
+  /** How much the group's size stretches the heartbeat interval and the expiry of peers. */
+  private groupScale(): number {
+    return gossipGroupScale(this.peers.size);
   }
 
   /**
@@ -453,14 +467,15 @@ export class GossipSession {
   private expire(): void {
     const now = this.now();
     const members = new Set(this.ctx.members().map((m) => m.name));
-    const gone = this.peers.expire(now, this.settings.expireMs, (name) => members.has(name));
+    const expireMs = this.settings.expireMs * this.groupScale();
+    const gone = this.peers.expire(now, expireMs, (name) => members.has(name));
     for (const [name, at] of this.lastReplyAt) {
       if (now - at >= GOSSIP_DEFAULTS.nonMemberReplyIntervalMs) this.lastReplyAt.delete(name);
     }
     if (gone.length === 0) return;
     if (this.ctx.debug) {
       this.logger.debug?.(
-        `gossip: not heard for ${this.settings.expireMs} ms, forgetting ${gone.map((p) => p.name).join(', ')}`,
+        `gossip: not heard for ${Math.round(expireMs)} ms, forgetting ${gone.map((p) => p.name).join(', ')}`,
       );
     }
     this.ctx.connect(this.peers.endpoints());

@@ -16,6 +16,7 @@ import {
   GossipStrategy,
   type GossipStrategyConfig,
 } from '../../../lib/strategies/gossip.strategy.js';
+import { gossipGroupScale } from '../../../lib/strategies/gossip/gossip-session.js';
 import { FakeStrategyContext, fakeMember } from './fake-context.js';
 
 /** Matches any incarnation token (a string). */
@@ -854,5 +855,20 @@ describe('GossipStrategy key rotation', () => {
     for (const n of nodes) {
       await n.ctx.waitFor(seesProcess(...nodes.filter((o) => o !== n)), 3000, `${n.name} mutual`);
     }
+  });
+});
+
+describe('gossip group scale', () => {
+  it('keeps the pace up to 15 nodes and stretches it in proportion beyond, so the group sends what 15 nodes would', () => {
+    expect(gossipGroupScale(0)).toBe(1);
+    expect(gossipGroupScale(14)).toBe(1);
+    expect(gossipGroupScale(29)).toBe(2);
+    expect(gossipGroupScale(99)).toBeCloseTo(100 / 15);
+    // The group's heartbeats per second: nodes / (mean interval × scale), flat beyond 15.
+    const meanIntervalS = (1 + 5) / 2;
+    const groupRate = (n: number): number => n / (meanIntervalS * gossipGroupScale(n - 1));
+    expect(groupRate(15)).toBeCloseTo(5);
+    expect(groupRate(100)).toBeCloseTo(5);
+    expect(groupRate(1000)).toBeCloseTo(5);
   });
 });

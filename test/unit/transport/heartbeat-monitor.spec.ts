@@ -6,6 +6,8 @@ class FakeLink implements MonitoredLink {
   lastReceivedAt: number;
   lastSentAt: number;
   readonly drives = true;
+  watched = true;
+  suspectedAt: number | undefined;
   probeSentAt: number | undefined;
   heartbeats: number[] = [];
   expired: number[] = [];
@@ -58,6 +60,66 @@ describe('HeartbeatMonitor', () => {
     expect(monitor.size).toBe(0);
     await time.runFor(1000);
     expect(time.pending).toBe(0);
+  });
+
+  it('an unwatched link is probed only after three failure timeouts and expires after four', async () => {
+    const time = new VirtualTime();
+    const clock = time.process();
+    const monitor = new HeartbeatMonitor({
+      heartbeatIntervalMs: 100,
+      failureTimeoutMs: 400,
+      clock,
+    });
+    const link = new FakeLink(0);
+    link.watched = false;
+    let expiredAt: number | undefined;
+    link.expire = (silentMs) => {
+      expiredAt = clock.now();
+      link.expired.push(silentMs);
+      monitor.delete(link);
+    };
+    monitor.add(link);
+    await time.runUntil(3000, () => expiredAt !== undefined);
+    expect(monitor.unwatchedProbeMs).toBe(1200);
+    expect(link.heartbeats[0]).toBe(1200);
+    expect(expiredAt).toBeGreaterThan(1600);
+    expect(expiredAt).toBeLessThanOrEqual(1600 + monitor.tickMs);
+  });
+
+  it('a suspected link expires when nothing arrives within the window of a probe, and lives when something does', async () => {
+    const time = new VirtualTime();
+    const clock = time.process();
+    const monitor = new HeartbeatMonitor({
+      heartbeatIntervalMs: 100,
+      failureTimeoutMs: 400,
+      clock,
+    });
+    const silent = new FakeLink(0);
+    const answering = new FakeLink(0);
+    for (const link of [silent, answering]) {
+      link.watched = false;
+      link.expire = (silentMs) => {
+        link.expired.push(clock.now());
+        void silentMs;
+        monitor.delete(link);
+      };
+      monitor.add(link);
+    }
+    await time.runFor(500);
+    silent.suspectedAt = clock.now();
+    answering.suspectedAt = clock.now();
+    await time.runFor(100);
+    // The answer arrives: the link clears its suspicion (as `Link` does on any bytes).
+    answering.lastReceivedAt = clock.now();
+    answering.suspectedAt = undefined;
+    await time.runFor(1000);
+    // The window is the failure timeout less the idle probe: 400 − 200 = 200 ms.
+    expect(monitor.suspectWindowMs).toBe(200);
+    expect(silent.expired).toHaveLength(1);
+    expect(silent.expired[0] - 500).toBeGreaterThan(200);
+    expect(silent.expired[0] - 500).toBeLessThanOrEqual(200 + monitor.tickMs);
+    expect(answering.expired).toEqual([]);
+    monitor.stop();
   });
 
   it('a late tick (local stall) judges no one, grants a fresh window and heartbeats at once', async () => {
