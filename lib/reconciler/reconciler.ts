@@ -1,6 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import { ClusterError } from '../errors/cluster.error.js';
+import { HandshakeTimeoutError } from '../errors/handshake-timeout.error.js';
 import { LinkRefusedError } from '../errors/link-refused.error.js';
 import { PeerUnreachableError } from '../errors/peer-unreachable.error.js';
 import { formatEndpoint } from '../identity/endpoint.js';
@@ -106,6 +107,8 @@ export class Reconciler {
   private readonly queue: Target[] = [];
   private readonly subscription: Subscription;
   private readonly maxConcurrentDials: number;
+  /** Dials allowed in flight now (`adjustWindow`): between 1 and `maxConcurrentDials`. */
+  private window: number;
   private readonly graceMs: number;
   private readonly learnedAttempts: number;
   private readonly learnedTtlMs: number;
@@ -123,6 +126,7 @@ export class Reconciler {
     this.logger = options.logger ?? new Logger(Reconciler.name);
     this.limited = new RateLimitedLogger(this.logger, 60_000, 1024, () => this.clock.now());
     this.maxConcurrentDials = options.maxConcurrentDials ?? 8;
+    this.window = this.maxConcurrentDials;
     this.graceMs = options.graceMs ?? 1500;
     this.learnedAttempts = options.learnedAttempts ?? 3;
     this.learnedTtlMs = options.learnedTtlMs ?? 30_000;
@@ -169,13 +173,21 @@ export class Reconciler {
   }
 
   /** Sizes of the internal maps (for bounded-state checks and health). */
-  stats(): { targets: number; learned: number; departed: number; queued: number; dialing: number } {
+  stats(): {
+    targets: number;
+    learned: number;
+    departed: number;
+    queued: number;
+    dialing: number;
+    window: number;
+  } {
     return {
       targets: this.targets.size,
       learned: this.learnedCount,
       departed: this.departed.size,
       queued: this.queue.length,
       dialing: this.active,
+      window: Math.floor(this.window),
     };
   }
 
@@ -464,7 +476,7 @@ export class Reconciler {
       if (target.topologies.size === 0) this.forget(target);
       return;
     }
-    if (this.active >= this.maxConcurrentDials) {
+    if (this.active >= Math.floor(this.window)) {
       target.state = 'queued';
       this.queue.push(target);
       return;
@@ -473,7 +485,7 @@ export class Reconciler {
   }
 
   private pump(): void {
-    while (!this.stopped && this.active < this.maxConcurrentDials && this.queue.length > 0) {
+    while (!this.stopped && this.active < Math.floor(this.window) && this.queue.length > 0) {
       const target = this.queue.shift()!;
       target.state = 'idle';
       this.due(target);
@@ -493,11 +505,25 @@ export class Reconciler {
     }
     this.active--;
     target.state = 'idle';
+    this.adjustWindow(ok, error);
     if (!this.stopped && this.targets.get(target.key) === target) {
       if (ok) this.dialled(target);
       else this.failed(target, error);
     }
     this.pump();
+  }
+
+  /**
+   * Dials in flight follow the handshakes' fate, as TCP's window follows acknowledgements: a
+   * handshake that timed out halves the window (down to one), a completed one widens it by
+   * one (up to `maxConcurrentDials`). In a start-up storm of hundreds of processes on a few
+   * cores, handshakes time out because every process is late; more dials in flight then only
+   * waste the work of handshakes that are given up — with a fixed window, 200 processes on two
+   * cores timed out about 10,000 handshakes and never formed the mesh.
+   */
+  private adjustWindow(ok: boolean, error: unknown): void {
+    if (ok) this.window = Math.min(this.maxConcurrentDials, this.window + 1);
+    else if (error instanceof HandshakeTimeoutError) this.window = Math.max(1, this.window / 2);
   }
 
   private dialled(target: Target): void {
