@@ -8,10 +8,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { dialsFirst } from '../../../lib/identity/identity.js';
 import { decodeHave, encodeHave } from '../../../lib/membership/peer-digest.js';
-import { FrameDecoder } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
-import { MemoryWire } from '../../../lib/transport/memory-network.js';
 import { CoreWorld, type WorldNode } from '../../support/core-world.js';
+import { countWireFrames, watchWireFrames } from '../../support/wire-frames.js';
 
 type Counts = Record<'digest' | 'have' | 'peers', number>;
 
@@ -24,24 +23,18 @@ const UNSEALED_CAP = (cap: number) => ({
 
 /** Counts the membership frames every in-memory wire carries from now on. */
 function countFrames(): Counts {
-  const counts: Counts = { digest: 0, have: 0, peers: 0 };
-  const decoders = new WeakMap<MemoryWire, FrameDecoder>();
-  const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
-    .value as MemoryWire['write'];
-  vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
-    this: MemoryWire,
-    chunk: Buffer,
-  ) {
-    let decoder = decoders.get(this);
-    if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
-    for (const frame of decoder.push(Buffer.from(chunk))) {
-      if (frame.type === FrameType.PEERS_DIGEST) counts.digest++;
-      if (frame.type === FrameType.PEERS_HAVE) counts.have++;
-      if (frame.type === FrameType.PEERS) counts.peers++;
-    }
-    return write.call(this, chunk);
-  });
-  return counts;
+  const frames = countWireFrames();
+  return {
+    get digest() {
+      return frames.get(FrameType.PEERS_DIGEST) ?? 0;
+    },
+    get have() {
+      return frames.get(FrameType.PEERS_HAVE) ?? 0;
+    },
+    get peers() {
+      return frames.get(FrameType.PEERS) ?? 0;
+    },
+  };
 }
 
 /**
@@ -173,21 +166,10 @@ describe('PEERS_HAVE', () => {
       if (c.type === 'learned') learned += c.endpoints.length;
     });
     let listedToNewcomer = 0;
-    const decoders = new WeakMap<MemoryWire, FrameDecoder>();
-    const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
-      .value as MemoryWire['write'];
-    vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
-      this: MemoryWire,
-      chunk: Buffer,
-    ) {
-      let decoder = decoders.get(this);
-      if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
-      for (const f of decoder.push(Buffer.from(chunk))) {
-        if (f.type !== FrameType.PEERS || this.remoteAddress !== 'k99') continue;
-        const body = JSON.parse(f.payload.toString('utf8')) as { p: unknown[] };
-        listedToNewcomer += body.p.length;
-      }
-      return write.call(this, chunk);
+    watchWireFrames((wire, f) => {
+      if (f.type !== FrameType.PEERS || wire.remoteAddress !== 'k99') return;
+      const body = JSON.parse(f.payload.toString('utf8')) as { p: unknown[] };
+      listedToNewcomer += body.p.length;
     });
     for (const n of old.slice(0, 20))
       n.discovery.set([...old, newcomer].filter((m) => m !== n).map((m) => m.endpoint));

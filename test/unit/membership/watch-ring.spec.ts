@@ -7,10 +7,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WatchRing } from '../../../lib/membership/watch-ring.js';
 import { seededRandom } from '../../../lib/runtime/random.js';
-import { FrameDecoder } from '../../../lib/transport/frame.js';
 import { FrameType } from '../../../lib/transport/frame-types.js';
-import { MemoryWire } from '../../../lib/transport/memory-network.js';
 import { CoreWorld, type WorldNode } from '../../support/core-world.js';
+import { countWireFrames } from '../../support/wire-frames.js';
 
 const names = (n: number): string[] => Array.from({ length: n }, (_, i) => `app@10.0.0.${i + 1}`);
 
@@ -18,26 +17,6 @@ function ringOf(self: string, all: readonly string[], perSide: number): WatchRin
   const ring = new WatchRing(self, perSide);
   for (const name of all) ring.add(name);
   return ring;
-}
-
-/** Counts the HEARTBEAT frames every in-memory wire carries from now on. */
-function countHeartbeats(): { heartbeats: number } {
-  const counts = { heartbeats: 0 };
-  const decoders = new WeakMap<MemoryWire, FrameDecoder>();
-  const write = Object.getOwnPropertyDescriptor(MemoryWire.prototype, 'write')!
-    .value as MemoryWire['write'];
-  vi.spyOn(MemoryWire.prototype, 'write').mockImplementation(function (
-    this: MemoryWire,
-    chunk: Buffer,
-  ) {
-    let decoder = decoders.get(this);
-    if (!decoder) decoders.set(this, (decoder = new FrameDecoder(64 * 1024 * 1024)));
-    for (const frame of decoder.push(Buffer.from(chunk))) {
-      if (frame.type === FrameType.HEARTBEAT) counts.heartbeats++;
-    }
-    return write.call(this, chunk);
-  });
-  return counts;
 }
 
 async function meshOf(world: CoreWorld, n: number, perSide: number): Promise<WorldNode[]> {
@@ -117,9 +96,9 @@ describe('heartbeat ring between real nodes', () => {
       const world = new CoreWorld(41);
       await meshOf(world, 16, perSide);
       await world.run(10_000);
-      const counts = countHeartbeats();
+      const frames = countWireFrames();
       await world.run(30_000);
-      const heartbeats = counts.heartbeats;
+      const heartbeats = frames.get(FrameType.HEARTBEAT) ?? 0;
       vi.restoreAllMocks();
       await world.closeAll();
       return heartbeats;

@@ -28,30 +28,42 @@ class FakeLink implements MonitoredLink {
   }
 }
 
+/** A monitor with a 100 ms interval and a 400 ms failure timeout, on virtual time. */
+function monitorOnVirtualTime() {
+  const time = new VirtualTime();
+  const clock = time.process();
+  const monitor = new HeartbeatMonitor({ heartbeatIntervalMs: 100, failureTimeoutMs: 400, clock });
+  return { time, clock, monitor };
+}
+
+/** Records when `link` expires and stops watching it then, as `Transport` does. */
+function recordExpiry(
+  link: FakeLink,
+  monitor: HeartbeatMonitor,
+  clock: { now(): number },
+): { at: number | undefined } {
+  const seen: { at: number | undefined } = { at: undefined };
+  link.expire = (silentMs) => {
+    seen.at = clock.now();
+    link.expired.push(silentMs);
+    monitor.delete(link);
+  };
+  return seen;
+}
+
 describe('HeartbeatMonitor', () => {
   afterEach(() => {
     vi.useRealTimers();
   });
 
   it('probes a silent link once and expires it after failureTimeoutMs', async () => {
-    const time = new VirtualTime();
-    const clock = time.process();
-    const monitor = new HeartbeatMonitor({
-      heartbeatIntervalMs: 100,
-      failureTimeoutMs: 400,
-      clock,
-    });
+    const { time, clock, monitor } = monitorOnVirtualTime();
     const link = new FakeLink(0);
-    let expiredAt: number | undefined;
-    link.expire = (silentMs) => {
-      expiredAt = clock.now();
-      link.expired.push(silentMs);
-      monitor.delete(link);
-    };
+    const expired = recordExpiry(link, monitor, clock);
     monitor.add(link);
-    await time.runUntil(2000, () => expiredAt !== undefined);
-    expect(expiredAt).toBeGreaterThan(400);
-    expect(expiredAt).toBeLessThanOrEqual(400 + monitor.tickMs);
+    await time.runUntil(2000, () => expired.at !== undefined);
+    expect(expired.at).toBeGreaterThan(400);
+    expect(expired.at).toBeLessThanOrEqual(400 + monitor.tickMs);
     // One probe once silent for the idle period (the timeout less two intervals), then none:
     // a probe is outstanding until something arrives.
     expect(link.heartbeats[0]).toBe(monitor.idleProbeMs);
@@ -63,46 +75,26 @@ describe('HeartbeatMonitor', () => {
   });
 
   it('an unwatched link is probed only after three failure timeouts and expires after four', async () => {
-    const time = new VirtualTime();
-    const clock = time.process();
-    const monitor = new HeartbeatMonitor({
-      heartbeatIntervalMs: 100,
-      failureTimeoutMs: 400,
-      clock,
-    });
+    const { time, clock, monitor } = monitorOnVirtualTime();
     const link = new FakeLink(0);
     link.watched = false;
-    let expiredAt: number | undefined;
-    link.expire = (silentMs) => {
-      expiredAt = clock.now();
-      link.expired.push(silentMs);
-      monitor.delete(link);
-    };
+    const expired = recordExpiry(link, monitor, clock);
     monitor.add(link);
-    await time.runUntil(3000, () => expiredAt !== undefined);
+    await time.runUntil(3000, () => expired.at !== undefined);
     expect(monitor.unwatchedProbeMs).toBe(1200);
     expect(link.heartbeats[0]).toBe(1200);
-    expect(expiredAt).toBeGreaterThan(1600);
-    expect(expiredAt).toBeLessThanOrEqual(1600 + monitor.tickMs);
+    expect(expired.at).toBeGreaterThan(1600);
+    expect(expired.at).toBeLessThanOrEqual(1600 + monitor.tickMs);
   });
 
   it('a suspected link expires when nothing arrives within the window of a probe, and lives when something does', async () => {
-    const time = new VirtualTime();
-    const clock = time.process();
-    const monitor = new HeartbeatMonitor({
-      heartbeatIntervalMs: 100,
-      failureTimeoutMs: 400,
-      clock,
-    });
+    const { time, clock, monitor } = monitorOnVirtualTime();
     const silent = new FakeLink(0);
     const answering = new FakeLink(0);
+    const silentExpiry = recordExpiry(silent, monitor, clock);
+    const answeringExpiry = recordExpiry(answering, monitor, clock);
     for (const link of [silent, answering]) {
       link.watched = false;
-      link.expire = (silentMs) => {
-        link.expired.push(clock.now());
-        void silentMs;
-        monitor.delete(link);
-      };
       monitor.add(link);
     }
     await time.runFor(500);
@@ -116,9 +108,9 @@ describe('HeartbeatMonitor', () => {
     // The window is the failure timeout less the idle probe: 400 − 200 = 200 ms.
     expect(monitor.suspectWindowMs).toBe(200);
     expect(silent.expired).toHaveLength(1);
-    expect(silent.expired[0] - 500).toBeGreaterThan(200);
-    expect(silent.expired[0] - 500).toBeLessThanOrEqual(200 + monitor.tickMs);
-    expect(answering.expired).toEqual([]);
+    expect(silentExpiry.at! - 500).toBeGreaterThan(200);
+    expect(silentExpiry.at! - 500).toBeLessThanOrEqual(200 + monitor.tickMs);
+    expect(answeringExpiry.at).toBeUndefined();
     monitor.stop();
   });
 
