@@ -941,7 +941,7 @@ export class Membership implements PeerChannel {
   /**
    * This node lost a link for silence, or a member reports a loss: every link it does not watch
    * is probed now and closes unless its peer answers within a probe's window (at most once per
-   * `suspectAllIntervalMs`; the members a report names are probed at once, `suspectNamed`). So
+   * `SUSPECT_ALL_INTERVAL_MS`; the members a report names are probed at once, `suspectNamed`). So
    * a freeze or a partition seen by a member's ring neighbours reaches every node within about
    * two failure windows, whatever the cluster's size — a member whose ring neighbours are all on
    * its own side of a partition included.
