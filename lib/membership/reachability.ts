@@ -125,8 +125,8 @@ function key(name: string, incarnation: string): string {
  */
 export class ReachabilityTable {
   private readonly rows = new Map<string, ReachabilityRow>();
-  /** Each held row's answers by `name\0incarnation` (`answerOf` runs per lost member per member). */
-  private readonly answerIndex = new Map<string, Map<string, boolean>>();
+  /** A row's answers by `name\0incarnation`, built on first use (`answerOf` runs per lost member per member). */
+  private readonly answerIndex = new WeakMap<ReachabilityRow, Map<string, boolean>>();
 
   get size(): number {
     return this.rows.size;
@@ -147,21 +147,15 @@ export class ReachabilityTable {
     const held = this.rows.get(row.observer);
     if (held && held.incarnation === row.incarnation && held.version >= row.version) return 'stale';
     this.rows.set(row.observer, row);
-    this.answerIndex.set(
-      row.observer,
-      new Map(row.answers.map((a) => [key(a.name, a.incarnation), a.linked])),
-    );
     return 'newer';
   }
 
   delete(observer: string): void {
     this.rows.delete(observer);
-    this.answerIndex.delete(observer);
   }
 
   clear(): void {
     this.rows.clear();
-    this.answerIndex.clear();
   }
 
   observers(): IterableIterator<string> {
@@ -219,7 +213,12 @@ export class ReachabilityTable {
   answerOf(observer: NodeIdentity, subject: NodeIdentity): boolean | undefined {
     const row = this.rows.get(observer.name);
     if (!row || row.incarnation !== observer.incarnation) return undefined;
-    return this.answerIndex.get(observer.name)?.get(key(subject.name, subject.incarnation));
+    let index = this.answerIndex.get(row);
+    if (!index) {
+      index = new Map(row.answers.map((a) => [key(a.name, a.incarnation), a.linked]));
+      this.answerIndex.set(row, index);
+    }
+    return index.get(key(subject.name, subject.incarnation));
   }
 }
 
