@@ -6,7 +6,6 @@ import { DuplicateHandlerError } from '../errors/duplicate-handler.error.js';
 import { MemberGoneError } from '../errors/member-gone.error.js';
 import { MessagingClosedError } from '../errors/messaging-closed.error.js';
 import { NoHandlerError } from '../errors/no-handler.error.js';
-import { MemberUnreachableError } from '../errors/member-unreachable.error.js';
 import { NotAMemberError } from '../errors/not-a-member.error.js';
 import { RemoteHandlerError } from '../errors/remote-handler.error.js';
 import { RequestTimeoutError } from '../errors/request-timeout.error.js';
@@ -64,8 +63,9 @@ const MAX_REQUEST_ID = 0xffff_ffff;
  * - `send(node, topic, payload)` reaches the subscribers of `topic` on one member (self allowed).
  * - `request(node, topic, payload)` calls the handler registered with `handle(topic, fn)` on
  *   one member and resolves with its return value. It rejects with `RequestTimeoutError`,
- *   `MemberGoneError` (at once when the member leaves or goes down), `MemberUnreachableError`
- *   (at once when it is, or becomes, unreachable from this node), `RemoteHandlerError`
+ *   `MemberUnreachableError` (at once when it is unreachable from this node; nothing sent),
+ *   `MemberGoneError` (at once when the member leaves, goes down or becomes unreachable from
+ *   this node while the request waits; `unreachable: true` for the last), `RemoteHandlerError`
  *   (the handler threw) or `NoHandlerError`.
  *
  * Ordering: messages from one sender to one receiver arrive in the order they were sent
@@ -482,9 +482,7 @@ export class ClusterMessaging {
     if (!ids) return;
     for (const id of [...ids]) {
       const request = this.settle(id);
-      request?.reject(
-        unreachable ? new MemberUnreachableError(name) : new MemberGoneError(name, request.topic),
-      );
+      request?.reject(new MemberGoneError(name, request.topic, unreachable));
     }
   }
 

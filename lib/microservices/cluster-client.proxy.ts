@@ -328,7 +328,8 @@ export class ClusterClientProxy extends ClientProxy<Record<never, never>, Cluste
 
   /** Cluster errors name the transport's internal topic; say the pattern instead. */
   private describe(error: unknown, pattern: string): unknown {
-    if (error instanceof MemberGoneError) return new MemberGoneError(error.node, pattern);
+    if (error instanceof MemberGoneError)
+      return new MemberGoneError(error.node, pattern, error.unreachable);
     if (error instanceof RequestTimeoutError)
       return new RequestTimeoutError(error.node, pattern, error.timeoutMs);
     if (error instanceof BackpressureError) return new BackpressureError(error.node, pattern);

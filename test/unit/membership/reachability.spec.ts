@@ -4,6 +4,7 @@
  * in-memory network and virtual time.
  */
 import { describe, expect, it } from 'vitest';
+import { MemberGoneError } from '../../../lib/errors/member-gone.error.js';
 import { MemberUnreachableError } from '../../../lib/errors/member-unreachable.error.js';
 import { NotAMemberError } from '../../../lib/errors/not-a-member.error.js';
 import type { NodeIdentity } from '../../../lib/interfaces/member.interface.js';
@@ -220,7 +221,7 @@ describe('shared reachability between real nodes', () => {
     await world.closeAll();
   }, 30_000);
 
-  it('a request waiting on a member that becomes unreachable is rejected at once with MemberUnreachableError', async () => {
+  it('a request waiting on a member that becomes unreachable is rejected at once with MemberGoneError (unreachable)', async () => {
     const world = new CoreWorld(102);
     const nodes = await meshOf(world, 3);
     const [h1, h2] = nodes;
@@ -234,8 +235,11 @@ describe('shared reachability between real nodes', () => {
     await world.run(5000 + 1000);
     expect(unreachableSeenBy(h1)).toEqual([h2.name]);
     const error = await pending;
-    expect(error).toBeInstanceOf(MemberUnreachableError);
-    expect((error as MemberUnreachableError).node).toBe(h2.name);
+    expect(error).toBeInstanceOf(MemberGoneError);
+    expect(error).toMatchObject({ node: h2.name, topic: 'slow', unreachable: true });
+    expect((error as Error).message).toBe(
+      `the link to ${h2.name} went down before it replied to "slow" (other members still reach it)`,
+    );
     await world.closeAll();
   });
 
