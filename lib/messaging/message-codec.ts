@@ -80,15 +80,36 @@ export interface DecodedReplyError {
   readonly message: string;
 }
 
+const JSON_TEXT = Symbol.for('nestjs-cluster.jsonText');
+
+/**
+ * A payload its sender has already encoded as JSON text: messaging sends the text as it is
+ * (its size still checked) and receivers parse it as any payload. For layers that encode
+ * each item when it is queued (so an error reaches the caller at once) and send many items
+ * as one message. Internal: the text must be valid JSON, which nothing checks on this side.
+ */
+export interface JsonText {
+  readonly [JSON_TEXT]: string;
+}
+
+/** Wraps JSON text made by `JSON.stringify` as a payload that is sent as it is. */
+export function jsonText(text: string): JsonText {
+  return { [JSON_TEXT]: text };
+}
+
+function isJsonText(payload: unknown): payload is JsonText {
+  return typeof payload === 'object' && payload !== null && JSON_TEXT in payload;
+}
+
 /**
  * Encodes a payload as JSON text and checks its size. Throws `PayloadError` for values JSON
  * cannot represent at the top level (`undefined`, functions, symbols), for BigInt and cycles
- * anywhere, and for a text longer than `maxBytes` UTF-8 bytes.
+ * anywhere, and for a text longer than `maxBytes` UTF-8 bytes. A `JsonText` is taken as is.
  */
 export function encodePayload(topic: string, payload: unknown, maxBytes: number): Buffer {
   let json: string | undefined;
   try {
-    json = JSON.stringify(payload);
+    json = isJsonText(payload) ? payload[JSON_TEXT] : JSON.stringify(payload);
   } catch (error) {
     throw new PayloadError(
       `payload of "${topic}" cannot be encoded as JSON: ${(error as Error).message}`,

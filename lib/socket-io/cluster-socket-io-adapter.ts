@@ -16,8 +16,16 @@ import { PayloadError } from '../errors/payload.error.js';
 import type { ClusterEvent } from '../interfaces/member.interface.js';
 import { RateLimitedLogger } from '../logging/rate-limited-logger.js';
 import type { ClusterMessage as ReceivedClusterMessage } from '../messaging/cluster-message.interface.js';
+import { jsonText } from '../messaging/message-codec.js';
 import { batchWebSocketWrites } from './websocket-batching.js';
-import { fromWire, toWire, type WireMessage } from './wire-codec.js';
+import {
+  batchJson,
+  fromWire,
+  isWireBatch,
+  toWire,
+  type WireBatch,
+  type WireMessage,
+} from './wire-codec.js';
 
 /** Options of the cluster adapter (`createClusterAdapter`, `ClusterIoAdapter`). */
 export interface ClusterSocketIoAdapterOptions {
@@ -65,6 +73,12 @@ const OFFSET: Promise<Offset> = Promise.resolve('');
 const DONE: Promise<void> = Promise.resolve();
 /** Second greeting of a member that joined, ms after the join. */
 const REGREET_MS = 1_000;
+/**
+ * Largest batch of adapter messages sent as one cluster message, UTF-8 bytes of JSON. A
+ * message larger than half of it goes on its own. Well under any sensible `maxPayloadBytes`;
+ * a cluster configured below it gets the batch's messages one by one instead.
+ */
+export const MAX_BATCH_BYTES = 64 * 1024;
 
 /** The namespace an adapter serves (socket.io's `Namespace`, kept structural). */
 interface AdapterNamespace {
@@ -91,6 +105,50 @@ function encodeOptions(opts: BroadcastOptions): {
   return encoded;
 }
 
+/** What engine.io is told about a packet socket.io-adapter has encoded. */
+interface PacketOptions {
+  preEncoded: true;
+  volatile?: boolean;
+  compress?: boolean;
+}
+
+/** A socket as socket.io-adapter's in-memory `broadcast` uses it (socket.io's `Socket`). */
+interface AdapterSocket {
+  notifyOutgoingListeners?: (packet: unknown) => void;
+  readonly client: { writeToEngine(encoded: unknown[], opts: PacketOptions): void };
+}
+
+/**
+ * socket.io-adapter's own steps of a local broadcast, private in its typings: `_encode` (the
+ * socket.io parser, plus the WebSocket frame computed once for every client) and `apply` (the
+ * sockets matching rooms and `except`). With them a member delivers a broadcast from the
+ * packet text the sender encoded, without decoding and encoding it again. `undefined` if a
+ * version of socket.io-adapter lacks them: broadcasts then travel as packets.
+ */
+const LOCAL_BROADCAST = (():
+  | {
+      encode: (this: unknown, packet: unknown, opts: PacketOptions) => unknown[];
+      apply: (this: unknown, opts: BroadcastOptions, fn: (socket: AdapterSocket) => void) => void;
+    }
+  | undefined => {
+  const base = Adapter.prototype as unknown as Record<string, unknown>;
+  const { _encode: encode, apply } = base;
+  if (typeof encode !== 'function' || typeof apply !== 'function') return undefined;
+  return { encode: encode as never, apply: apply as never };
+})();
+
+/** socket.io's EVENT packet type: the only packets sent as encoded text. */
+const EVENT = 2;
+
+function packetOptions(flags: BroadcastOptions['flags']): PacketOptions {
+  return { preEncoded: true, volatile: flags?.volatile, compress: flags?.compress };
+}
+
+/** What socket.io's parser writes before an EVENT packet's JSON data in namespace `nsp`. */
+function eventPrefix(nsp: string): string {
+  return nsp === '/' ? '2' : `2${nsp},`;
+}
+
 function isAdapterMessage(value: unknown): value is ClusterMessage | ClusterResponse {
   if (value === null || typeof value !== 'object') return false;
   const { uid, nsp, type } = value as Record<string, unknown>;
@@ -106,10 +164,14 @@ function isAdapterMessage(value: unknown): value is ClusterMessage | ClusterResp
  * `disconnectSockets`, `fetchSockets`, `serverSideEmit` with acknowledgements and broadcasts
  * with acknowledgements keep socket.io's semantics. This class adds:
  *
- * - **Transport:** each namespace is one cluster topic (`socket.io:/chat`); a message goes to
- *   every member with one `ClusterService.publish()` (one write per link, so each member gets
- *   each broadcast once and delivers it to its local sockets once); a response goes back to
- *   the asking member only, with `ClusterService.send()`.
+ * - **Transport:** each namespace is one cluster topic (`socket.io:/chat`); the messages of
+ *   one turn of the event loop go to every member, in order, as one `ClusterService.publish()`
+ *   at the end of the turn (one write per link, so each member gets each broadcast once and
+ *   delivers it to its local sockets once); a response goes back to the asking member only,
+ *   with `ClusterService.send()`, after what was published before it.
+ * - **Encoded once:** a broadcast's packet is encoded by socket.io's parser on the sender and
+ *   written by every member to its clients as that text (with the WebSocket frame computed
+ *   once per member, as socket.io does for its own broadcasts).
  * - **Membership from the cluster:** when a member joins, the adapters greet it at once (no
  *   wait for a heartbeat); when it leaves or goes down (a crash is seen as soon as its link
  *   closes), its adapters are dropped, so a pending `fetchSockets()` or `serverSideEmit`
@@ -138,6 +200,19 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private readonly nodeByUid = new Map<ServerId, string>();
   private readonly subscriptions: Subscription[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  /**
+   * Adapter messages of the current turn, each JSON text already (encoded when queued, so an
+   * error reaches the caller): sent as one cluster message at the end of the turn.
+   */
+  private outbox: string[] = [];
+  private outboxBytes = 0;
+  /** The JSON text every encoded broadcast of this adapter starts with. */
+  private broadcastHead: string | undefined;
+  private flushScheduled = false;
+  private readonly flushQueued = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
   private closed = false;
 
   constructor(
@@ -166,6 +241,41 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
    * @throws PayloadError when the packet is too large or not JSON-serialisable
    */
   override broadcast(packet: unknown, opts: BroadcastOptions): Promise<void> {
+    const event = packet as { type?: unknown; id?: unknown; nsp?: string };
+    if (LOCAL_BROADCAST && event.type === EVENT && event.id === undefined) {
+      // Encoded once, here: the other members get the packet's text and deliver it as it is.
+      event.nsp = this.nsp.name;
+      const packetOpts = packetOptions(opts.flags);
+      let encoded: unknown[];
+      try {
+        encoded = LOCAL_BROADCAST.encode.call(this, packet, packetOpts);
+      } catch (error) {
+        throw this.notEncodable(error);
+      }
+      if (!opts.flags?.local) {
+        const text = encoded.length === 1 ? encoded[0] : undefined;
+        if (typeof text === 'string' && text.startsWith(eventPrefix(this.nsp.name))) {
+          // The WireMessage { m: { uid, nsp, type, data: { e, opts } } }, strings only.
+          this.broadcastHead ??= `{"m":{"uid":${JSON.stringify(this.uid)},"nsp":${JSON.stringify(this.nsp.name)},"type":${MessageType.BROADCAST},"data":{"e":`;
+          this.enqueue(
+            `${this.broadcastHead}${JSON.stringify(text)},"opts":${JSON.stringify(encodeOptions(opts))}}}}`,
+          );
+        } else {
+          // Binary attachments: the packet itself, its binary values as base64.
+          void this.doPublish({
+            uid: this.uid,
+            nsp: this.nsp.name,
+            type: MessageType.BROADCAST,
+            data: { packet, opts: encodeOptions(opts) },
+          } as unknown as ClusterMessage);
+        }
+      }
+      LOCAL_BROADCAST.apply.call(this, opts, (socket) => {
+        socket.notifyOutgoingListeners?.(packet);
+        socket.client.writeToEngine(encoded, packetOpts);
+      });
+      return DONE;
+    }
     if (!opts.flags?.local) {
       // Straight to doPublish: the base class's publish() adds a promise and a microtask per
       // broadcast for an error doPublish never reports (it throws synchronously instead). Its
@@ -226,30 +336,57 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
 
   override close(): void {
     if (this.closed) return;
-    this.closed = true;
     try {
       super.close();
+      this.flush();
     } catch (error) {
       // The cluster may already be shut down: the other members see this node leave anyway.
       this.logger.debug(`${this.topic}: goodbye not sent: ${String(error)}`);
     }
+    this.closed = true;
+    this.outbox = [];
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
   }
 
+  /**
+   * Queues the message for every other member; the messages of one turn (a loop of `emit`s,
+   * say) leave as one cluster message at its end, in order. Encoded now: a packet that cannot
+   * be encoded or is too large throws here, before anyone receives it.
+   * @throws PayloadError when the message cannot be encoded or is too large
+   */
   protected override doPublish(message: ClusterMessage): Promise<Offset> {
-    // The base class ignores its own messages: this node has delivered locally already.
-    const result = this.cluster.publish(this.topic, toWire(this.topic, message), {
-      includeSelf: false,
-    });
-    for (const { node, reason } of result.failed) {
-      this.rateLimited.warn(
-        `publish:${node}`,
-        `${this.topic}: a socket.io message (type ${message.type}) did not reach ${node} (${reason})`,
-      );
+    let json: string;
+    try {
+      json = JSON.stringify(toWire(this.topic, message));
+    } catch (error) {
+      throw this.notEncodable(error);
     }
+    this.enqueue(json);
     return OFFSET;
+  }
+
+  /**
+   * Queues the JSON text of a `WireMessage` for the end of the turn (a large one leaves at
+   * once, on its own).
+   * @throws PayloadError when it is larger than the cluster's `maxPayloadBytes`
+   */
+  private enqueue(json: string): void {
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_BATCH_BYTES / 2) {
+      // Large: on its own, checked against the cluster's maxPayloadBytes as any publish.
+      this.flush();
+      this.publishJson(json, bytes);
+      return;
+    }
+    if (this.outboxBytes + bytes + 1 > MAX_BATCH_BYTES) this.flush();
+    this.outbox.push(json);
+    this.outboxBytes += bytes + 1;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushQueued);
+    }
   }
 
   protected override doPublishResponse(
@@ -259,6 +396,8 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     const node = this.nodeByUid.get(requesterUid);
     if (node === undefined)
       return Promise.reject(new Error(`unknown socket.io adapter ${requesterUid}`));
+    // What this node published before this answer reaches `node` before it.
+    this.flush();
     try {
       this.cluster.send(node, this.topic, toWire(this.topic, response));
     } catch (error) {
@@ -275,6 +414,74 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
       }
     }
     return Promise.resolve();
+  }
+
+  private notEncodable(error: unknown): PayloadError {
+    if (error instanceof PayloadError) return error;
+    return new PayloadError(
+      `socket.io packet on "${this.topic}" cannot be encoded as JSON: ${String(error)}`,
+      this.topic,
+      'not-encodable',
+      { cause: error },
+    );
+  }
+
+  /** Sends the queued messages: one cluster message, or one each when that is refused. */
+  private flush(): void {
+    if (this.outbox.length === 0) return;
+    const items = this.outbox;
+    this.outbox = [];
+    this.outboxBytes = 0;
+    if (items.length === 1) {
+      this.publishJson(items[0]);
+      return;
+    }
+    try {
+      this.publishJson(batchJson(items));
+    } catch (error) {
+      if (!(error instanceof PayloadError)) throw error;
+      // The cluster's maxPayloadBytes is below MAX_BATCH_BYTES: one by one then.
+      for (const item of items) {
+        try {
+          this.publishJson(item);
+        } catch (second) {
+          if (!(second instanceof PayloadError)) throw second;
+          this.rateLimited.warn('too-large', `${this.topic}: ${second.message}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * Publishes JSON text made by `toWire` or `batchJson` to every other member (the base class
+   * ignores its own messages: this node has delivered locally already).
+   * @throws PayloadError when it is larger than the cluster's `maxPayloadBytes`
+   */
+  private publishJson(json: string, bytes?: number): void {
+    let result;
+    try {
+      result = this.cluster.publish(this.topic, jsonText(json), { includeSelf: false });
+    } catch (error) {
+      if (error instanceof PayloadError) {
+        throw bytes === undefined
+          ? error
+          : new PayloadError(
+              `socket.io packet on "${this.topic}" is ${bytes} bytes encoded, over the cluster's maxPayloadBytes`,
+              this.topic,
+              'too-large',
+              { bytes, cause: error },
+            );
+      }
+      // The cluster is shutting down: the other members see this node leave anyway.
+      this.logger.debug(`${this.topic}: not sent: ${String(error)}`);
+      return;
+    }
+    for (const { node, reason } of result.failed) {
+      this.rateLimited.warn(
+        `publish:${node}`,
+        `${this.topic}: socket.io messages did not reach ${node} (${reason})`,
+      );
+    }
   }
 
   private assertEncodable(packet: unknown): void {
@@ -300,11 +507,27 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     }
   }
 
-  private onClusterMessage({ payload, from }: ReceivedClusterMessage<WireMessage>): void {
+  private onClusterMessage({
+    payload,
+    from,
+  }: ReceivedClusterMessage<WireMessage | WireBatch>): void {
     if (this.closed) return;
+    if (isWireBatch(payload)) {
+      for (const item of payload.l) {
+        if (this.closed) return;
+        this.onWireMessage(item, from);
+      }
+      return;
+    }
+    this.onWireMessage(payload, from);
+  }
+
+  private onWireMessage(payload: unknown, from: string): void {
     try {
       const message =
-        payload !== null && typeof payload === 'object' ? fromWire(payload) : undefined;
+        payload !== null && typeof payload === 'object'
+          ? fromWire(payload as WireMessage)
+          : undefined;
       if (!isAdapterMessage(message)) {
         this.rateLimited.warn(
           `malformed:${from}`,
@@ -314,6 +537,10 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
       }
       if (message.uid === this.uid) return;
       this.remember(message.uid, from);
+      if (message.type === MessageType.BROADCAST && hasEncodedPacket(message)) {
+        this.deliverEncoded(message.nsp, message.data, from);
+        return;
+      }
       this.onMessage(message as ClusterMessage);
     } catch (error) {
       this.rateLimited.warn(
@@ -323,8 +550,40 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     }
   }
 
+  /** A broadcast that arrived as packet text: delivered as the sender encoded it. */
+  private deliverEncoded(nsp: string, data: EncodedBroadcast, from: string): void {
+    const prefix = eventPrefix(this.nsp.name);
+    const { e: text, opts } = data;
+    if (
+      nsp !== this.nsp.name ||
+      !LOCAL_BROADCAST ||
+      !text.startsWith(prefix) ||
+      !Array.isArray(opts?.rooms) ||
+      (opts.except !== undefined && !Array.isArray(opts.except))
+    ) {
+      this.rateLimited.warn(
+        `malformed:${from}`,
+        `${this.topic}: dropped a malformed socket.io broadcast from ${from}`,
+      );
+      return;
+    }
+    const flags = opts.flags ?? {};
+    const packetOpts = packetOptions(flags);
+    const encoded = LOCAL_BROADCAST.encode.call(new PacketText(text), undefined, packetOpts);
+    const packet = new EncodedEventPacket(this.nsp.name, text, prefix.length);
+    LOCAL_BROADCAST.apply.call(
+      this,
+      { rooms: new Set(opts.rooms), except: new Set(opts.except), flags },
+      (socket) => {
+        socket.notifyOutgoingListeners?.(packet);
+        socket.client.writeToEngine(encoded, packetOpts);
+      },
+    );
+  }
+
   private greet(node: string): void {
     if (this.closed || !this.cluster.members().some((m) => m.name === node)) return;
+    this.flush();
     try {
       this.cluster.send(
         node,
@@ -377,6 +636,48 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
       this.onMessage({ uid, nsp: this.nsp.name, type: MessageType.ADAPTER_CLOSE });
     }
   }
+}
+
+/** Stands in for the socket.io encoder in `_encode`: the packet is encoded already. */
+class PacketText {
+  readonly encoder: { encode(): unknown[] };
+  constructor(text: string) {
+    this.encoder = { encode: () => [text] };
+  }
+}
+
+/**
+ * The packet of a broadcast that arrived as text, for `onAnyOutgoing` listeners: its `data`
+ * is decoded only if a socket has such listeners, once for all of them.
+ */
+class EncodedEventPacket {
+  readonly type = EVENT;
+  private decoded: unknown;
+  constructor(
+    readonly nsp: string,
+    private readonly text: string,
+    private readonly dataOffset: number,
+  ) {}
+
+  get data(): unknown {
+    return (this.decoded ??= JSON.parse(this.text.slice(this.dataOffset)) as unknown);
+  }
+}
+
+/** `data` of a broadcast sent as packet text. */
+interface EncodedBroadcast {
+  /** The packet as socket.io's parser encoded it on the sender. */
+  readonly e: string;
+  readonly opts: { rooms: Room[]; except?: Room[]; flags?: BroadcastOptions['flags'] };
+}
+
+function hasEncodedPacket(
+  message: ClusterMessage | ClusterResponse,
+): message is ClusterMessage & { data: EncodedBroadcast } {
+  const data = (message as { data?: unknown }).data;
+  return (
+    data !== null && typeof data === 'object' && typeof (data as { e?: unknown }).e === 'string'
+  );
 }
 
 /** The same response with nothing in it (the original could not be encoded). */

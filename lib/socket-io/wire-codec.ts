@@ -19,6 +19,24 @@ export interface WireMessage {
   readonly m: unknown;
 }
 
+/**
+ * Adapter messages of one turn sent as one cluster message, in order: `{"l":[…]}`, each item
+ * a `WireMessage`.
+ */
+export interface WireBatch {
+  readonly l: readonly unknown[];
+}
+
+/** The JSON text of a batch, from the JSON texts of its `WireMessage`s. */
+export function batchJson(items: readonly string[]): string {
+  return `{"l":[${items.join(',')}]}`;
+}
+
+/** True for a payload made by `batchJson`. */
+export function isWireBatch(payload: unknown): payload is WireBatch {
+  return payload !== null && typeof payload === 'object' && Array.isArray((payload as WireBatch).l);
+}
+
 /** Wraps an adapter message for cluster messaging; binary values become base64. */
 export function toWire(topic: string, message: unknown): WireMessage {
   return containsBinary(topic, message, 0) ? { b: 1, m: encodeBinary(message) } : { m: message };

@@ -9,7 +9,7 @@ import {
 import { Test } from '@nestjs/testing';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Server, Socket as ServerSocket } from 'socket.io';
+import type { Namespace, Server, Socket as ServerSocket } from 'socket.io';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterModule, ClusterService, PayloadError } from '../../lib/index.js';
@@ -37,6 +37,33 @@ class Gateway {
   }
 }
 
+/** A second namespace: its packets carry the namespace in their text (`2/chat,[…]`). */
+@WebSocketGateway({ namespace: 'chat' })
+class ChatGateway {
+  @WebSocketServer()
+  server!: Namespace;
+
+  @SubscribeMessage('join')
+  async join(
+    @ConnectedSocket() socket: ServerSocket,
+    @MessageBody() room: string,
+  ): Promise<string> {
+    await socket.join(room);
+    return room;
+  }
+}
+
+async function connect(url: string, room: string, got: unknown[][]): Promise<Socket> {
+  const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  socket.onAny((event: string, ...args: unknown[]) => got.push([event, ...args]));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', reject);
+  });
+  expect(await socket.emitWithAck('join', room)).toBe(room);
+  return socket;
+}
+
 async function startApp(
   name: string,
   linkPorts: number[],
@@ -56,7 +83,7 @@ async function startApp(
         strategyConfig: { hosts: linkPorts.map((p) => `127.0.0.1:${p}`), pollingIntervalMs: 300 },
       }),
     ],
-    providers: [Gateway],
+    providers: [Gateway, ChatGateway],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error'] });
   app.useWebSocketAdapter(new ClusterIoAdapter(app));
@@ -142,6 +169,82 @@ describe('ClusterIoAdapter between two apps in one process', () => {
       expect(got.length).toBe(before[i] + 1);
       expect(got.at(-1)).toBe('after');
     }
+  });
+
+  it('500 broadcasts and a socketsJoin in one turn: B delivers them in order, once each, and the join before what follows it', async () => {
+    const server = a.get(Gateway).server;
+    const before = received.map((got) => got.length);
+    const tail: unknown[][] = clients.map(() => []);
+    const onLater = clients.map((socket, i) => {
+      const fn = (value: unknown) => tail[i].push(value);
+      socket.on('later', fn);
+      return fn;
+    });
+    // One synchronous turn: the adapter sends all of it as one cluster message, in order.
+    for (let k = 0; k < 500; k++) server.to('room').emit('data', { k, pad: 'p'.repeat(k % 7) });
+    server.in('room').socketsJoin('room-2');
+    server.to('room-2').emit('later', 'after the join');
+    expect(
+      await pollUntil(
+        () =>
+          received.every((got, i) => got.length >= before[i] + 500) &&
+          tail.every((t) => t.length >= 1),
+        5_000,
+      ),
+    ).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const [i, got] of received.entries()) {
+      expect(got.slice(before[i]).map((v) => (v as { k: number }).k)).toEqual(
+        Array.from({ length: 500 }, (_, k) => k),
+      );
+      expect(tail[i]).toEqual(['after the join']);
+    }
+    clients.forEach((socket, i) => socket.off('later', onLater[i]));
+    server.in('room-2').socketsLeave('room-2');
+  });
+
+  it('a broadcast in another namespace reaches that namespace on B, and B sockets with onAnyOutgoing listeners see its arguments', async () => {
+    const { port } = (b.getHttpServer() as HttpServer).address() as AddressInfo;
+    const got: unknown[][] = [];
+    const chat = await connect(`http://127.0.0.1:${port}/chat`, 'lobby', got);
+    const outgoing: unknown[][] = [];
+    const bChat = b.get(ChatGateway).server;
+    for (const socket of bChat.sockets.values())
+      socket.onAnyOutgoing((...args: unknown[]) => outgoing.push(args));
+    const aChat = a.get(ChatGateway).server;
+    expect(
+      await pollUntil(async () => (await aChat.in('lobby').fetchSockets()).length === 1, 5_000),
+    ).toBe(true);
+    const before = received.map((r) => r.length);
+    aChat.to('lobby').emit('said', { text: 'hi "there"', n: 1 });
+    expect(await pollUntil(() => got.length >= 1, 5_000)).toBe(true);
+    expect(got).toEqual([['said', { text: 'hi "there"', n: 1 }]]);
+    expect(outgoing).toEqual([['said', { text: 'hi "there"', n: 1 }]]);
+    // The default namespace's room saw none of it.
+    expect(received.map((r) => r.length)).toEqual(before);
+    chat.disconnect();
+  });
+
+  it('a malformed broadcast on the adapter topic is dropped; the next real one is delivered', async () => {
+    const before = received.map((got) => got.length);
+    const cluster = a.get(ClusterService);
+    for (const data of [
+      { e: '0not-an-event', opts: { rooms: ['room'] } },
+      { e: '2["data","x"]', opts: { rooms: 'room' } },
+      { e: '2["data","x"]', opts: { rooms: ['room'], except: 'nope' } },
+    ]) {
+      cluster.publish(
+        'socket.io:/',
+        { m: { uid: 'forged', nsp: '/', type: 3, data } },
+        { includeSelf: false },
+      );
+    }
+    a.get(Gateway).server.to('room').emit('data', 'real');
+    expect(
+      await pollUntil(() => received.every((got, i) => got.length === before[i] + 1), 5_000),
+    ).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    for (const [i, got] of received.entries()) expect(got.slice(before[i])).toEqual(['real']);
   });
 
   it('a broadcast with acknowledgements from A collects the acks of the clients on B', async () => {
