@@ -68,6 +68,7 @@ async function startApp(
   name: string,
   linkPorts: number[],
   index: number,
+  maxPayloadBytes?: number,
 ): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [
@@ -81,6 +82,7 @@ async function startApp(
         failureTimeoutMs: 1500,
         strategy: 'static',
         strategyConfig: { hosts: linkPorts.map((p) => `127.0.0.1:${p}`), pollingIntervalMs: 300 },
+        ...(maxPayloadBytes === undefined ? {} : { messaging: { maxPayloadBytes } }),
       }),
     ],
     providers: [Gateway, ChatGateway],
@@ -255,4 +257,32 @@ describe('ClusterIoAdapter between two apps in one process', () => {
       .emitWithAck('ask', 'ready')) as string[];
     expect([...answers].sort()).toEqual(['ready? client 0', 'ready? client 1']);
   });
+});
+
+describe('ClusterIoAdapter on a cluster whose maxPayloadBytes is below one batch', () => {
+  it('a turn of broadcasts larger than maxPayloadBytes in all still reaches every client, one by one, in order', async () => {
+    const [p1, p2] = await freePorts(2);
+    const a = await startApp('small-a', [p1, p2], 0, 4096);
+    const b = await startApp('small-b', [p1, p2], 1, 4096);
+    try {
+      await a.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
+      await b.get(ClusterService).waitForMembers(2, { timeoutMs: 10_000 });
+      const { port } = (b.getHttpServer() as HttpServer).address() as AddressInfo;
+      const got: unknown[][] = [];
+      const socket = await connect(`http://127.0.0.1:${port}`, 'room', got);
+      const server = a.get(Gateway).server;
+      expect(
+        await pollUntil(async () => (await server.in('room').fetchSockets()).length === 1, 10_000),
+      ).toBe(true);
+      // 100 × ~330 bytes: one batch would be ~33 kB, over the cluster's 4 kB limit.
+      for (let k = 0; k < 100; k++) server.to('room').emit('data', { k, pad: 'q'.repeat(300) });
+      expect(await pollUntil(() => got.length >= 100, 5_000)).toBe(true);
+      expect(got.map(([, value]) => (value as { k: number }).k)).toEqual(
+        Array.from({ length: 100 }, (_, k) => k),
+      );
+      socket.disconnect();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 30_000);
 });
