@@ -22,11 +22,8 @@ import { freePorts, pollUntil } from '../support/node-process.js';
  * data arrives as binary; a packet too large or not serialisable throws `PayloadError` at the
  * `emit()` and reaches nobody; acknowledged broadcasts collect the acks of remote clients.
  */
-@WebSocketGateway()
-class Gateway {
-  @WebSocketServer()
-  server!: Server;
-
+/** `join`: the socket joins the room it names, acknowledged with the room. */
+abstract class RoomJoining {
   @SubscribeMessage('join')
   async join(
     @ConnectedSocket() socket: ServerSocket,
@@ -37,20 +34,17 @@ class Gateway {
   }
 }
 
+@WebSocketGateway()
+class Gateway extends RoomJoining {
+  @WebSocketServer()
+  server!: Server;
+}
+
 /** A second namespace: its packets carry the namespace in their text (`2/chat,[…]`). */
 @WebSocketGateway({ namespace: 'chat' })
-class ChatGateway {
+class ChatGateway extends RoomJoining {
   @WebSocketServer()
   server!: Namespace;
-
-  @SubscribeMessage('join')
-  async join(
-    @ConnectedSocket() socket: ServerSocket,
-    @MessageBody() room: string,
-  ): Promise<string> {
-    await socket.join(room);
-    return room;
-  }
 }
 
 async function connect(url: string, room: string, got: unknown[][]): Promise<Socket> {
