@@ -270,10 +270,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
           } as unknown as ClusterMessage);
         }
       }
-      LOCAL_BROADCAST.apply.call(this, opts, (socket) => {
-        socket.notifyOutgoingListeners?.(packet);
-        socket.client.writeToEngine(encoded, packetOpts);
-      });
+      this.deliverLocally(opts, packet, encoded, packetOpts);
       return DONE;
     }
     if (!opts.flags?.local) {
@@ -419,7 +416,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
   private notEncodable(error: unknown): PayloadError {
     if (error instanceof PayloadError) return error;
     return new PayloadError(
-      `socket.io packet on "${this.topic}" cannot be encoded as JSON: ${String(error)}`,
+      `socket.io packet on "${this.topic}" is not JSON-serialisable: ${String(error)}`,
       this.topic,
       'not-encodable',
       { cause: error },
@@ -489,13 +486,7 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     try {
       bytes = Buffer.byteLength(JSON.stringify(toWire(this.topic, packet)) ?? '');
     } catch (error) {
-      if (error instanceof PayloadError) throw error;
-      throw new PayloadError(
-        `socket.io packet on "${this.topic}" is not JSON-serialisable: ${String(error)}`,
-        this.topic,
-        'not-encodable',
-        { cause: error },
-      );
+      throw this.notEncodable(error);
     }
     if (bytes > this.maxPacketBytes) {
       throw new PayloadError(
@@ -570,15 +561,25 @@ export class ClusterSocketIoAdapter extends ClusterAdapterWithHeartbeat {
     const flags = opts.flags ?? {};
     const packetOpts = packetOptions(flags);
     const encoded = LOCAL_BROADCAST.encode.call(new PacketText(text), undefined, packetOpts);
-    const packet = new EncodedEventPacket(this.nsp.name, text, prefix.length);
-    LOCAL_BROADCAST.apply.call(
-      this,
+    this.deliverLocally(
       { rooms: new Set(opts.rooms), except: new Set(opts.except), flags },
-      (socket) => {
-        socket.notifyOutgoingListeners?.(packet);
-        socket.client.writeToEngine(encoded, packetOpts);
-      },
+      new EncodedEventPacket(this.nsp.name, text, prefix.length),
+      encoded,
+      packetOpts,
     );
+  }
+
+  /** What socket.io-adapter's own `broadcast` does with an encoded packet, on this node. */
+  private deliverLocally(
+    opts: BroadcastOptions,
+    packet: unknown,
+    encoded: unknown[],
+    packetOpts: PacketOptions,
+  ): void {
+    LOCAL_BROADCAST?.apply.call(this, opts, (socket) => {
+      socket.notifyOutgoingListeners?.(packet);
+      socket.client.writeToEngine(encoded, packetOpts);
+    });
   }
 
   private greet(node: string): void {
